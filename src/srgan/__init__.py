@@ -1,0 +1,3 @@
+"""srgan: image and video super-resolution."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from srgan.cli.main import run
+
+run()

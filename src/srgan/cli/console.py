@@ -1,0 +1,83 @@
+"""Output for the command line: messages on stderr, results on stdout, progress bars."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+stderr = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class Verbosity:
+    quiet: bool = False
+    verbose: bool = False
+
+
+verbosity = Verbosity()
+
+
+class _OneLineHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname.lower()
+        stderr.print(f"srgan: {level}: {record.getMessage()}", markup=False, soft_wrap=True)
+
+
+def configure(quiet: bool, verbose: bool) -> None:
+    """-q keeps errors only, -v adds explanations (INFO) to the default warnings."""
+    verbosity.quiet, verbosity.verbose = quiet, verbose
+    logger = logging.getLogger("srgan")
+    logger.handlers[:] = [_OneLineHandler()]
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING)
+
+
+def error(message: str) -> None:
+    stderr.print(f"srgan: error: {message}", markup=False, soft_wrap=True)
+
+
+@dataclass
+class ProgressTask:
+    """Advance one step per finished item; a no-op when progress is hidden."""
+
+    progress: Progress | None
+    task_id: int | None
+
+    def advance(self, _item: object = None) -> None:
+        if self.progress is not None and self.task_id is not None:
+            self.progress.advance(self.task_id)  # type: ignore[arg-type]
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[ProgressTask]:
+    """A progress bar with ETA on stderr; hidden with -q or when there is one item."""
+    if verbosity.quiet or total <= 1:
+        yield ProgressTask(None, None)
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=False) as progress:
+        yield ProgressTask(progress, progress.add_task(description, total=total))
+
+
+def print_result(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")

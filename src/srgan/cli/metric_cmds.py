@@ -1,0 +1,104 @@
+"""`srgan psnr` and `srgan eval`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from srgan.cli import console
+from srgan.cli.common import MaxPixels
+from srgan.errors import BadInputError
+from srgan.imaging.io import DEFAULT_MAX_PIXELS, list_images
+from srgan.inference.evaluate import ScoreTable, compare_paths, evaluate_models, pair_paths
+from srgan.zoo.registry import load_model
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def psnr(
+    first: Annotated[
+        Path, typer.Argument(metavar="A", help="Image file or folder (e.g. results).")
+    ],
+    second: Annotated[
+        Path, typer.Argument(metavar="B", help="Reference file or folder, paired by stem.")
+    ],
+    crop_border: Annotated[
+        int, typer.Option("--crop-border", help="Pixels removed at each side.", min=0)
+    ] = 0,
+    rgb: Annotated[bool, typer.Option("--rgb", help="Use R, G, B instead of Y.")] = False,
+    as_json: JsonFlag = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """PSNR and SSIM of images against references, as the papers compute them."""
+    total = len(pair_paths(first, second))
+    with console.progress_bar("compare", total) as bar:
+        table = compare_paths(first, second, crop_border, not rgb, max_pixels, bar.advance)
+    if as_json:
+        console.print_result(to_json(table.as_dict()))
+    else:
+        console.print_result(format_tables([table], [""]))
+
+
+def evaluate(
+    models: Annotated[
+        list[str],
+        typer.Option("--model", "-m", help="Model name or file; repeat to compare models."),
+    ],
+    dataset: Annotated[Path, typer.Option("--dataset", "-d", help="Folder of HR images.")],
+    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.", min=1)] = 4,
+    as_json: JsonFlag = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Benchmark models on an HR folder: MATLAB-bicubic LR, PSNR/SSIM on Y, border = scale."""
+    if not dataset.is_dir():
+        raise BadInputError(f"{dataset}: not a folder of HR images")
+    loaded = [load_model(name, scale) for name in models]
+    with console.progress_bar("evaluate", len(list_images(dataset))) as bar:
+        tables = evaluate_models(loaded, dataset, scale, max_pixels, bar.advance)
+    if as_json:
+        reports = [
+            {"model": name, "dataset": str(dataset), "scale": scale, **table.as_dict()}
+            for name, table in zip(models, tables, strict=True)
+        ]
+        console.print_result(to_json(reports[0] if len(reports) == 1 else reports))
+    else:
+        title = f"{dataset.name} x{scale}: PSNR (dB) and SSIM on the Y channel, border {scale}"
+        console.print_result(title + "\n" + format_tables(tables, models))
+
+
+def to_json(value: object) -> str:
+    """Strict JSON: an infinite PSNR (identical images) becomes null."""
+
+    def finite(item: object) -> object:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [finite(inner) for inner in item]
+        return item
+
+    return json.dumps(finite(value), indent=2, allow_nan=False)
+
+
+def format_tables(tables: list[ScoreTable], headers: list[str]) -> str:
+    """Images as rows, one 'PSNR SSIM' column pair per table (headed by `headers`), means."""
+    names = [s.name for s in tables[0].images]
+    name_width = max(len("image"), *(len(n) for n in names))
+    cell = "  {:>8.2f} {:>7.4f}"
+    width = len(cell.format(0, 0))
+    lines = []
+    if any(headers):
+        lines.append(" " * name_width + "".join(f"{h:>{width}}" for h in headers))
+    lines.append(f"{'image':<{name_width}}" + f"{'PSNR':>10} {'SSIM':>7}" * len(tables))
+    for row, name in enumerate(names):
+        cells = "".join(cell.format(t.images[row].psnr, t.images[row].ssim) for t in tables)
+        lines.append(f"{name:<{name_width}}{cells}")
+    lines.append("-" * (name_width + width * len(tables)))
+    means = "".join(cell.format(t.mean_psnr, t.mean_ssim) for t in tables)
+    lines.append(f"{'mean':<{name_width}}{means}")
+    return "\n".join(lines)

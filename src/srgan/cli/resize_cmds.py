@@ -1,0 +1,90 @@
+"""`srgan upscale` and `srgan downscale`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from srgan.cli.common import DEFAULT_QUALITY, MaxPixels, Quality, parse_size, process_files
+from srgan.errors import BadInputError
+from srgan.imaging.io import DEFAULT_MAX_PIXELS, read_image, write_image
+from srgan.imaging.transform import resize_image
+from srgan.inference.files import plan_outputs
+from srgan.inference.upscaler import upscale_image
+from srgan.zoo.registry import load_model
+
+InputPath = Annotated[
+    Path, typer.Argument(metavar="IN", help="An image file or a folder of images.")
+]
+OutputPath = Annotated[
+    Path, typer.Argument(metavar="OUT", help="Output file (format from its extension) or folder.")
+]
+
+
+def upscale(
+    source: InputPath,
+    target: OutputPath,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name, e.g. bicubic.")
+    ] = "bicubic",
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            "--scale", "-s", help="Model scale: picks it for bicubic, checks it for others."
+        ),
+    ] = None,
+    outscale: Annotated[
+        float | None,
+        typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
+    ] = None,
+    suffix: Annotated[str, typer.Option("--suffix", help="Add _SUFFIX to output names.")] = "",
+    ext: Annotated[
+        str, typer.Option("--ext", help="Output format for folders: auto (keep), png, jpg...")
+    ] = "auto",
+    quality: Quality = DEFAULT_QUALITY,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Upscale an image or a folder of images; alpha, 16-bit depth and gray are kept."""
+    if outscale is not None and outscale <= 0:
+        raise BadInputError(f"--outscale must be positive, got {outscale:g}")
+    pairs = plan_outputs(source, target, suffix, ext)
+    loaded = load_model(model, scale)
+
+    def action(src: Path, dst: Path) -> None:
+        image = read_image(src, max_pixels)
+        write_image(dst, upscale_image(loaded, image, outscale), quality)
+
+    process_files(pairs, action, "upscale")
+
+
+def downscale(
+    source: InputPath,
+    target: OutputPath,
+    scale: Annotated[
+        float | None, typer.Option("--scale", "-s", help="Shrink by this factor, e.g. 4.")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option("--size", help="Exact output size WIDTHxHEIGHT.")
+    ] = None,
+    quality: Quality = DEFAULT_QUALITY,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Shrink with MATLAB's antialiased bicubic imresize (makes LR inputs for evaluation)."""
+    if (scale is None) == (size is None):
+        raise BadInputError("give exactly one of --scale or --size")
+    if scale is not None and scale <= 0:
+        raise BadInputError(f"--scale must be positive, got {scale:g}")
+    exact_size = parse_size(size) if size else None
+    pairs = plan_outputs(source, target)
+
+    def action(src: Path, dst: Path) -> None:
+        image = read_image(src, max_pixels)
+        if exact_size:
+            resized = resize_image(image, size=exact_size)
+        else:
+            resized = resize_image(image, scale=1 / scale)  # type: ignore[operator]
+        write_image(dst, resized, quality)
+
+    process_files(pairs, action, "downscale")

@@ -1,0 +1,43 @@
+"""What a loaded model can do, so callers never special-case an architecture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """Facts about a model that the upscaler needs.
+
+    `in_channels` is 0 for models that take any number of channels (bicubic); colour
+    models take 3 and the upscaler feeds gray images and alpha through them as RGB.
+    `scale` is a float because bicubic accepts any factor; trained networks use integers.
+    """
+
+    name: str
+    architecture: str
+    scale: float
+    in_channels: int = 3
+    size_multiple: int = 1
+    supports_half: bool = True
+    supports_bf16: bool = True
+    tileable: bool = True
+    parameters: int = 0
+
+
+@dataclass
+class LoadedModel:
+    """An eval-mode module plus its descriptor."""
+
+    module: nn.Module
+    descriptor: ModelDescriptor
+
+    @property
+    def scale(self) -> float:
+        return self.descriptor.scale
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.name

@@ -1,0 +1,239 @@
+"""The `srgan` command line, run as a user runs it (a real process for exit codes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from srgan.cli.main import run
+from srgan.imaging import Image, ImageMeta, read_image, write_image
+from tests import pngcodec
+from tests.reference_impl import ref_imresize, ref_psnr, ref_ssim
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def srgan(capfd) -> Callable[..., Result]:
+    """Run the CLI in this process (fast) exactly as the console script does."""
+
+    def invoke(*args: object, check: bool = True) -> Result:
+        capfd.readouterr()
+        try:
+            run([str(a) for a in args])
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capfd.readouterr()
+        if check and code != 0:
+            raise AssertionError(f"srgan {args} failed ({code}):\n{err}")
+        return Result(code, out, err)
+
+    return invoke
+
+
+def test_console_script_entry_point_and_exit_codes(tmp_path):
+    """One real process: the installed `srgan` command, its output streams and exit codes."""
+    command = [sys.executable, "-m", "srgan"]
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("srgan ")
+    bad = subprocess.run(
+        [*command, "upscale", tmp_path / "missing.png", tmp_path / "o.png"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == f"srgan: error: {tmp_path / 'missing.png'}: no such file or folder"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("photo") / "astronaut.png"
+    PILImage.fromarray(data.astronaut()[100:260, 150:330]).save(path)
+    return path
+
+
+def test_version_and_help(srgan):
+    assert srgan("--version").stdout.startswith("srgan ")
+    manual = srgan("--help").stdout
+    for command in ("upscale", "downscale", "psnr", "eval"):
+        assert command in manual
+
+
+def test_upscale_bicubic_file(srgan, tmp_path, photo):
+    srgan("upscale", photo, tmp_path / "big.png", "--model", "bicubic", "--scale", "4")
+    source, result = read_image(photo), read_image(tmp_path / "big.png")
+    assert (result.height, result.width) == (source.height * 4, source.width * 4)
+    expected = ref_imresize(source.pixels.astype(np.float64) / 255, 4)
+    expected = np.clip(np.round(expected * 255), 0, 255)
+    assert np.abs(result.pixels.astype(int) - expected).max() <= 1
+
+
+def test_upscale_outscale_gives_exact_size(srgan, tmp_path, photo):
+    srgan("upscale", photo, tmp_path / "o.jpg", "--outscale", "2.5", "--quality", "90")
+    result = read_image(tmp_path / "o.jpg")
+    assert (result.height, result.width) == (400, 450)
+
+
+def test_upscale_keeps_16bit_rgba_and_gray(srgan, tmp_path):
+    rng = np.random.default_rng(1)
+    deep = rng.integers(0, 65536, (12, 10, 4)).astype(np.uint16)
+    (tmp_path / "deep.png").write_bytes(pngcodec.encode(deep))
+    gray = rng.integers(0, 256, (12, 10, 1)).astype(np.uint8)
+    write_image(tmp_path / "gray.jpg", Image(gray, ImageMeta()))
+    srgan("upscale", tmp_path / "deep.png", tmp_path / "deep_x2.png", "--scale", "2")
+    srgan("upscale", tmp_path / "gray.jpg", tmp_path / "gray_x2.jpg", "--scale", "2")
+    decoded, _ = pngcodec.decode((tmp_path / "deep_x2.png").read_bytes())
+    assert decoded.shape == (24, 20, 4) and decoded.dtype == np.uint16
+    assert PILImage.open(tmp_path / "gray_x2.jpg").mode == "L"
+
+
+def test_upscale_folder_with_suffix_and_ext(srgan, tmp_path, photo):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(photo.read_bytes())
+    srgan("-q", "upscale", folder, tmp_path / "out", "--suffix", "x2", "--ext", "jpg", "-s", "2")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.jpg", "b_x2.jpg"]
+
+
+def test_folder_with_one_bad_file_does_the_rest_and_exits_1(srgan, tmp_path, photo):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.png").write_bytes(photo.read_bytes())
+    (folder / "bad.png").write_text("not an image")
+    result = srgan("downscale", folder, tmp_path / "out", "--scale", "2", check=False)
+    assert result.returncode == 1
+    assert "bad.png" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
+
+
+def test_downscale_matches_reference_and_size_option(srgan, tmp_path, photo):
+    srgan("downscale", photo, tmp_path / "small.png", "--scale", "4")
+    source, small = read_image(photo), read_image(tmp_path / "small.png")
+    expected = np.clip(np.round(ref_imresize(source.pixels / 255.0, 1 / 4) * 255), 0, 255)
+    assert small.pixels.shape == expected.shape == (40, 45, 3)
+    assert np.abs(small.pixels.astype(int) - expected).max() <= 1
+    srgan("downscale", photo, tmp_path / "sized.png", "--size", "33x21")
+    assert read_image(tmp_path / "sized.png").pixels.shape == (21, 33, 3)
+
+
+def test_psnr_files_and_json_agree_with_reference(srgan, tmp_path, photo):
+    source = read_image(photo)
+    noisy = np.clip(
+        source.pixels + np.random.default_rng(2).normal(0, 8, source.pixels.shape), 0, 255
+    )
+    write_image(tmp_path / "noisy.png", Image(noisy.astype(np.uint8), ImageMeta()))
+    result = srgan("psnr", tmp_path / "noisy.png", photo, "--crop-border", "4", "--json")
+    report = json.loads(result.stdout)
+    expected_psnr = ref_psnr(noisy.astype(np.uint8), source.pixels, 4, True)
+    expected_ssim = ref_ssim(noisy.astype(np.uint8), source.pixels, 4, True)
+    assert report["images"][0]["name"] == "noisy"
+    assert abs(report["images"][0]["psnr"] - expected_psnr) < 1e-3
+    assert abs(report["mean"]["ssim"] - expected_ssim) < 1e-5
+    rgb = json.loads(srgan("psnr", tmp_path / "noisy.png", photo, "--rgb", "--json").stdout)
+    assert (
+        abs(rgb["mean"]["psnr"] - ref_psnr(noisy.astype(np.uint8), source.pixels, 0, False)) < 1e-3
+    )
+    table = srgan("psnr", tmp_path / "noisy.png", photo).stdout
+    assert "noisy" in table and "mean" in table
+
+
+def test_psnr_folders_pair_by_stem(srgan, tmp_path, photo):
+    for folder in ("sr", "hr"):
+        (tmp_path / folder).mkdir()
+    for name in ("one", "two"):
+        (tmp_path / "hr" / f"{name}.png").write_bytes(photo.read_bytes())
+        srgan("downscale", photo, tmp_path / "sr" / f"{name}.png", "--size", "180x160")
+    report = json.loads(srgan("psnr", tmp_path / "sr", tmp_path / "hr", "--json").stdout)
+    assert [i["name"] for i in report["images"]] == ["one", "two"]
+    assert all(i["psnr"] > 30 for i in report["images"])
+
+
+@pytest.mark.skipif(not (DATASETS / "Set5").is_dir(), reason="../shared/datasets/Set5 absent")
+def test_eval_bicubic_set5_reproduces_published_numbers(srgan):
+    report = json.loads(
+        srgan(
+            "eval", "--model", "bicubic", "--dataset", DATASETS / "Set5", "--scale", "4", "--json"
+        ).stdout
+    )
+    assert report["model"] == "bicubic" and report["scale"] == 4
+    assert len(report["images"]) == 5
+    assert 28.42 <= report["mean"]["psnr"] <= 28.44
+    assert abs(report["mean"]["ssim"] - 0.81) < 0.005
+
+
+def test_eval_several_models_gives_a_list(srgan, tmp_path, photo):
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "a.png").write_bytes(photo.read_bytes())
+    reports = json.loads(
+        srgan(
+            "eval",
+            "-m",
+            "bicubic",
+            "-m",
+            "bicubic",
+            "--dataset",
+            tmp_path / "hr",
+            "--scale",
+            "2",
+            "--json",
+        ).stdout
+    )
+    assert isinstance(reports, list) and len(reports) == 2
+    assert reports[0]["mean"] == reports[1]["mean"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _bad_inputs(tmp: Path, photo: Path) -> dict[str, list[object]]:
+    (tmp / "text.png").write_text("hello")
+    (tmp / "empty.png").write_bytes(b"")
+    (tmp / "cut.png").write_bytes(photo.read_bytes()[:2000])
+    PILImage.new("L", (10, 10)).save(tmp / "small.png")
+    out = tmp / "result.png"
+    return {
+        "missing": ["upscale", tmp / "missing.png", out],
+        "not an image": ["upscale", tmp / "text.png", out],
+        "empty": ["downscale", tmp / "empty.png", out, "--scale", "2"],
+        "truncated": ["upscale", tmp / "cut.png", out],
+        "pixel limit": ["upscale", photo, out, "--max-pixels", "1000"],
+        "folder for file": ["psnr", tmp, photo],
+        "dataset is a file": ["eval", "-m", "bicubic", "--dataset", photo],
+        "sizes differ": ["psnr", tmp / "small.png", photo],
+        "unknown model": ["upscale", photo, out, "--model", "no-such-model"],
+        "bad extension": ["upscale", photo, tmp / "result.xyz"],
+        "bad size": ["downscale", photo, out, "--size", "axb"],
+        "bad flag": ["upscale", photo, out, "--no-such-flag"],
+    }
+
+
+def test_every_bad_input_gives_one_line_exit_2_and_no_output(srgan, tmp_path, photo):
+    for case, args in _bad_inputs(tmp_path, photo).items():
+        before = sorted(p.name for p in tmp_path.iterdir())
+        result = srgan(*args, check=False)
+        assert result.returncode == 2, f"{case}: exit {result.returncode}\n{result.stderr}"
+        after = sorted(p.name for p in tmp_path.iterdir())
+        assert after == before, f"{case}: left files behind: {set(after) - set(before)}"
+        if case != "bad flag":  # the argument parser prints its own usage block
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("srgan: error: "), f"{case}: {lines}"
