@@ -237,3 +237,17 @@ def test_every_bad_input_gives_one_line_exit_2_and_no_output(srgan, tmp_path, ph
         if case != "bad flag":  # the argument parser prints its own usage block
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith("srgan: error: "), f"{case}: {lines}"
+
+
+@pytest.mark.skipif(not (DATASETS / "Set14").is_dir(), reason="../shared/datasets absent")
+@pytest.mark.parametrize("dataset", ["Set5", "Set14"])
+def test_downscale_folder_matches_independent_matlab_reference(srgan, tmp_path, dataset):
+    srgan("-q", "downscale", DATASETS / dataset, tmp_path, "--scale", "4")
+    sources = sorted((DATASETS / dataset).glob("*.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in sources]
+    for source in sources:
+        hr = read_image(source).pixels.astype(np.float64) / 255
+        expected = np.clip(np.round(ref_imresize(hr, 1 / 4) * 255), 0, 255)
+        got = read_image(tmp_path / source.name).pixels
+        assert got.shape == expected.shape, source.name
+        assert np.abs(got.astype(int) - expected).max() <= 1, source.name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -11,9 +10,6 @@ import typer
 
 from srgan.cli import console
 from srgan.errors import BadInputError, SrganError
-from srgan.imaging.io import DEFAULT_MAX_PIXELS
-
-log = logging.getLogger("srgan.cli")
 
 MaxPixels = Annotated[
     int,
@@ -27,7 +23,6 @@ Quality = Annotated[
     int, typer.Option("--quality", help="JPEG/WebP quality (100 = lossless WebP).", min=1, max=100)
 ]
 DEFAULT_QUALITY = 95
-MAX_PIXELS_DEFAULT = DEFAULT_MAX_PIXELS
 
 
 def process_files(
@@ -42,7 +37,6 @@ def process_files(
         src, dst = pairs[0]
         _ensure_folder(dst.parent)
         action(src, dst)
-        log.info("%s %s -> %s", verb, src, dst)
         return
     failures: list[str] = []
     with console.progress_bar(verb, len(pairs)) as bar:
@@ -50,7 +44,6 @@ def process_files(
             try:
                 _ensure_folder(dst.parent)
                 action(src, dst)
-                log.info("%s %s -> %s", verb, src, dst)
             except SrganError as exc:
                 failures.append(str(exc))
                 console.error(str(exc))

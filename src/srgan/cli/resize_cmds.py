@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -9,11 +10,13 @@ import typer
 
 from srgan.cli.common import DEFAULT_QUALITY, MaxPixels, Quality, parse_size, process_files
 from srgan.errors import BadInputError
-from srgan.imaging.io import DEFAULT_MAX_PIXELS, read_image, write_image
+from srgan.imaging.io import DEFAULT_MAX_PIXELS, Image, read_image, write_image
 from srgan.imaging.transform import resize_image
 from srgan.inference.files import plan_outputs
 from srgan.inference.upscaler import upscale_image
 from srgan.zoo.registry import load_model
+
+log = logging.getLogger("srgan.cli")
 
 InputPath = Annotated[
     Path, typer.Argument(metavar="IN", help="An image file or a folder of images.")
@@ -52,9 +55,14 @@ def upscale(
     pairs = plan_outputs(source, target, suffix, ext)
     loaded = load_model(model, scale)
 
+    log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
+
     def action(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels)
-        write_image(dst, upscale_image(loaded, image, outscale), quality)
+        log.info("read %s: %s", src, describe(image))
+        result = upscale_image(loaded, image, outscale)
+        write_image(dst, result, quality)
+        log.info("wrote %s: %s", dst, describe(result))
 
     process_files(pairs, action, "upscale")
 
@@ -81,10 +89,18 @@ def downscale(
 
     def action(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels)
+        log.info("read %s: %s", src, describe(image))
         if exact_size:
             resized = resize_image(image, size=exact_size)
         else:
             resized = resize_image(image, scale=1 / scale)  # type: ignore[operator]
         write_image(dst, resized, quality)
+        log.info("wrote %s: %s", dst, describe(resized))
 
     process_files(pairs, action, "downscale")
+
+
+def describe(image: Image) -> str:
+    layout = {1: "gray", 2: "gray+alpha", 3: "RGB", 4: "RGBA"}[image.channels]
+    icc = ", ICC profile" if image.meta.icc_profile else ""
+    return f"{image.width}x{image.height} {layout} {image.meta.bit_depth}-bit{icc}"
