@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from torch import nn
@@ -174,6 +176,18 @@ def test_gradients_flow() -> None:
             assert param.grad.abs().sum() > 0, f"{name}.{pname} has zero gradient"
 
 
+@pytest.fixture
+def single_thread() -> Iterator[None]:
+    """Tiny convs run fastest on one thread and stay steady on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("single_thread")
 def test_srresnet_overfits_one_pair() -> None:
     torch.manual_seed(0)
     model = SRResNet(num_features=16, num_blocks=2, scale=2)

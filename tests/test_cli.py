@@ -94,7 +94,17 @@ def test_upscale_bicubic_file(srgan, tmp_path, photo):
 
 
 def test_upscale_outscale_gives_exact_size(srgan, tmp_path, photo):
-    srgan("upscale", photo, tmp_path / "o.jpg", "--outscale", "2.5", "--quality", "90")
+    srgan(
+        "upscale",
+        photo,
+        tmp_path / "o.jpg",
+        "-m",
+        "bicubic",
+        "--outscale",
+        "2.5",
+        "--quality",
+        "90",
+    )
     result = read_image(tmp_path / "o.jpg")
     assert (result.height, result.width) == (400, 450)
 
@@ -105,8 +115,8 @@ def test_upscale_keeps_16bit_rgba_and_gray(srgan, tmp_path):
     (tmp_path / "deep.png").write_bytes(pngcodec.encode(deep))
     gray = rng.integers(0, 256, (12, 10, 1)).astype(np.uint8)
     write_image(tmp_path / "gray.jpg", Image(gray, ImageMeta()))
-    srgan("upscale", tmp_path / "deep.png", tmp_path / "deep_x2.png", "--scale", "2")
-    srgan("upscale", tmp_path / "gray.jpg", tmp_path / "gray_x2.jpg", "--scale", "2")
+    srgan("upscale", tmp_path / "deep.png", tmp_path / "deep_x2.png", "-m", "bicubic", "-s", "2")
+    srgan("upscale", tmp_path / "gray.jpg", tmp_path / "gray_x2.jpg", "-m", "bicubic", "-s", "2")
     decoded, _ = pngcodec.decode((tmp_path / "deep_x2.png").read_bytes())
     assert decoded.shape == (24, 20, 4) and decoded.dtype == np.uint16
     assert PILImage.open(tmp_path / "gray_x2.jpg").mode == "L"
@@ -117,7 +127,20 @@ def test_upscale_folder_with_suffix_and_ext(srgan, tmp_path, photo):
     folder.mkdir()
     for name in ("a.png", "b.png"):
         (folder / name).write_bytes(photo.read_bytes())
-    srgan("-q", "upscale", folder, tmp_path / "out", "--suffix", "x2", "--ext", "jpg", "-s", "2")
+    srgan(
+        "-q",
+        "upscale",
+        folder,
+        tmp_path / "out",
+        "--suffix",
+        "x2",
+        "--ext",
+        "jpg",
+        "-m",
+        "bicubic",
+        "-s",
+        "2",
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.jpg", "b_x2.jpg"]
 
 
@@ -169,7 +192,15 @@ def test_psnr_folders_pair_by_stem(srgan, tmp_path, photo):
     for name in ("one", "two"):
         (tmp_path / "hr" / f"{name}.png").write_bytes(photo.read_bytes())
         srgan("downscale", photo, tmp_path / f"{name}_lr.png", "--scale", "2")
-        srgan("upscale", tmp_path / f"{name}_lr.png", tmp_path / "sr" / f"{name}.png", "-s", "2")
+        srgan(
+            "upscale",
+            tmp_path / f"{name}_lr.png",
+            tmp_path / "sr" / f"{name}.png",
+            "-m",
+            "bicubic",
+            "-s",
+            "2",
+        )
     report = json.loads(srgan("psnr", tmp_path / "sr", tmp_path / "hr", "--json").stdout)
     assert [i["name"] for i in report["images"]] == ["one", "two"]
     assert all(25 < i["psnr"] < 40 for i in report["images"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -61,22 +61,39 @@ class ProgressTask:
             self.progress.advance(self.task_id)  # type: ignore[arg-type]
 
 
+_COLUMNS = (
+    TextColumn("{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TimeElapsedColumn(),
+    TextColumn("eta"),
+    TimeRemainingColumn(),
+)
+
+
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[ProgressTask]:
     """A progress bar with ETA on stderr; hidden with -q or when there is one item."""
     if verbosity.quiet or total <= 1:
         yield ProgressTask(None, None)
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=stderr, transient=False) as progress:
+    with Progress(*_COLUMNS, console=stderr, transient=False) as progress:
         yield ProgressTask(progress, progress.add_task(description, total=total))
+
+
+@contextmanager
+def tile_progress(name: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A bar over the tiles of one image; a no-op with -q or when `enabled` is False."""
+    if verbosity.quiet or not enabled:
+        yield lambda done, total: None
+        return
+    with Progress(*_COLUMNS, console=stderr, transient=True) as progress:
+        task = progress.add_task(name, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
 
 
 def print_result(text: str) -> None:

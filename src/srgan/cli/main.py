@@ -11,6 +11,7 @@ import typer
 from srgan import __version__
 from srgan.cli import console
 from srgan.cli.metric_cmds import evaluate, psnr
+from srgan.cli.models_cmd import models
 from srgan.cli.resize_cmds import downscale, upscale
 from srgan.errors import SrganError
 
@@ -27,6 +28,7 @@ app.command("upscale")(upscale)
 app.command("downscale")(downscale)
 app.command("psnr")(psnr)
 app.command("eval")(evaluate)
+app.command("models")(models)
 
 GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
 

@@ -8,13 +8,19 @@ from typing import Annotated
 
 import typer
 
+from srgan.cli import console
 from srgan.cli.common import DEFAULT_QUALITY, MaxPixels, Quality, parse_size, process_files
 from srgan.errors import BadInputError
 from srgan.imaging.io import DEFAULT_MAX_PIXELS, Image, read_image, write_image
 from srgan.imaging.transform import resize_image
 from srgan.inference.files import plan_outputs
-from srgan.inference.upscaler import upscale_image
-from srgan.zoo.registry import load_model
+from srgan.inference.upscaler import (
+    DEFAULT_TILE_PAD,
+    UpscaleOptions,
+    resolve_device,
+    upscale_image,
+)
+from srgan.zoo.registry import DEFAULT_MODEL, load_model
 
 log = logging.getLogger("srgan.cli")
 
@@ -30,8 +36,9 @@ def upscale(
     source: InputPath,
     target: OutputPath,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Model name, e.g. bicubic.")
-    ] = "bicubic",
+        str,
+        typer.Option("--model", "-m", help="Model name (see `srgan models`) or weights file."),
+    ] = DEFAULT_MODEL,
     scale: Annotated[
         float | None,
         typer.Option(
@@ -42,6 +49,26 @@ def upscale(
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
     ] = None,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            "--tile",
+            "-t",
+            min=0,
+            help="Tile side in input pixels; 0 = whole image; default: from the memory available.",
+        ),
+    ] = None,
+    tile_pad: Annotated[
+        int, typer.Option("--tile-pad", min=0, help="Context pixels around each tile (blended).")
+    ] = DEFAULT_TILE_PAD,
+    alpha_mode: Annotated[
+        str, typer.Option("--alpha-mode", help="Upscale alpha with the model or bicubic.")
+    ] = "model",
+    device: Annotated[
+        str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
+    ] = "auto",
+    half: Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")] = False,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 inference.")] = False,
     suffix: Annotated[str, typer.Option("--suffix", help="Add _SUFFIX to output names.")] = "",
     ext: Annotated[
         str, typer.Option("--ext", help="Output format for folders: auto (keep), png, jpg...")
@@ -52,15 +79,31 @@ def upscale(
     """Upscale an image or a folder of images; alpha, 16-bit depth and gray are kept."""
     if outscale is not None and outscale <= 0:
         raise BadInputError(f"--outscale must be positive, got {outscale:g}")
+    if alpha_mode not in ("model", "bicubic"):
+        raise BadInputError(f"--alpha-mode {alpha_mode!r}: use model or bicubic")
+    if half and bf16:
+        raise BadInputError("choose one of --half and --bf16")
     pairs = plan_outputs(source, target, suffix, ext)
-    loaded = load_model(model, scale)
-
+    try:
+        chosen_device = resolve_device(device)
+    except (ValueError, RuntimeError) as exc:
+        raise BadInputError(str(exc)) from None
+    loaded = load_model(model, scale, chosen_device)
+    options = UpscaleOptions(
+        tile=tile,
+        tile_pad=tile_pad,
+        outscale=outscale,
+        alpha_mode=alpha_mode,  # type: ignore[arg-type]
+        precision="fp16" if half else "bf16" if bf16 else "fp32",
+        device=chosen_device,
+    )
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
 
     def action(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels)
         log.info("read %s: %s", src, describe(image))
-        result = upscale_image(loaded, image, outscale)
+        with console.tile_progress(src.name, enabled=len(pairs) == 1) as progress:
+            result = upscale_image(loaded, image, options, progress)
         write_image(dst, result, quality)
         log.info("wrote %s: %s", dst, describe(result))
 

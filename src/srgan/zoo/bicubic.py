@@ -30,5 +30,6 @@ def load_bicubic(scale: float) -> LoadedModel:
         supports_bf16=False,
         # Bicubic needs 2 px of context on each side; tiles with padding reproduce it exactly.
         tileable=True,
+        memory_per_pixel=16.0 * (scale * scale + 2),
     )
     return LoadedModel(BicubicUpscaler(scale).eval(), descriptor)

@@ -14,6 +14,8 @@ class ModelDescriptor:
     `in_channels` is 0 for models that take any number of channels (bicubic); colour
     models take 3 and the upscaler feeds gray images and alpha through them as RGB.
     `scale` is a float because bicubic accepts any factor; trained networks use integers.
+    `memory_per_pixel` is a rough estimate of the peak activation memory of one input
+    pixel, used to choose a tile size; 0 means unknown (whole image).
     """
 
     name: str
@@ -25,6 +27,7 @@ class ModelDescriptor:
     supports_bf16: bool = True
     tileable: bool = True
     parameters: int = 0
+    memory_per_pixel: float = 0.0  # fp32 activation bytes per input pixel, for tile sizing
 
 
 @dataclass

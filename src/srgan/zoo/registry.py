@@ -2,21 +2,111 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import torch
+
 from srgan.errors import BadInputError
+from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect, unwrap_state_dict
 from srgan.zoo.bicubic import load_bicubic
-from srgan.zoo.descriptor import LoadedModel
+from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
+from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
 
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "natural"
 DEFAULT_BICUBIC_SCALE = 4.0
-KNOWN_MODELS = ("bicubic",)
+KNOWN_MODELS = ("bicubic", *PRETRAINED)
+WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param")
 
 
-def load_model(name_or_path: str, scale: float | None = None) -> LoadedModel:
-    """Load a named model. `scale` is required to match fixed-scale models and picks the
-    factor of scale-free ones (bicubic, default 4)."""
+def load_model(
+    name_or_path: str, scale: float | None = None, device: str | torch.device = "cpu"
+) -> LoadedModel:
+    """A named model (`bicubic`, `natural`, `anime`, `anime-video`, ...) or a weights file
+    (.pth, .safetensors, or an ncnn .param with its .bin beside it).
+
+    `scale` picks the factor of scale-free models (bicubic, default 4) and must match
+    the scale of trained ones."""
     if name_or_path == "bicubic":
         chosen = DEFAULT_BICUBIC_SCALE if scale is None else scale
         if chosen <= 0:
             raise BadInputError(f"--scale must be positive, got {chosen:g}")
         return load_bicubic(chosen)
-    known = ", ".join(KNOWN_MODELS)
-    raise BadInputError(f"unknown model {name_or_path!r} (known models: {known})")
+    if name_or_path in PRETRAINED:
+        spec = PRETRAINED[name_or_path]
+        weights = load_pretrained_weights(spec)
+        loaded = build(spec.name, weights.architecture, weights.hyperparameters, weights.state_dict)
+    elif Path(name_or_path).suffix.lower() in WEIGHT_SUFFIXES or Path(name_or_path).exists():
+        loaded = load_file(Path(name_or_path))
+    else:
+        known = ", ".join(KNOWN_MODELS)
+        raise BadInputError(
+            f"unknown model {name_or_path!r} (known: {known}; or a .pth/.safetensors/.param file)"
+        )
+    if scale is not None and scale != loaded.scale:
+        raise BadInputError(
+            f"model {loaded.name} upscales x{loaded.scale:g}; --scale {scale:g} does not match "
+            "(use --outscale for other output sizes)"
+        )
+    loaded.module.to(device)
+    return loaded
+
+
+def build(
+    name: str, architecture: str, hyperparameters: Hyperparameters, state_dict: dict
+) -> LoadedModel:
+    arch = BY_NAME[architecture]
+    module = arch.build(**hyperparameters)
+    module.load_state_dict(state_dict, strict=True)
+    module.eval().requires_grad_(False)
+    descriptor = ModelDescriptor(
+        name=name,
+        architecture=architecture,
+        scale=arch.scale(hyperparameters),
+        in_channels=arch.in_channels(hyperparameters),
+        size_multiple=arch.size_multiple(hyperparameters),
+        parameters=sum(p.numel() for p in module.parameters()),
+        memory_per_pixel=arch.memory_per_pixel(hyperparameters),
+    )
+    return LoadedModel(module, descriptor)
+
+
+def load_file(path: Path) -> LoadedModel:
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such model file")
+    suffix = path.suffix.lower()
+    if suffix == ".param":
+        from srgan.zoo.ncnn_format import ncnn_to_state_dict
+
+        weights = path.with_suffix(".bin")
+        if not weights.is_file():
+            raise BadInputError(f"{path}: its weights {weights.name} are not beside it")
+        architecture, hyperparameters, state = ncnn_to_state_dict(path, weights)
+        return build(path.stem, architecture, dict(hyperparameters), state)
+    state = _read_state_dict(path)
+    found = detect(state)
+    if found is None:
+        names = ", ".join(BY_NAME)
+        raise BadInputError(f"{path}: weights match no supported architecture ({names})")
+    arch, hyperparameters = found
+    log.info("%s: recognised %s %s", path, arch.name, hyperparameters)
+    try:
+        return build(path.stem, arch.name, hyperparameters, state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise BadInputError(f"{path}: looks like {arch.name} but does not load ({first})") from exc
+
+
+def _read_state_dict(path: Path) -> dict:
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file as load_safetensors
+
+            return load_safetensors(str(path))
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return unwrap_state_dict(checkpoint)
+    except Exception as exc:  # pickle, zip and safetensors errors have many classes
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(f"{path}: not a readable weights file ({reason})") from exc

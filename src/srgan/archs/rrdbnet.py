@@ -1,0 +1,98 @@
+"""RRDBNet, the ESRGAN / Real-ESRGAN generator.
+
+Parameter names match the public BasicSR and Real-ESRGAN releases
+(``conv_first``, ``body.N.rdbK.convM``, ``conv_body``, ``conv_up1``, ``conv_up2``,
+``conv_hr``, ``conv_last``), so their ``.pth`` state dicts load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["RRDB", "RRDBNet", "ResidualDenseBlock"]
+
+_RESIDUAL_SCALE = 0.2
+_LEAKY_SLOPE = 0.2
+
+
+class ResidualDenseBlock(nn.Module):
+    """Five densely connected 3x3 convolutions with a scaled residual connection."""
+
+    def __init__(self, num_feat: int = 64, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
+        self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
+        self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=_LEAKY_SLOPE, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.lrelu(self.conv1(x))
+        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
+        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5: torch.Tensor = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * _RESIDUAL_SCALE + x
+
+
+class RRDB(nn.Module):
+    """Residual-in-residual dense block: three dense blocks and a scaled residual."""
+
+    def __init__(self, num_feat: int, num_grow_ch: int = 32) -> None:
+        super().__init__()
+        self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.rdb3(self.rdb2(self.rdb1(x)))
+        return out * _RESIDUAL_SCALE + x
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN generator; always upsamples its trunk by 4.
+
+    For ``scale`` 2 and 1 the input is first pixel-unshuffled by 2 and 4 (as in BasicSR),
+    so ``conv_first`` sees ``num_in_ch * 4`` or ``num_in_ch * 16`` channels and the input
+    height and width must be divisible by 2 or 4.
+    """
+
+    def __init__(
+        self,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        scale: int = 4,
+        num_feat: int = 64,
+        num_block: int = 23,
+        num_grow_ch: int = 32,
+    ) -> None:
+        super().__init__()
+        if scale not in (1, 2, 4):
+            raise ValueError(f"RRDBNet supports scale 1, 2 or 4, not {scale}")
+        self.scale = scale
+        self.num_in_ch = num_in_ch
+        self.num_out_ch = num_out_ch
+        in_ch = num_in_ch * {4: 1, 2: 4, 1: 16}[scale]
+        self.conv_first = nn.Conv2d(in_ch, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch) for _ in range(num_block)))
+        self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=_LEAKY_SLOPE, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale == 2:
+            x = F.pixel_unshuffle(x, 2)
+        elif self.scale == 1:
+            x = F.pixel_unshuffle(x, 4)
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        out: torch.Tensor = self.conv_last(self.lrelu(self.conv_hr(feat)))
+        return out

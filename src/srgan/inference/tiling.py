@@ -1,0 +1,269 @@
+"""Seamless tiled super-resolution in bounded memory.
+
+`tiled_upscale` cuts the image into a grid of ``tile x tile`` core tiles (the last tile of
+a row or column may be smaller), runs the network on each core grown by ``pad`` context
+pixels on every side (clipped to the image, so at the border the network sees the true
+border, exactly as without tiling) and blends the upscaled tiles back together.
+
+Blending. Two neighbouring padded tiles overlap by ``2 * pad`` input pixels around their
+common core edge. The outer ``pad / 2`` of each tile's context is used only as context
+(weight 0: a network's outputs near the edge of what it saw are the least reliable); over
+the central ``pad`` pixels of the overlap the two weights ramp linearly in opposite
+directions and sum to 1, so there is no seam. At the image border a tile's weight is 1.
+Weights are separable (row weight x column weight) and the result is normalised by the
+accumulated weight sum, kept as two 1-D vectors. For an operator whose outputs depend on
+input pixels at most ``pad / 2`` away (MATLAB bicubic: 2 px, so ``pad >= 3`` or ``4``) the
+tiled result equals the untiled one; with one tile it is bit-identical.
+
+Memory. Only tiles are ever converted to float. Tiles are processed one row of tiles (a
+band) at a time: their weighted outputs are accumulated in one float32 band buffer, the
+rows that no later tile touches are rounded into the output array, and the overlap rows
+are carried to the next band. Beyond ``source`` and the returned array, peak memory is::
+
+    band   = (tile + 2 * pad) * scale  *  W * scale  *  C * 4 bytes
+    tile   ~ (tile + 2 * pad)**2 * (C + scale**2 * (C + 1)) * 4 bytes  (+ network activations)
+
+plus two weight vectors of ``(H + W) * scale`` float32 values. (The band actually holds at
+most ``(tile + pad) * scale + 1`` rows.) With ``tile`` None or 0 the band is the whole
+output in float32, as for untiled inference.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from srgan.imaging.io import pixels_to_tensor
+
+__all__ = ["Forward", "auto_tile_size", "available_memory_bytes", "tiled_upscale"]
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+"""[1, C, h, w] float32 CPU tensor in [0, 1] -> [1, C, h * scale, w * scale] float tensor."""
+
+DEFAULT_TILE_CANDIDATES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)
+_FALLBACK_MEMORY = 4 * 1024**3
+_INT_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+
+
+@dataclass(frozen=True)
+class _Span:
+    """One tile along one axis: input range fed to the network and its blend weights."""
+
+    start: int  # padded input range [start, stop)
+    stop: int
+    out_start: int  # output range [out_start, out_stop) where the weight is non-zero
+    out_stop: int
+    weights: np.ndarray  # float32, length out_stop - out_start
+
+
+def _spans(length: int, tile: int, pad: int, scale: int) -> list[_Span]:
+    """Tiles along one axis of ``length`` input pixels, with their linear blend ramps."""
+    spans = []
+    for core_start in range(0, length, tile):
+        core_stop = min(core_start + tile, length)
+        start, stop = max(0, core_start - pad), min(length, core_stop + pad)
+        centres = np.arange(start * scale, stop * scale, dtype=np.float64) + 0.5
+        weights = np.ones_like(centres)
+        if pad > 0:
+            width = pad * scale  # the ramp spans the central `pad` pixels of the overlap
+            if core_start > 0:
+                rise = (centres - (core_start - pad / 2) * scale) / width
+                weights = np.minimum(weights, np.clip(rise, 0.0, 1.0))
+            if core_stop < length:
+                fall = ((core_stop + pad / 2) * scale - centres) / width
+                weights = np.minimum(weights, np.clip(fall, 0.0, 1.0))
+        nonzero = np.flatnonzero(weights)
+        first, last = int(nonzero[0]), int(nonzero[-1]) + 1
+        spans.append(
+            _Span(
+                start,
+                stop,
+                start * scale + first,
+                start * scale + last,
+                weights[first:last].astype(np.float32),
+            )
+        )
+    return spans
+
+
+def _weight_sum(spans: list[_Span], out_len: int) -> np.ndarray:
+    """Accumulated weight of every output position along one axis."""
+    total = np.zeros(out_len, dtype=np.float32)
+    for span in spans:
+        total[span.out_start : span.out_stop] += span.weights
+    return total
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Grow [1, C, h, w] at the bottom and right by reflection up to multiples of `multiple`."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def _run_tile(forward: Forward, tile: np.ndarray, scale: int, size_multiple: int) -> torch.Tensor:
+    """Upscale one (h, w, C) integer tile -> float32 (h*scale, w*scale, C) view."""
+    h, w, channels = tile.shape
+    x = pixels_to_tensor(tile).unsqueeze(0)
+    if size_multiple > 1:
+        x = _pad_to_multiple(x, size_multiple)
+    y = forward(x)
+    expected = (1, channels, x.shape[2] * scale, x.shape[3] * scale)
+    if tuple(y.shape) != expected:
+        raise ValueError(
+            f"forward returned shape {tuple(y.shape)} for input {tuple(x.shape)}, "
+            f"expected {expected}"
+        )
+    y = y.detach()[0, :, : h * scale, : w * scale]
+    return y.to(device="cpu", dtype=torch.float32).permute(1, 2, 0)
+
+
+def _quantize_into(block: np.ndarray, out: np.ndarray) -> None:
+    """Round float32 ``block`` in [0, 1] (in place) into the integer array ``out``."""
+    np.clip(block, 0.0, 1.0, out=block)
+    block *= np.float32(np.iinfo(out.dtype).max)
+    np.rint(block, out=block)
+    np.copyto(out, block, casting="unsafe")
+
+
+def tiled_upscale(
+    source: np.ndarray,
+    forward: Forward,
+    scale: int,
+    tile: int | None,
+    pad: int,
+    out_dtype: np.dtype | type | None = None,
+    size_multiple: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Upscale (H, W, C) uint8/uint16 ``source`` by ``scale`` tile by tile, without seams.
+
+    ``tile`` is the core tile side in input pixels (None or 0: the whole image as one
+    tile), ``pad`` the context added on each side. Tiles whose sides are not multiples of
+    ``size_multiple`` are reflect-padded before ``forward`` and cropped after. Returns an
+    (H*scale, W*scale, C) array of ``out_dtype`` (default ``source.dtype``), rounded and
+    clamped. ``progress(done, total)`` is called after every tile.
+    """
+    if not isinstance(source, np.ndarray) or source.ndim != 3:
+        shape = getattr(source, "shape", None)
+        raise ValueError(f"source must be an (H, W, C) array, got shape {shape}")
+    if source.dtype not in _INT_DTYPES:
+        raise ValueError(f"source must be uint8 or uint16, got {source.dtype}")
+    out_dt = source.dtype if out_dtype is None else np.dtype(out_dtype)
+    if out_dt not in _INT_DTYPES:
+        raise ValueError(f"out_dtype must be uint8 or uint16, got {out_dt}")
+    height, width, channels = source.shape
+    if height == 0 or width == 0 or channels == 0:
+        raise ValueError(f"source must not be empty, got shape {source.shape}")
+    for name, value, low in (
+        ("scale", scale, 1),
+        ("pad", pad, 0),
+        ("size_multiple", size_multiple, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if tile is None:
+        tile = 0
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 0:
+        raise ValueError(f"tile must be None or an integer >= 0, got {tile!r}")
+    scale, pad, size_multiple, tile = int(scale), int(pad), int(size_multiple), int(tile)
+    if tile == 0:
+        tile = max(height, width)
+
+    rows = _spans(height, tile, pad, scale)
+    cols = _spans(width, tile, pad, scale)
+    row_sum = _weight_sum(rows, height * scale)
+    col_sum = _weight_sum(cols, width * scale)[None, :, None]
+    total = len(rows) * len(cols)
+
+    out = np.empty((height * scale, width * scale, channels), dtype=out_dt)
+    band_rows = max(r.out_stop - r.out_start for r in rows)
+    band = np.empty((band_rows, width * scale, channels), dtype=np.float32)
+    band_t = torch.from_numpy(band)
+    carried = 0  # leading rows of `band` holding overlap from the previous band
+    done = 0
+    with torch.inference_mode():
+        for index, row in enumerate(rows):
+            n = row.out_stop - row.out_start
+            band[carried:n] = 0.0
+            row_w = torch.from_numpy(row.weights)
+            r0 = row.out_start - row.start * scale
+            for col in cols:
+                y = _run_tile(
+                    forward,
+                    source[row.start : row.stop, col.start : col.stop],
+                    scale,
+                    size_multiple,
+                )
+                c0 = col.out_start - col.start * scale
+                y = y[r0 : r0 + n, c0 : c0 + (col.out_stop - col.out_start)]
+                w = torch.outer(row_w, torch.from_numpy(col.weights)).unsqueeze(-1)
+                band_t[:n, col.out_start : col.out_stop].addcmul_(y, w)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            # Rows before the next band's first row are final: normalise and round them.
+            final = rows[index + 1].out_start if index + 1 < len(rows) else row.out_stop
+            k = final - row.out_start
+            block = band[:k]
+            block /= row_sum[row.out_start : final, None, None]
+            block /= col_sum
+            _quantize_into(block, out[row.out_start : final])
+            carried = n - k
+            band[:carried] = band[k:n]
+    return out
+
+
+def auto_tile_size(
+    bytes_per_input_pixel: float,
+    budget_bytes: int,
+    candidates: Sequence[int] = DEFAULT_TILE_CANDIDATES,
+) -> int:
+    """Largest candidate tile side whose ``side**2 * bytes_per_input_pixel`` fits the budget.
+
+    Falls back to the smallest candidate when none fits.
+    """
+    if not candidates:
+        raise ValueError("candidates must not be empty")
+    if bytes_per_input_pixel <= 0:
+        raise ValueError(f"bytes_per_input_pixel must be positive, got {bytes_per_input_pixel}")
+    fitting = [c for c in candidates if c * c * bytes_per_input_pixel <= budget_bytes]
+    return max(fitting) if fitting else min(candidates)
+
+
+def available_memory_bytes(device: torch.device | str) -> int:
+    """Free memory usable for tiles on ``device``, in bytes (a conservative 4 GiB if unknown).
+
+    CUDA: free device memory. CPU: ``MemAvailable`` from /proc/meminfo, else available
+    physical pages from ``os.sysconf``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type != "cpu":
+        return _FALLBACK_MEMORY
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES")
+        page_size = os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return _FALLBACK_MEMORY
+    if pages > 0 and page_size > 0:
+        return int(pages) * int(page_size)
+    return _FALLBACK_MEMORY

