@@ -1,10 +1,15 @@
-"""Session-wide test settings."""
+"""Session-wide test settings and the in-process CLI fixture."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
+
+from srgan.cli.main import run
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,3 +23,34 @@ def model_cache(tmp_path_factory):
         os.environ.pop("SRGAN_CACHE", None)
     else:
         os.environ["SRGAN_CACHE"] = previous
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capfd) -> Iterator[Callable[..., Result]]:
+    """Run the CLI in this process (fast) exactly as the console script does."""
+
+    def invoke(*args: object, check: bool = True) -> Result:
+        capfd.readouterr()
+        try:
+            run([str(a) for a in args])
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capfd.readouterr()
+        if check and code != 0:
+            raise AssertionError(f"srgan {args} failed ({code}):\n{err}")
+        return Result(code, out, err)
+
+    yield invoke
+    # The CLI configures the "srgan" logger for the terminal; give it back to pytest.
+    logger = logging.getLogger("srgan")
+    logger.handlers.clear()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)

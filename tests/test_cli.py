@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from srgan.cli.main import run
 from srgan.imaging import Image, ImageMeta, read_image, write_image
 from tests import pngcodec
 from tests.reference_impl import ref_imresize, ref_psnr, ref_ssim
@@ -22,35 +18,9 @@ from tests.reference_impl import ref_imresize, ref_psnr, ref_ssim
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
-def srgan(capfd) -> Iterator[Callable[..., Result]]:
-    """Run the CLI in this process (fast) exactly as the console script does."""
-
-    def invoke(*args: object, check: bool = True) -> Result:
-        capfd.readouterr()
-        try:
-            run([str(a) for a in args])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        out, err = capfd.readouterr()
-        if check and code != 0:
-            raise AssertionError(f"srgan {args} failed ({code}):\n{err}")
-        return Result(code, out, err)
-
-    yield invoke
-    # The CLI configures the "srgan" logger for the terminal; give it back to pytest.
-    logger = logging.getLogger("srgan")
-    logger.handlers.clear()
-    logger.propagate = True
-    logger.setLevel(logging.NOTSET)
+def srgan(cli):
+    return cli
 
 
 def test_console_script_entry_point_and_exit_codes(tmp_path):
