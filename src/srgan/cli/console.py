@@ -84,7 +84,7 @@ def progress_bar(description: str, total: int) -> Iterator[ProgressTask]:
 @contextmanager
 def tile_progress(name: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
     """A bar over the tiles of one image; a no-op with -q or when `enabled` is False."""
-    if verbosity.quiet or not enabled:
+    if verbosity.quiet or not enabled or not stderr.is_terminal:
         yield lambda done, total: None
         return
     with Progress(*_COLUMNS, console=stderr, transient=True) as progress:
