@@ -63,8 +63,7 @@ def upscale(
     `device` defaults to the device the model is on."""
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device or "auto")
     if device is None:
-        parameter = next(loaded.module.parameters(), None)
-        target = parameter.device if parameter is not None else torch.device("cpu")
+        target = loaded.device
     else:
         target = device if isinstance(device, torch.device) else resolve_device(device)
     options = UpscaleOptions(tile, tile_pad, outscale, alpha_mode, precision, target)

@@ -222,7 +222,7 @@ def upscale_tensor(
     """(C, H, W) float in [0, 1] -> upscaled float (C, H', W'), untiled, for evaluation."""
     with torch.inference_mode():
         channels = x.shape[0]
-        batch = x.unsqueeze(0).to(next(_parameters_or_cpu(model)))
+        batch = x.unsqueeze(0).to(model.device)
         if model.descriptor.in_channels == 3 and channels == 1:
             result = model.module(batch.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
         else:
@@ -232,9 +232,3 @@ def upscale_tensor(
             size = output_size(x.shape[1], x.shape[2], outscale)
             result = imresize(result, size=size).clamp_(0, 1)
         return result
-
-
-def _parameters_or_cpu(model: LoadedModel):
-    for parameter in model.module.parameters():
-        yield parameter.device
-    yield torch.device("cpu")

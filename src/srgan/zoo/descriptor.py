@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 
@@ -44,3 +45,9 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.descriptor.name
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (CPU for weightless models such as bicubic)."""
+        parameter = next(self.module.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
