@@ -259,3 +259,86 @@ def test_downscale_folder_matches_independent_matlab_reference(srgan, tmp_path, 
         got = read_image(tmp_path / source.name).pixels
         assert got.shape == expected.shape, source.name
         assert np.abs(got.astype(int) - expected).max() <= 1, source.name
+
+
+def test_folder_outputs_never_replace_inputs_or_each_other(srgan, tmp_path, photo):
+    folder = tmp_path / "chain"
+    folder.mkdir()
+    for name in ("a.png", "a_x4.png"):
+        (folder / name).write_bytes(photo.read_bytes())
+    before = sorted(p.name for p in folder.iterdir())
+    result = srgan("upscale", folder, folder, "--suffix", "x4", "-m", "bicubic", check=False)
+    assert result.returncode == 2 and "overwrite an input" in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
+    (folder / "a_x4.png").unlink()
+    (folder / "a.jpg").write_bytes(b"")
+    result = srgan(
+        "upscale", folder, tmp_path / "out", "--ext", "png", "-m", "bicubic", check=False
+    )
+    assert result.returncode == 2 and "would be written there" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unexpected_failure_of_one_file_names_it_and_the_rest_continue(srgan, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "wide.png", Image(np.zeros((4, 4200, 3), np.uint8), ImageMeta()))
+    write_image(folder / "small.png", Image(np.zeros((8, 8, 3), np.uint8), ImageMeta()))
+    # WebP cannot hold 16800 pixels across: the encoder fails for that file only.
+    result = srgan(
+        "upscale", folder, tmp_path / "out", "--ext", "webp", "-m", "bicubic", check=False
+    )
+    assert result.returncode == 1
+    assert "wide.png" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["small.webp"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--scale", "nan"],
+        ["--scale", "inf", "-m", "bicubic"],
+        ["--outscale", "inf"],
+        ["--outscale", "0"],
+        ["--tile", "5"],
+        ["--alpha-mode", "magic"],
+        ["--half", "--bf16"],
+    ],
+)
+def test_bad_numbers_and_choices_are_bad_input(srgan, tmp_path, photo, args):
+    result = srgan("upscale", photo, tmp_path / "o.png", *args, check=False)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_small_images_in_psnr_and_eval_are_bad_input(srgan, tmp_path):
+    write_image(tmp_path / "a.png", Image(np.zeros((8, 8, 3), np.uint8), ImageMeta()))
+    result = srgan("psnr", tmp_path / "a.png", tmp_path / "a.png", check=False)
+    assert result.returncode == 2 and "too small" in result.stderr
+    (tmp_path / "hr").mkdir()
+    write_image(tmp_path / "hr" / "t.png", Image(np.zeros((3, 3, 3), np.uint8), ImageMeta()))
+    result = srgan("eval", "-m", "bicubic", "--dataset", tmp_path / "hr", check=False)
+    assert result.returncode == 2 and "too small" in result.stderr
+
+
+def test_bad_input_creates_no_output_folders(srgan, tmp_path):
+    (tmp_path / "text.png").write_text("hello")
+    result = srgan(
+        "upscale", tmp_path / "text.png", tmp_path / "new" / "sub" / "o.png", check=False
+    )
+    assert result.returncode == 2
+    assert not (tmp_path / "new").exists()
+
+
+def test_version_anywhere(srgan):
+    assert srgan("upscale", "--version").stdout.startswith("srgan ")
+
+
+def test_bicubic_outscale_is_one_exact_resize(srgan, tmp_path, photo):
+    srgan("upscale", photo, tmp_path / "o.png", "-m", "bicubic", "--outscale", "2")
+    source = read_image(photo).pixels.astype(np.float64) / 255
+    expected = np.clip(np.round(ref_imresize(source, 2) * 255), 0, 255)
+    got = read_image(tmp_path / "o.png").pixels
+    assert got.shape == expected.shape
+    assert np.abs(got.astype(int) - expected).max() <= 1

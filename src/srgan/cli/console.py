@@ -33,7 +33,8 @@ verbosity = Verbosity()
 class _OneLineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
-        stderr.print(f"srgan: {level}: {record.getMessage()}", markup=False, soft_wrap=True)
+        message = " ".join(record.getMessage().split())
+        stderr.print(f"srgan: {level}: {message}", markup=False, soft_wrap=True)
 
 
 def configure(quiet: bool, verbose: bool) -> None:
@@ -43,6 +44,12 @@ def configure(quiet: bool, verbose: bool) -> None:
     logger.handlers[:] = [_OneLineHandler()]
     logger.propagate = False
     logger.setLevel(logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING)
+    # Libraries' Python warnings are noise to a user; -v shows them as one-line notes.
+    logging.captureWarnings(True)
+    library_warnings = logging.getLogger("py.warnings")
+    library_warnings.handlers[:] = [_OneLineHandler()]
+    library_warnings.propagate = False
+    library_warnings.setLevel(logging.WARNING if verbose and not quiet else logging.CRITICAL)
 
 
 def error(message: str) -> None:

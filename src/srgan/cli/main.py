@@ -30,7 +30,7 @@ app.command("psnr")(psnr)
 app.command("eval")(evaluate)
 app.command("models")(models)
 
-GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
+GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose", "--version"}
 
 
 def _show_version(value: bool) -> None:
@@ -58,7 +58,7 @@ def main(
 
 
 def hoist_global_flags(argv: list[str]) -> list[str]:
-    """Let -q/-v appear anywhere before `--` (`srgan upscale a b -q`), as users type them."""
+    """Let -q/-v/--version appear anywhere before `--` (`srgan upscale a b -q`)."""
     end = argv.index("--") if "--" in argv else len(argv)
     flags = [arg for arg in argv[:end] if arg in GLOBAL_FLAGS]
     rest = [arg for arg in argv[:end] if arg not in GLOBAL_FLAGS]

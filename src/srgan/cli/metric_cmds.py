@@ -11,9 +11,14 @@ import typer
 
 from srgan.cli import console
 from srgan.cli.common import MaxPixels
-from srgan.errors import BadInputError
-from srgan.imaging.io import DEFAULT_MAX_PIXELS, list_images
-from srgan.inference.evaluate import ScoreTable, compare_paths, evaluate_models, pair_paths
+from srgan.imaging.io import DEFAULT_MAX_PIXELS
+from srgan.inference.evaluate import (
+    ScoreTable,
+    compare_paths,
+    dataset_images,
+    evaluate_models,
+    pair_paths,
+)
 from srgan.zoo.registry import load_model
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -34,9 +39,9 @@ def psnr(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """PSNR and SSIM of images against references, as the papers compute them."""
-    total = len(pair_paths(first, second))
-    with console.progress_bar("compare", total) as bar:
-        table = compare_paths(first, second, crop_border, not rgb, max_pixels, bar.advance)
+    pairs = pair_paths(first, second)
+    with console.progress_bar("compare", len(pairs)) as bar:
+        table = compare_paths(pairs, crop_border, not rgb, max_pixels, bar.advance)
     if as_json:
         console.print_result(to_json(table.as_dict()))
     else:
@@ -54,11 +59,10 @@ def evaluate(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Benchmark models on an HR folder: MATLAB-bicubic LR, PSNR/SSIM on Y, border = scale."""
-    if not dataset.is_dir():
-        raise BadInputError(f"{dataset}: not a folder of HR images")
+    paths = dataset_images(dataset)
     loaded = [load_model(name, scale) for name in models]
-    with console.progress_bar("evaluate", len(list_images(dataset))) as bar:
-        tables = evaluate_models(loaded, dataset, scale, max_pixels, bar.advance)
+    with console.progress_bar("evaluate", len(paths)) as bar:
+        tables = evaluate_models(loaded, paths, scale, max_pixels, bar.advance)
     if as_json:
         reports = [
             {"model": name, "dataset": str(dataset), "scale": scale, **table.as_dict()}

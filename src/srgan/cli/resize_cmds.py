@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -65,7 +66,7 @@ def upscale(
         str, typer.Option("--alpha-mode", help="Upscale alpha with the model or bicubic.")
     ] = "model",
     device: Annotated[
-        str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
+        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
     ] = "auto",
     half: Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 inference.")] = False,
@@ -77,26 +78,21 @@ def upscale(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Upscale an image or a folder of images; alpha, 16-bit depth and gray are kept."""
-    if outscale is not None and outscale <= 0:
-        raise BadInputError(f"--outscale must be positive, got {outscale:g}")
-    if alpha_mode not in ("model", "bicubic"):
-        raise BadInputError(f"--alpha-mode {alpha_mode!r}: use model or bicubic")
     if half and bf16:
         raise BadInputError("choose one of --half and --bf16")
-    pairs = plan_outputs(source, target, suffix, ext)
     try:
-        chosen_device = resolve_device(device)
+        options = UpscaleOptions(
+            tile=tile,
+            tile_pad=tile_pad,
+            outscale=outscale,
+            alpha_mode=alpha_mode,  # type: ignore[arg-type]
+            precision="fp16" if half else "bf16" if bf16 else "fp32",
+            device=resolve_device(device),
+        )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
-    loaded = load_model(model, scale, chosen_device)
-    options = UpscaleOptions(
-        tile=tile,
-        tile_pad=tile_pad,
-        outscale=outscale,
-        alpha_mode=alpha_mode,  # type: ignore[arg-type]
-        precision="fp16" if half else "bf16" if bf16 else "fp32",
-        device=chosen_device,
-    )
+    pairs = plan_outputs(source, target, suffix, ext)
+    loaded = load_model(model, scale, options.device)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
 
     def action(src: Path, dst: Path) -> None:
@@ -125,8 +121,8 @@ def downscale(
     """Shrink with MATLAB's antialiased bicubic imresize (makes LR inputs for evaluation)."""
     if (scale is None) == (size is None):
         raise BadInputError("give exactly one of --scale or --size")
-    if scale is not None and scale <= 0:
-        raise BadInputError(f"--scale must be positive, got {scale:g}")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise BadInputError(f"--scale must be a positive number, got {scale}")
     exact_size = parse_size(size) if size else None
     pairs = plan_outputs(source, target)
 

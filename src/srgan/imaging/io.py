@@ -49,10 +49,15 @@ WRITE_FORMATS = {
     ".bmp": "BMP",
 }
 EIGHT_BIT_FORMATS = {"JPEG", "WEBP", "BMP"}
-NO_ALPHA_FORMATS = {"JPEG"}
+NO_ALPHA_FORMATS = {"JPEG", "BMP"}  # Pillow writes 32-bit BMPs that it reads back as RGB
 
 _EXIF_ORIENTATION = 0x0112
 _TIFF_ICC_PROFILE = 34675
+_DEEP_TIFF_PHOTOMETRICS = (
+    tifffile.PHOTOMETRIC.MINISBLACK,
+    tifffile.PHOTOMETRIC.MINISWHITE,
+    tifffile.PHOTOMETRIC.RGB,
+)
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -160,17 +165,21 @@ def _read_with_pillow(
         warnings.simplefilter("ignore")
         pil = PILImage.open(io.BytesIO(data))
     _check_pixel_count(path, pil.width * pil.height, max_pixels)
-    exif = pil.getexif()
-    orientation = int(exif.pop(_EXIF_ORIENTATION, 1) or 1)
-    meta = ImageMeta(
-        bit_depth=8,
-        icc_profile=pil.info.get("icc_profile") or None,
-        exif=exif.tobytes() if len(exif) else None,
-        source_format=pil.format,
-    )
-    if pil.format == "PNG" and _png_bit_depth(data) == 16:
-        return _decode_png16(data), meta, orientation
-    pixels, meta = _decode_with_pillow(pil, meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": the pixels still decode
+        exif = pil.getexif()
+        orientation = int(exif.pop(_EXIF_ORIENTATION, 1) or 1)
+        # For TIFFs Pillow reports the file's own tags as EXIF: those must not be copied.
+        kept_exif = exif.tobytes() if len(exif) and pil.format != "TIFF" else None
+        meta = ImageMeta(
+            bit_depth=8,
+            icc_profile=pil.info.get("icc_profile") or None,
+            exif=kept_exif,
+            source_format=pil.format,
+        )
+        if pil.format == "PNG" and _png_bit_depth(data) == 16:
+            return _decode_png16(data), meta, orientation
+        pixels, meta = _decode_with_pillow(pil, meta)
     return pixels, meta, orientation
 
 
@@ -192,9 +201,18 @@ def _read_tiff(
             icc_profile=bytes(icc.value) if icc is not None else None,
             source_format="TIFF",
         )
+        photometric = page.photometric
+        if photometric not in _DEEP_TIFF_PHOTOMETRICS:
+            raise BadInputError(
+                f"{path}: 16-bit TIFF with {photometric.name} colour is not supported "
+                "(use gray or RGB)"
+            )
         pixels = page.asarray()
         planar = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
-    return _tiff_pixels(pixels, planar), meta, int(orientation.value) if orientation else 1
+    pixels = _tiff_pixels(pixels, planar)
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        pixels[..., :1] = 65535 - pixels[..., :1]
+    return pixels, meta, int(orientation.value) if orientation else 1
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -281,6 +299,11 @@ def _decode_with_pillow(pil: PILImage.Image, meta: ImageMeta) -> tuple[np.ndarra
     return np.ascontiguousarray(pixels), meta
 
 
+def pil_to_pixels(pil: PILImage.Image) -> np.ndarray:
+    """A PIL image as (H, W, C) uint8/uint16 pixels, modes normalised as `read_image` does."""
+    return _decode_with_pillow(pil, ImageMeta())[0]
+
+
 def _cmyk_to_rgb(pil: PILImage.Image, meta: ImageMeta) -> tuple[PILImage.Image, ImageMeta]:
     """Convert CMYK through its embedded profile to sRGB; the CMYK profile is then dropped."""
     if meta.icc_profile:
@@ -354,9 +377,13 @@ def _encode(
         return _encode_tiff(pixels, meta)
     if fmt == "PNG" and pixels.dtype == np.uint16:
         encoded = imagecodecs.png_encode(_squeeze_gray(pixels), level=compress_level)
-        return _png_with_icc(encoded, meta.icc_profile) if meta.icc_profile else encoded
-    if fmt == "BMP" and pixels.shape[2] == 2:  # BMP has no gray + alpha
-        pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
+        # imagecodecs' encoder takes no metadata: add the chunks right after IHDR.
+        if meta.exif:
+            encoded = _png_insert_chunk(encoded, b"eXIf", _exif_payload(meta.exif))
+        if meta.icc_profile:
+            payload = b"ICC profile\x00\x00" + zlib.compress(meta.icc_profile)
+            encoded = _png_insert_chunk(encoded, b"iCCP", payload)
+        return encoded
     pil = PILImage.fromarray(_squeeze_gray(pixels))
     options: dict[str, object] = {}
     if meta.icc_profile and fmt != "BMP":
@@ -397,24 +424,32 @@ def _encode_tiff(pixels: np.ndarray, meta: ImageMeta) -> bytes:
     return buffer.getvalue()
 
 
-def _png_with_icc(png: bytes, icc_profile: bytes) -> bytes:
-    """Insert an iCCP chunk right after IHDR (imagecodecs' encoder takes no profile)."""
-    payload = b"ICC profile\x00\x00" + zlib.compress(icc_profile)
-    chunk = struct.pack(">I", len(payload)) + b"iCCP" + payload
-    chunk += struct.pack(">I", zlib.crc32(b"iCCP" + payload) & 0xFFFFFFFF)
+def _png_insert_chunk(png: bytes, kind: bytes, payload: bytes) -> bytes:
+    """Insert a chunk right after IHDR (signature 8 + length 4 + type 4 + data 13 + CRC 4)."""
+    chunk = struct.pack(">I", len(payload)) + kind + payload
+    chunk += struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
     ihdr_end = 8 + 4 + 4 + 13 + 4
     return png[:ihdr_end] + chunk + png[ihdr_end:]
 
 
+def _exif_payload(exif: bytes) -> bytes:
+    """PNG's eXIf chunk holds the TIFF structure without the 6-byte JPEG 'Exif' header."""
+    return exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     directory = path.parent
-    if not directory.is_dir():
-        raise BadInputError(f"{path}: output folder {directory} does not exist")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"{directory}: cannot create output folder ({exc.strerror})") from exc
     # Opened with "xb" (not mkstemp) so the file gets the usual umask-based permissions.
     temp_path = directory / f".{path.name}.{secrets.token_hex(4)}.part"
     try:
         with open(temp_path, "xb") as stream:
             stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temp_path, path)
     except BaseException:
         temp_path.unlink(missing_ok=True)

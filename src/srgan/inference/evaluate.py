@@ -12,10 +12,12 @@ from srgan import metrics
 from srgan.errors import BadInputError
 from srgan.imaging.io import DEFAULT_MAX_PIXELS, Image, list_images, read_image
 from srgan.imaging.transform import crop_to_multiple, resize_image
-from srgan.inference.upscaler import upscale_tensor
+from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.zoo.descriptor import LoadedModel
 
 Progress = Callable[[str], None]
+SSIM_WINDOW = 11
+WHOLE_IMAGE = UpscaleOptions(tile=0)  # evaluation runs untiled, like the papers
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,11 @@ def score(
     if image.grayscale != reference.grayscale:
         kinds = ["gray" if i.grayscale else "colour" for i in (image, reference)]
         raise BadInputError(f"{name}: cannot compare a {kinds[0]} image with a {kinds[1]} one")
-    if 2 * crop_border >= min(image.height, image.width):
-        raise BadInputError(f"{name}: --crop-border {crop_border} removes the whole image")
+    if min(image.height, image.width) - 2 * crop_border < SSIM_WINDOW:
+        raise BadInputError(
+            f"{name}: {image.width}x{image.height} is too small: SSIM needs at least "
+            f"{SSIM_WINDOW}x{SSIM_WINDOW} pixels after removing {crop_border} at each border"
+        )
     bit_depth = max(image.meta.bit_depth, reference.meta.bit_depth)
     a, b = _colour_only(image), _colour_only(reference)
     return ImageScore(
@@ -105,15 +110,14 @@ def pair_paths(first: Path, second: Path) -> list[tuple[str, Path, Path]]:
 
 
 def compare_paths(
-    first: Path,
-    second: Path,
+    pairs: list[tuple[str, Path, Path]],
     crop_border: int = 0,
     y_channel: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
 ) -> ScoreTable:
     table = ScoreTable()
-    for name, a, b in pair_paths(first, second):
+    for name, a, b in pairs:
         table.images.append(
             score(
                 name, read_image(a, max_pixels), read_image(b, max_pixels), crop_border, y_channel
@@ -124,31 +128,38 @@ def compare_paths(
     return table
 
 
+def dataset_images(dataset: Path) -> list[Path]:
+    """The HR images of a benchmark folder, or BadInputError."""
+    if not dataset.is_dir():
+        raise BadInputError(f"{dataset}: not a folder of HR images")
+    paths = list_images(dataset)
+    if not paths:
+        raise BadInputError(f"{dataset}: no images found")
+    return paths
+
+
 def evaluate_models(
     models: Sequence[LoadedModel],
-    dataset: Path,
+    paths: Sequence[Path],
     scale: int,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
 ) -> list[ScoreTable]:
     """The benchmark protocol: HR -> modcrop(scale) -> MATLAB-bicubic LR, saved as the HR's
     bit depth -> model -> quantized SR -> PSNR/SSIM on Y with `scale` pixels cropped."""
-    if not dataset.is_dir():
-        raise BadInputError(f"{dataset}: not a folder of HR images")
-    paths = list_images(dataset)
-    if not paths:
-        raise BadInputError(f"{dataset}: no images found")
     for model in models:
         if model.scale != scale:
             raise BadInputError(f"model {model.name} upscales x{model.scale:g}, not x{scale}")
     tables = [ScoreTable() for _ in models]
     for path in paths:
         hr = crop_to_multiple(read_image(path, max_pixels), scale)
+        if min(hr.height, hr.width) < scale * SSIM_WINDOW:
+            raise BadInputError(f"{path}: too small to evaluate at x{scale}")
         if hr.has_alpha:
             hr = Image(hr.pixels[..., :-1], hr.meta)
         lr = resize_image(hr, scale=1 / scale)
         for model, table in zip(models, tables, strict=True):
-            sr = Image.from_tensor(upscale_tensor(model, lr.to_tensor()), hr.meta)
+            sr = upscale_image(model, lr, WHOLE_IMAGE)
             table.images.append(score(path.stem, sr, hr, crop_border=scale))
         if progress:
             progress(path.stem)

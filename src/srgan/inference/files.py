@@ -33,8 +33,21 @@ def plan_outputs(
     else:
         pairs = [(source, target.with_suffix(extension) if extension else target)]
 
+    _check_outputs(pairs)
+    return pairs
+
+
+def _check_outputs(pairs: list[tuple[Path, Path]]) -> None:
+    """No output may replace an input (its own or another's), and no two may collide."""
+    inputs = {path.resolve() for path, _ in pairs}
+    seen: dict[Path, Path] = {}
     for path, out in pairs:
         output_format(out)
-        if out.exists() and out.resolve() == path.resolve():
-            raise BadInputError(f"{out}: output would overwrite its input; choose another name")
-    return pairs
+        resolved = out.resolve()
+        if resolved in inputs:
+            raise BadInputError(f"{out}: output would overwrite an input; choose another name")
+        if resolved in seen:
+            raise BadInputError(
+                f"{out}: both {seen[resolved].name} and {path.name} would be written there"
+            )
+        seen[resolved] = path

@@ -144,6 +144,7 @@ def tiled_upscale(
     out_dtype: np.dtype | type | None = None,
     size_multiple: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Upscale (H, W, C) uint8/uint16 ``source`` by ``scale`` tile by tile, without seams.
 
@@ -151,7 +152,8 @@ def tiled_upscale(
     tile), ``pad`` the context added on each side. Tiles whose sides are not multiples of
     ``size_multiple`` are reflect-padded before ``forward`` and cropped after. Returns an
     (H*scale, W*scale, C) array of ``out_dtype`` (default ``source.dtype``), rounded and
-    clamped. ``progress(done, total)`` is called after every tile.
+    clamped. ``progress(done, total)`` is called after every tile. ``out``, if given, is
+    the (possibly strided) array to fill instead of allocating one.
     """
     if not isinstance(source, np.ndarray) or source.ndim != 3:
         shape = getattr(source, "shape", None)
@@ -185,7 +187,11 @@ def tiled_upscale(
     col_sum = _weight_sum(cols, width * scale)[None, :, None]
     total = len(rows) * len(cols)
 
-    out = np.empty((height * scale, width * scale, channels), dtype=out_dt)
+    shape = (height * scale, width * scale, channels)
+    if out is None:
+        out = np.empty(shape, dtype=out_dt)
+    elif out.shape != shape or out.dtype != out_dt:
+        raise ValueError(f"out must be a {shape} {out_dt} array, got {out.shape} {out.dtype}")
     band_rows = max(r.out_stop - r.out_start for r in rows)
     band = np.empty((band_rows, width * scale, channels), dtype=np.float32)
     band_t = torch.from_numpy(band)

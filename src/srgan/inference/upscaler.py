@@ -7,6 +7,7 @@ the device, run, and blended back into a preallocated output (see `tiling`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -14,9 +15,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from srgan.errors import BadInputError
 from srgan.imaging.io import Image
 from srgan.imaging.resize import imresize, output_size
 from srgan.inference.tiling import auto_tile_size, available_memory_bytes, tiled_upscale
+from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.descriptor import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -31,9 +34,15 @@ _TILE_BUDGET_FRACTION = 0.25
 _CPU_TILE_BUDGET = 1 << 30  # bigger CPU tiles are no faster; keep the footprint modest
 
 
+_PRECISIONS = ("fp32", "fp16", "bf16")
+_ALPHA_MODES = ("model", "bicubic")
+MIN_TILE = 16
+_SMALL_PAD = 4
+
+
 @dataclass(frozen=True)
 class UpscaleOptions:
-    """How to run a model over an image.
+    """How to run a model over an image; validated on creation (ValueError).
 
     tile: core tile side in input pixels; None picks one from the memory available, 0
     runs the whole image at once. tile_pad: context pixels around each tile (the overlap
@@ -46,6 +55,18 @@ class UpscaleOptions:
     alpha_mode: AlphaMode = "model"
     precision: Precision = "fp32"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        if self.tile is not None and self.tile != 0 and self.tile < MIN_TILE:
+            raise ValueError(f"--tile must be 0 (whole image) or at least {MIN_TILE}")
+        if self.tile_pad < 0:
+            raise ValueError("--tile-pad must not be negative")
+        if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
+            raise ValueError(f"--outscale must be a positive number, got {self.outscale}")
+        if self.alpha_mode not in _ALPHA_MODES:
+            raise ValueError(f"alpha mode {self.alpha_mode!r}: use model or bicubic")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: use fp32, fp16 or bf16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -72,7 +93,8 @@ class ModelRunner:
     """Runs a model on CPU float tiles at the chosen device and precision.
 
     A half-precision tile whose output holds NaN or inf is recomputed in fp32, and the
-    rest of the run stays in fp32 (with a warning), since such overflow tends to recur.
+    model stays in fp32 from then on (`LoadedModel.fp32_only`), with one warning, since
+    such overflow tends to recur on every image.
     """
 
     def __init__(self, model: LoadedModel, device: torch.device, precision: Precision) -> None:
@@ -85,14 +107,16 @@ class ModelRunner:
             torch.float16: model.descriptor.supports_half,
             torch.bfloat16: model.descriptor.supports_bf16,
         }
-        if not supported.get(self.dtype, True):
+        if self.dtype != torch.float32 and not model.fp32_only and not supported[self.dtype]:
             log.warning("%s does not support %s; running in fp32", model.name, precision)
+            model.fp32_only = True
+        if model.fp32_only:
             self.dtype = torch.float32
         model.module.to(device)
 
     def __call__(self, tile: torch.Tensor) -> torch.Tensor:
         x = tile.to(self.device, non_blocking=True)
-        if self.dtype != torch.float32:
+        if self.dtype != torch.float32 and not self.model.fp32_only:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 out = self.model.module(x)
             if torch.isfinite(out).all():
@@ -102,7 +126,7 @@ class ModelRunner:
                 self.model.name,
                 str(self.dtype).removeprefix("torch."),
             )
-            self.dtype = torch.float32
+            self.model.fp32_only = True
         return self.model.module(x).float().cpu()
 
 
@@ -145,6 +169,9 @@ def upscale_pixels(
         return Image.from_tensor(tensor, image.meta).pixels
     scale = int(model.scale)
     tile = choose_tile(model, image, options)
+    is_network = model.descriptor.in_channels != 0
+    if is_network and tile and options.tile_pad < _SMALL_PAD:
+        log.warning("--tile-pad %d is too little context: tile borders may show", options.tile_pad)
     log.info(
         "%s: %s, tile %s, pad %d",
         model.name,
@@ -153,43 +180,45 @@ def upscale_pixels(
         options.tile_pad,
     )
     runner = ModelRunner(model, options.device, options.precision)
-    pixels = image.pixels
     groups = _channel_groups(model, image, runner, options)
-    total = len(groups)
-    results = []
-    for index, (channels, forward, pad) in enumerate(groups):
+    height, width, channels = image.pixels.shape
+    output = np.empty((height * scale, width * scale, channels), dtype=image.pixels.dtype)
+    for index, (selection, forward, pad) in enumerate(groups):
 
         def report(done: int, count: int, index: int = index) -> None:
             if progress:
-                progress(index * count + done, total * count)
+                progress(index * count + done, len(groups) * count)
 
-        results.append(
-            tiled_upscale(
-                np.ascontiguousarray(pixels[..., channels]),
-                forward,
-                scale,
-                tile,
-                pad,
-                size_multiple=model.descriptor.size_multiple,
-                progress=report,
-            )
+        tiled_upscale(
+            image.pixels[..., selection],
+            forward,
+            scale,
+            tile,
+            pad,
+            size_multiple=model.descriptor.size_multiple,
+            progress=report,
+            out=output[..., selection],
         )
-    return np.concatenate(results, axis=2) if len(results) > 1 else results[0]
+    return output
 
 
 def _channel_groups(
     model: LoadedModel, image: Image, runner: ModelRunner, options: UpscaleOptions
 ) -> list[tuple[slice, Callable[[torch.Tensor], torch.Tensor], int]]:
     """Which channels go through which forward function, with their tile padding."""
-    if model.descriptor.in_channels == 0:  # channel-agnostic (bicubic): everything at once
+    wanted = model.descriptor.in_channels
+    if wanted == 0:  # channel-agnostic (bicubic): everything at once
         return [(slice(None), runner, max(options.tile_pad, _BICUBIC_PAD))]
-    colour = slice(0, 3) if image.channels >= 3 else slice(0, 1)
-    colour_forward = runner if image.channels >= 3 else _gray_through_colour(runner)
-    groups = [(colour, colour_forward, options.tile_pad)]
+    colour_channels = 3 if image.channels >= 3 else 1
+    if wanted == 1 and colour_channels == 3:
+        raise BadInputError(f"model {model.name} takes gray images; this one is in colour")
+    colour = slice(0, colour_channels)
+    gray_forward = runner if wanted == 1 else _gray_through_colour(runner)
+    groups = [(colour, runner if colour_channels == wanted else gray_forward, options.tile_pad)]
     if image.has_alpha:
         alpha = slice(image.channels - 1, image.channels)
         if options.alpha_mode == "model":
-            groups.append((alpha, _gray_through_colour(runner), options.tile_pad))
+            groups.append((alpha, gray_forward, options.tile_pad))
         else:
             scale = model.scale
 
@@ -207,28 +236,13 @@ def upscale_image(
     progress: TileProgress | None = None,
 ) -> Image:
     """Upscale a decoded image; the result keeps its bit depth, channels and metadata."""
+    outscale = options.outscale
+    if model.descriptor.in_channels == 0 and outscale is not None:
+        model, outscale = load_bicubic(outscale), None  # scale-free: resize once, exactly
     pixels = upscale_pixels(model, image, options, progress)
-    if options.outscale is not None and options.outscale != model.scale:
-        size = output_size(image.height, image.width, options.outscale)
+    if outscale is not None and outscale != model.scale:
+        size = output_size(image.height, image.width, outscale)
         with torch.inference_mode():
             tensor = imresize(Image(pixels, image.meta).to_tensor(), size=size).clamp_(0, 1)
             return Image.from_tensor(tensor, image.meta)
     return Image(pixels, image.meta)
-
-
-def upscale_tensor(
-    model: LoadedModel, x: torch.Tensor, outscale: float | None = None
-) -> torch.Tensor:
-    """(C, H, W) float in [0, 1] -> upscaled float (C, H', W'), untiled, for evaluation."""
-    with torch.inference_mode():
-        channels = x.shape[0]
-        batch = x.unsqueeze(0).to(model.device)
-        if model.descriptor.in_channels == 3 and channels == 1:
-            result = model.module(batch.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
-        else:
-            result = model.module(batch)
-        result = result.squeeze(0).float().cpu().clamp_(0, 1)
-        if outscale is not None and outscale != model.scale:
-            size = output_size(x.shape[1], x.shape[2], outscale)
-            result = imresize(result, size=size).clamp_(0, 1)
-        return result

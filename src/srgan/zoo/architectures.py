@@ -29,6 +29,7 @@ class Architecture:
     detect: Callable[[StateDict], Hyperparameters | None]
     scale: Callable[[Hyperparameters], int]
     in_channels: Callable[[Hyperparameters], int]
+    out_channels: Callable[[Hyperparameters], int]
     memory_per_pixel: Callable[[Hyperparameters], float]
     size_multiple: Callable[[Hyperparameters], int] = lambda _: 1
 
@@ -99,6 +100,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         detect_rrdbnet,
         scale=lambda hp: int(hp["scale"]),
         in_channels=lambda hp: int(hp["num_in_ch"]),
+        out_channels=lambda hp: int(hp["num_out_ch"]),
         # dense blocks hold ~5x num_feat at LR; two feature maps live at the output size
         memory_per_pixel=lambda hp: 4.0 * int(hp["num_feat"]) * (6 + 2 * int(hp["scale"]) ** 2),
         size_multiple=_rrdb_multiple,
@@ -109,6 +111,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         detect_srvgg,
         scale=lambda hp: int(hp["upscale"]),
         in_channels=lambda hp: int(hp["num_in_ch"]),
+        out_channels=lambda hp: int(hp["num_out_ch"]),
         memory_per_pixel=lambda hp: 4.0 * int(hp["num_feat"]) * 4,
     ),
     Architecture(
@@ -117,6 +120,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         srresnet_hyperparameters,  # type: ignore[arg-type]
         scale=lambda hp: int(hp["scale"]),
         in_channels=lambda hp: int(hp["in_channels"]),
+        out_channels=lambda hp: int(hp["out_channels"]),
         memory_per_pixel=lambda hp: 4.0 * int(hp["num_features"]) * (6 + 2 * int(hp["scale"]) ** 2),
     ),
 )

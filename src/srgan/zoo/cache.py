@@ -57,7 +57,8 @@ def entry_paths(key: str) -> tuple[Path, Path]:
 
 
 def is_cached(key: str) -> bool:
-    return _read_valid(key) is not None
+    """Whether an entry exists (cheap; the hash is checked when it is loaded)."""
+    return all(path.is_file() for path in entry_paths(key))
 
 
 def _read_valid(key: str) -> CachedWeights | None:
@@ -114,6 +115,8 @@ def _store(key: str, entry: CachedWeights) -> None:
     try:
         tensors = {k: v.contiguous() for k, v in entry.state_dict.items()}
         save_file(tensors, str(temp_weights))
+        with temp_weights.open("rb") as stream:
+            os.fsync(stream.fileno())
         meta = {
             "sha256": sha256_file(temp_weights),
             "architecture": entry.architecture,

@@ -33,10 +33,15 @@ class ModelDescriptor:
 
 @dataclass
 class LoadedModel:
-    """An eval-mode module plus its descriptor."""
+    """An eval-mode module plus its descriptor.
+
+    `fp32_only` is set once half precision has overflowed (or is unsupported), so that a
+    run over many images warns once and stays in fp32.
+    """
 
     module: nn.Module
     descriptor: ModelDescriptor
+    fp32_only: bool = False
 
     @property
     def scale(self) -> float:

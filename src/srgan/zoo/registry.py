@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -29,10 +32,10 @@ def load_model(
 
     `scale` picks the factor of scale-free models (bicubic, default 4) and must match
     the scale of trained ones."""
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise BadInputError(f"--scale must be a positive number, got {scale}")
     if name_or_path == "bicubic":
         chosen = DEFAULT_BICUBIC_SCALE if scale is None else scale
-        if chosen <= 0:
-            raise BadInputError(f"--scale must be positive, got {chosen:g}")
         return load_bicubic(chosen)
     if name_or_path in PRETRAINED:
         spec = PRETRAINED[name_or_path]
@@ -58,6 +61,15 @@ def build(
     name: str, architecture: str, hyperparameters: Hyperparameters, state_dict: dict
 ) -> LoadedModel:
     arch = BY_NAME[architecture]
+    in_channels, out_channels = (
+        arch.in_channels(hyperparameters),
+        arch.out_channels(hyperparameters),
+    )
+    if in_channels != out_channels or in_channels not in (1, 3):
+        raise BadInputError(
+            f"{name}: a {architecture} with {in_channels} input and {out_channels} output "
+            "channels; srgan runs gray (1 -> 1) and colour (3 -> 3) models"
+        )
     module = arch.build(**hyperparameters)
     module.load_state_dict(state_dict, strict=True)
     module.eval().requires_grad_(False)
@@ -74,6 +86,8 @@ def build(
 
 
 def load_file(path: Path) -> LoadedModel:
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder, expected a weights file")
     if not path.is_file():
         raise BadInputError(f"{path}: no such model file")
     suffix = path.suffix.lower()
@@ -95,8 +109,9 @@ def load_file(path: Path) -> LoadedModel:
     try:
         return build(path.stem, arch.name, hyperparameters, state)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise BadInputError(f"{path}: looks like {arch.name} but does not load ({first})") from exc
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) < 300 else detail[:297] + "..."
+        raise BadInputError(f"{path}: looks like {arch.name} but does not load ({detail})") from exc
 
 
 def _read_state_dict(path: Path) -> dict:
@@ -105,8 +120,17 @@ def _read_state_dict(path: Path) -> dict:
             from safetensors.torch import load_file as load_safetensors
 
             return load_safetensors(str(path))
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on old pickle protocols
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         return unwrap_state_dict(checkpoint)
-    except Exception as exc:  # pickle, zip and safetensors errors have many classes
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():
+            raise BadInputError(f"{path}: not a readable weights file (not a torch file)") from exc
+        # torch's own message suggests weights_only=False, which would run arbitrary code.
+        raise BadInputError(
+            f"{path}: holds objects other than tensors; srgan loads only plain state dicts"
+        ) from exc
+    except Exception as exc:  # zip, pickle and safetensors errors have many classes
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInputError(f"{path}: not a readable weights file ({reason})") from exc
