@@ -33,9 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from srgan.archs.rrdbnet import RRDBNet
-from srgan.archs.srvgg import SRVGGNetCompact
 from srgan.errors import BadInputError
+from srgan.zoo.architectures import BY_NAME
 
 __all__ = [
     "FP16_TAG",
@@ -46,7 +45,6 @@ __all__ = [
     "NcnnParam",
     "ParamValue",
     "build_module",
-    "ncnn_to_module",
     "ncnn_to_state_dict",
     "parse_param",
     "read_ncnn",
@@ -692,16 +690,11 @@ def _match_srvgg(g: _Graph) -> tuple[dict[str, int | str], dict[str, torch.Tenso
     return hp, sd
 
 
-_ARCHS: dict[str, type[nn.Module]] = {"RRDBNet": RRDBNet, "SRVGGNetCompact": SRVGGNetCompact}
-
-
 def build_module(arch: str, hparams: dict[str, int | str]) -> nn.Module:
     """Instantiate ``arch`` ('RRDBNet' or 'SRVGGNetCompact') with ``hparams``."""
-    try:
-        cls = _ARCHS[arch]
-    except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}") from None
-    return cls(**hparams)
+    if arch not in BY_NAME:
+        raise ValueError(f"unknown architecture {arch!r}")
+    return BY_NAME[arch].build(**hparams)
 
 
 def _check_shapes(arch: str, hp: dict[str, int | str], sd: dict[str, torch.Tensor]) -> None:
@@ -749,11 +742,3 @@ def ncnn_to_state_dict(
     raise BadInputError(
         f"{param_path}: graph is neither RRDBNet nor SRVGGNetCompact (as {arch}: {reason})"
     )
-
-
-def ncnn_to_module(param_path: StrPath, bin_path: StrPath) -> nn.Module:
-    """Convert an ncnn Real-ESRGAN model to a ready PyTorch module in eval mode."""
-    arch, hp, sd = ncnn_to_state_dict(param_path, bin_path)
-    module = build_module(arch, hp)
-    module.load_state_dict(sd, strict=True)
-    return module.eval()
