@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,16 @@ import typer
 
 from srgan.cli import console
 from srgan.errors import BadInputError, SrganError
+from srgan.imaging.io import write_bytes_atomically
+from srgan.inference.batch import (
+    Job,
+    Outcome,
+    Process,
+    failure_message,
+    parse_shard,
+    plan,
+    run_batch,
+)
 
 MaxPixels = Annotated[
     int,
@@ -25,43 +36,116 @@ Quality = Annotated[
 DEFAULT_QUALITY = 95
 
 
-def process_files(
-    pairs: list[tuple[Path, Path]], action: Callable[[Path, Path], None], verb: str
+Recursive = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Include subfolders; their structure is kept.")
+]
+Pattern = Annotated[
+    list[str] | None,
+    typer.Option("--pattern", help="Only files matching this glob (repeatable), e.g. '*.jpg'."),
+]
+SkipExisting = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing/--overwrite",
+        help="Skip outputs that already exist (resume an interrupted run) or redo them.",
+    ),
+]
+Threads = Annotated[
+    int,
+    typer.Option("--threads", "-j", min=1, help="Files processed in parallel; cores are split."),
+]
+Sequential = Annotated[bool, typer.Option("--sequential", help="Same as --threads 1.")]
+ChunkSize = Annotated[
+    int | None,
+    typer.Option("--chunk-size", min=1, help="Files in flight at once (default 2 x threads)."),
+]
+Shard = Annotated[
+    str | None,
+    typer.Option("--shard", help="Process only part i of n of the files (i/n), e.g. 2/4."),
+]
+ReportFile = Annotated[
+    Path | None, typer.Option("--report", help="Write a JSON report of done/skipped/failed.")
+]
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    recursive: bool = False
+    patterns: tuple[str, ...] = ()
+    skip_existing: bool = False
+    workers: int = 1
+    chunk_size: int | None = None
+    shard: tuple[int, int] | None = None
+    report: Path | None = None
+
+
+def batch_settings(
+    recursive: bool = False,
+    pattern: list[str] | None = None,
+    skip_existing: bool = False,
+    threads: int = 1,
+    sequential: bool = False,
+    chunk_size: int | None = None,
+    shard: str | None = None,
+    report: Path | None = None,
+) -> BatchSettings:
+    return BatchSettings(
+        recursive,
+        tuple(pattern or ()),
+        skip_existing,
+        1 if sequential else threads,
+        chunk_size,
+        parse_shard(shard) if shard else None,
+        report,
+    )
+
+
+def plan_jobs(
+    source: Path, target: Path, settings: BatchSettings, suffix: str = "", ext: str | None = None
+) -> list[Job]:
+    return plan(source, target, suffix, ext, settings.recursive, settings.patterns, settings.shard)
+
+
+def run_jobs(
+    jobs: list[Job], action: Process, verb: str, settings: BatchSettings, folder: bool
 ) -> None:
-    """Run `action(src, dst)` on each pair with a progress bar.
-
-    One file: errors propagate (exit 2 for bad input). Several: a failing file is
-    reported with its name and skipped, and the command ends with exit code 1 after the
-    others.
-    """
-    if len(pairs) == 1:
-        src, dst = pairs[0]
-        _run_one(action, src, dst)
+    """A single file: errors propagate (exit 2 for bad input). A folder: a failing file is
+    reported by name and the others go on, with exit code 1 at the end."""
+    if not folder:
+        _run_single(action, jobs[0])
         return
-    failures: list[str] = []
-    with console.progress_bar(verb, len(pairs)) as bar:
-        for src, dst in pairs:
-            try:
-                _run_one(action, src, dst)
-            except SrganError as exc:
-                failures.append(str(exc))
-                console.error(str(exc))
+    with console.progress_bar(verb, len(jobs)) as bar:
+
+        def on_outcome(outcome: Outcome) -> None:
+            if outcome.status == "failed":
+                console.error(outcome.error or outcome.job.name)
             bar.advance()
-    if failures:
-        raise SrganError(f"{len(failures)} of {len(pairs)} files failed (listed above)")
+
+        result = run_batch(
+            jobs,
+            action,
+            workers=settings.workers,
+            skip_existing=settings.skip_existing,
+            chunk_size=settings.chunk_size,
+            on_outcome=on_outcome,
+        )
+    summary = ", ".join(f"{len(result.names(s))} {s}" for s in ("done", "skipped", "failed"))
+    console.note(f"{verb}: {summary} in {result.seconds:.1f} s")
+    if settings.report is not None:
+        report = json.dumps(result.as_dict(), indent=2) + "\n"
+        write_bytes_atomically(settings.report, report.encode())
+    if result.failed:
+        raise SrganError(f"{len(result.failed)} of {len(jobs)} files failed (listed above)")
 
 
-def _run_one(action: Callable[[Path, Path], None], src: Path, dst: Path) -> None:
+def _run_single(action: Process, job: Job) -> None:
     """Unexpected failures (disk full, out of memory, an encoder's limit) name the file."""
     try:
-        action(src, dst)
-    except (SrganError, KeyboardInterrupt):
+        action(job.source, job.target)
+    except SrganError:
         raise
-    except MemoryError:
-        raise SrganError(f"{src}: out of memory; try a smaller --tile") from None
     except Exception as exc:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise SrganError(f"{src}: {type(exc).__name__}: {detail}") from exc
+        raise SrganError(failure_message(job.source, exc)) from exc
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -52,6 +52,12 @@ def configure(quiet: bool, verbose: bool) -> None:
     library_warnings.setLevel(logging.WARNING if verbose and not quiet else logging.CRITICAL)
 
 
+def note(message: str) -> None:
+    """A summary line on stderr, hidden with -q."""
+    if not verbosity.quiet:
+        stderr.print(f"srgan: {message}", markup=False, soft_wrap=True)
+
+
 def error(message: str) -> None:
     stderr.print(f"srgan: error: {message}", markup=False, soft_wrap=True)
 

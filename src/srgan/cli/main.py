@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 
 app.command("upscale")(upscale)
+app.command("batch-process")(upscale)
+app.command("batch", hidden=True)(upscale)
 app.command("downscale")(downscale)
 app.command("psnr")(psnr)
 app.command("eval")(evaluate)

@@ -10,11 +10,27 @@ from typing import Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import DEFAULT_QUALITY, MaxPixels, Quality, parse_size, process_files
+from srgan.cli.common import (
+    DEFAULT_QUALITY,
+    BatchSettings,
+    ChunkSize,
+    MaxPixels,
+    Pattern,
+    Quality,
+    Recursive,
+    ReportFile,
+    Sequential,
+    Shard,
+    SkipExisting,
+    Threads,
+    batch_settings,
+    parse_size,
+    plan_jobs,
+    run_jobs,
+)
 from srgan.errors import BadInputError
 from srgan.imaging.io import DEFAULT_MAX_PIXELS, Image, read_image, write_image
 from srgan.imaging.transform import resize_image
-from srgan.inference.files import plan_outputs
 from srgan.inference.upscaler import (
     DEFAULT_TILE_PAD,
     UpscaleOptions,
@@ -76,8 +92,24 @@ def upscale(
     ] = "auto",
     quality: Quality = DEFAULT_QUALITY,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    recursive: Recursive = False,
+    pattern: Pattern = None,
+    skip_existing: SkipExisting = False,
+    threads: Threads = 1,
+    sequential: Sequential = False,
+    chunk_size: ChunkSize = None,
+    shard: Shard = None,
+    report: ReportFile = None,
 ) -> None:
-    """Upscale an image or a folder of images; alpha, 16-bit depth and gray are kept."""
+    """Upscale an image or a folder of images; alpha, 16-bit depth and gray are kept.
+
+    For folders (also as `srgan batch-process` / `srgan batch`): --recursive keeps the
+    structure, --skip-existing resumes, --threads runs files in parallel, --shard i/n splits
+    the work across machines, and a file that fails is reported while the others go on.
+    """
+    settings = batch_settings(
+        recursive, pattern, skip_existing, threads, sequential, chunk_size, shard, report
+    )
     if half and bf16:
         raise BadInputError("choose one of --half and --bf16")
     try:
@@ -88,22 +120,23 @@ def upscale(
             alpha_mode=alpha_mode,  # type: ignore[arg-type]
             precision="fp16" if half else "bf16" if bf16 else "fp32",
             device=resolve_device(device),
+            parallel_images=settings.workers,
         )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
-    pairs = plan_outputs(source, target, suffix, ext)
+    jobs = plan_jobs(source, target, settings, suffix, ext)
     loaded = load_model(model, scale, options.device)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
 
     def action(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels)
         log.info("read %s: %s", src, describe(image))
-        with console.tile_progress(src.name, enabled=len(pairs) == 1) as progress:
+        with console.tile_progress(src.name, enabled=not source.is_dir()) as progress:
             result = upscale_image(loaded, image, options, progress)
         write_image(dst, result, quality)
         log.info("wrote %s: %s", dst, describe(result))
 
-    process_files(pairs, action, "upscale")
+    run_jobs(jobs, action, "upscale", settings, folder=source.is_dir())
 
 
 def downscale(
@@ -124,7 +157,8 @@ def downscale(
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise BadInputError(f"--scale must be a positive number, got {scale}")
     exact_size = parse_size(size) if size else None
-    pairs = plan_outputs(source, target)
+    settings = BatchSettings()
+    jobs = plan_jobs(source, target, settings)
 
     def action(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels)
@@ -136,7 +170,7 @@ def downscale(
         write_image(dst, resized, quality)
         log.info("wrote %s: %s", dst, describe(resized))
 
-    process_files(pairs, action, "downscale")
+    run_jobs(jobs, action, "downscale", settings, folder=source.is_dir())
 
 
 def describe(image: Image) -> str:

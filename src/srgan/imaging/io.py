@@ -367,7 +367,7 @@ def write_image(
         log.warning("%s has no alpha channel: dropping transparency of %s", fmt, path.name)
         pixels = pixels[..., :-1]
     encoded = _encode(pixels, meta, fmt, quality, compress_level)
-    _write_atomically(path, encoded)
+    write_bytes_atomically(path, encoded)
 
 
 def _encode(
@@ -437,7 +437,8 @@ def _exif_payload(exif: bytes) -> bytes:
     return exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename over `path`."""
     directory = path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)

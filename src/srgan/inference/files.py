@@ -1,44 +1,23 @@
-"""Map input files or folders to output paths."""
+"""Output names and the checks that keep every input file safe."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from srgan.errors import BadInputError
-from srgan.imaging.io import list_images, output_format
+from srgan.imaging.io import output_format
 
 
-def plan_outputs(
-    source: Path, target: Path, suffix: str = "", ext: str | None = None
-) -> list[tuple[Path, Path]]:
-    """(input, output) pairs. A folder maps to a folder (created later by the caller), names
-    kept, plus `_suffix`; `ext` (without dot) changes the format. A single input may go to
-    a file path or into an existing folder."""
-    if not source.exists():
-        raise BadInputError(f"{source}: no such file or folder")
-    extension = f".{ext.lower().lstrip('.')}" if ext and ext != "auto" else None
-
-    def named(path: Path, folder: Path) -> Path:
-        stem = f"{path.stem}_{suffix}" if suffix else path.stem
-        return folder / f"{stem}{extension or path.suffix}"
-
-    if source.is_dir():
-        if target.exists() and not target.is_dir():
-            raise BadInputError(f"{target}: input is a folder, so the output must be a folder")
-        pairs = [(path, named(path, target)) for path in list_images(source)]
-        if not pairs:
-            raise BadInputError(f"{source}: no images found")
-    elif target.is_dir():
-        pairs = [(source, named(source, target))]
-    else:
-        pairs = [(source, target.with_suffix(extension) if extension else target)]
-
-    _check_outputs(pairs)
-    return pairs
+def output_name(relative: Path, suffix: str = "", ext: str | None = None) -> Path:
+    """`dir/name.png` -> `dir/name_SUFFIX.EXT` (`ext` without dot; None or 'auto' keeps it)."""
+    extension = f".{ext.lower().lstrip('.')}" if ext and ext != "auto" else relative.suffix
+    stem = f"{relative.stem}_{suffix}" if suffix else relative.stem
+    return relative.with_name(stem + extension)
 
 
-def _check_outputs(pairs: list[tuple[Path, Path]]) -> None:
-    """No output may replace an input (its own or another's), and no two may collide."""
+def check_outputs(pairs: list[tuple[Path, Path]]) -> None:
+    """Every output has a known format, and none replaces an input (its own or another's)
+    or another output."""
     inputs = {path.resolve() for path, _ in pairs}
     seen: dict[Path, Path] = {}
     for path, out in pairs:

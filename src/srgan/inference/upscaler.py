@@ -55,6 +55,7 @@ class UpscaleOptions:
     alpha_mode: AlphaMode = "model"
     precision: Precision = "fp32"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    parallel_images: int = 1  # images upscaled at once: the automatic tile budget is split
 
     def __post_init__(self) -> None:
         if self.tile is not None and self.tile != 0 and self.tile < MIN_TILE:
@@ -149,6 +150,7 @@ def choose_tile(model: LoadedModel, image: Image, options: UpscaleOptions) -> in
         budget = min(_CPU_TILE_BUDGET, int(available_memory_bytes(options.device) * 0.25))
     else:
         budget = int(available_memory_bytes(options.device) * _TILE_BUDGET_FRACTION)
+    budget //= max(1, options.parallel_images)
     bytes_per_pixel = model.descriptor.memory_per_pixel
     if options.precision != "fp32":
         bytes_per_pixel /= 2
