@@ -342,3 +342,10 @@ def test_bicubic_outscale_is_one_exact_resize(srgan, tmp_path, photo):
     got = read_image(tmp_path / "o.png").pixels
     assert got.shape == expected.shape
     assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_devices_lists_the_cpu(srgan):
+    listed = json.loads(srgan("devices", "--json").stdout)
+    assert listed[0]["name"] == "cpu" and listed[0]["details"]["cores"] >= 1
+    assert "torch" in listed[0]["backends"]
+    assert "cpu" in srgan("devices").stdout

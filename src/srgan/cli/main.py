@@ -10,6 +10,7 @@ import typer
 
 from srgan import __version__
 from srgan.cli import console
+from srgan.cli.devices_cmd import devices
 from srgan.cli.metric_cmds import evaluate, psnr
 from srgan.cli.models_cmd import models
 from srgan.cli.resize_cmds import downscale, upscale
@@ -31,6 +32,7 @@ app.command("downscale")(downscale)
 app.command("psnr")(psnr)
 app.command("eval")(evaluate)
 app.command("models")(models)
+app.command("devices")(devices)
 
 GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose", "--version"}
 
