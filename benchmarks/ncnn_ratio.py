@@ -38,10 +38,14 @@ net.opt.num_threads = int(threads)
 net.load_param(param)
 net.load_model(weights)
 pixels = np.asarray(Image.open(source).convert("RGB"), dtype=np.float32) / 255.0
+# ncnn.Mat wraps the array without copying: keep it referenced until the run is over.
+planar = np.ascontiguousarray(pixels.transpose(2, 0, 1))
 with net.create_extractor() as extractor:
-    extractor.input("data", ncnn.Mat(np.ascontiguousarray(pixels.transpose(2, 0, 1))))
+    extractor.input("data", ncnn.Mat(planar))
     _, output = extractor.extract("output")
-result = np.clip(np.array(output).transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # Copy out before the extractor (which owns the output's memory) is released.
+    output = np.array(output, copy=True)
+result = np.clip(output.transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 Image.fromarray(result).save(target)
 """
 
