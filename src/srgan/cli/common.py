@@ -34,6 +34,15 @@ Quality = Annotated[
     int, typer.Option("--quality", help="JPEG/WebP quality (100 = lossless WebP).", min=1, max=100)
 ]
 DEFAULT_QUALITY = 95
+PngCompression = Annotated[
+    int,
+    typer.Option(
+        "--png-compression",
+        min=0,
+        max=9,
+        help="PNG zlib level: 3 is fast, 9 smallest (lossless either way).",
+    ),
+]
 
 
 Recursive = Annotated[

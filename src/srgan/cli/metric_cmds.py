@@ -5,21 +5,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from srgan.cli import console
 from srgan.cli.common import MaxPixels
-from srgan.imaging.io import DEFAULT_MAX_PIXELS
-from srgan.inference.evaluate import (
-    ScoreTable,
-    compare_paths,
-    dataset_images,
-    evaluate_models,
-    pair_paths,
-)
-from srgan.zoo.registry import load_model
+from srgan.defaults import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    from srgan.inference.evaluate import ScoreTable
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -39,6 +34,8 @@ def psnr(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """PSNR and SSIM of images against references, as the papers compute them."""
+    from srgan.inference.evaluate import compare_paths, pair_paths
+
     pairs = pair_paths(first, second)
     with console.progress_bar("compare", len(pairs)) as bar:
         table = compare_paths(pairs, crop_border, not rgb, max_pixels, bar.advance)
@@ -59,6 +56,9 @@ def evaluate(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Benchmark models on an HR folder: MATLAB-bicubic LR, PSNR/SSIM on Y, border = scale."""
+    from srgan.inference.evaluate import dataset_images, evaluate_models
+    from srgan.zoo.registry import load_model
+
     paths = dataset_images(dataset)
     loaded = [load_model(name, scale) for name in models]
     with console.progress_bar("evaluate", len(paths)) as bar:

@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from srgan.cli import console
-from srgan.zoo.catalog import model_catalog
 
 
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the named models: architecture, scale, parameters, source, licence, cache."""
+    from srgan.zoo.catalog import model_catalog
+
     rows = model_catalog()
     if as_json:
         console.print_result(json.dumps([row.as_dict() for row in rows], indent=2))

@@ -16,6 +16,7 @@ from srgan.cli.common import (
     ChunkSize,
     MaxPixels,
     Pattern,
+    PngCompression,
     Quality,
     Recursive,
     ReportFile,
@@ -28,16 +29,11 @@ from srgan.cli.common import (
     plan_jobs,
     run_jobs,
 )
+from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_PNG_LEVEL, DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
-from srgan.imaging.io import DEFAULT_MAX_PIXELS, Image, read_image, write_image
-from srgan.imaging.transform import resize_image
-from srgan.inference.upscaler import (
-    DEFAULT_TILE_PAD,
-    UpscaleOptions,
-    resolve_device,
-    upscale_image,
-)
-from srgan.zoo.registry import DEFAULT_MODEL, load_model
+from srgan.imaging.io import Image, read_image, write_image
+from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device, upscale_image
+from srgan.zoo.selection import open_model
 
 log = logging.getLogger("srgan.cli")
 
@@ -84,6 +80,13 @@ def upscale(
     device: Annotated[
         str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
     ] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="auto (ncnn for named models on the CPU, else torch), torch or ncnn.",
+        ),
+    ] = "auto",
     half: Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 inference.")] = False,
     suffix: Annotated[str, typer.Option("--suffix", help="Add _SUFFIX to output names.")] = "",
@@ -91,6 +94,7 @@ def upscale(
         str, typer.Option("--ext", help="Output format for folders: auto (keep), png, jpg...")
     ] = "auto",
     quality: Quality = DEFAULT_QUALITY,
+    png_compression: PngCompression = DEFAULT_PNG_LEVEL,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     recursive: Recursive = False,
     pattern: Pattern = None,
@@ -125,15 +129,16 @@ def upscale(
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
     jobs = plan_jobs(source, target, settings, suffix, ext)
-    loaded = load_model(model, scale, options.device)
+    loaded = open_model(model, scale, options.device, options.precision, backend)
+    runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
 
     def action(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels)
         log.info("read %s: %s", src, describe(image))
         with console.tile_progress(src.name, enabled=not source.is_dir()) as progress:
-            result = upscale_image(loaded, image, options, progress)
-        write_image(dst, result, quality)
+            result = upscale_image(loaded, image, options, progress, runner)
+        write_image(dst, result, quality, compress_level=png_compression)
         log.info("wrote %s: %s", dst, describe(result))
 
     run_jobs(jobs, action, "upscale", settings, folder=source.is_dir())
@@ -149,9 +154,12 @@ def downscale(
         str | None, typer.Option("--size", help="Exact output size WIDTHxHEIGHT.")
     ] = None,
     quality: Quality = DEFAULT_QUALITY,
+    png_compression: PngCompression = DEFAULT_PNG_LEVEL,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Shrink with MATLAB's antialiased bicubic imresize (makes LR inputs for evaluation)."""
+    from srgan.imaging.transform import resize_image
+
     if (scale is None) == (size is None):
         raise BadInputError("give exactly one of --scale or --size")
     if scale is not None and not (math.isfinite(scale) and scale > 0):
@@ -167,7 +175,7 @@ def downscale(
             resized = resize_image(image, size=exact_size)
         else:
             resized = resize_image(image, scale=1 / scale)  # type: ignore[operator]
-        write_image(dst, resized, quality)
+        write_image(dst, resized, quality, compress_level=png_compression)
         log.info("wrote %s: %s", dst, describe(resized))
 
     run_jobs(jobs, action, "downscale", settings, folder=source.is_dir())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -17,8 +18,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
 
 from srgan.errors import BadInputError, SrganError
 from srgan.imaging.io import READ_EXTENSIONS
@@ -148,7 +147,12 @@ def plan(
 
 @contextmanager
 def torch_threads(count: int):
-    """Split the CPU between parallel workers so they do not oversubscribe it."""
+    """Split the CPU between parallel workers so they do not oversubscribe it (PyTorch's
+    pool only: without PyTorch loaded, the ncnn backend sizes its own threads)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, count))
     try:

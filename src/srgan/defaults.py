@@ -1,0 +1,8 @@
+"""Defaults shared by the command line, the API and the layers below (no heavy imports)."""
+
+DEFAULT_MODEL = "natural"
+DEFAULT_TILE_PAD = 16
+DEFAULT_MAX_PIXELS = 16384 * 16384
+"""Largest input accepted by default (268 megapixels); 0 or None disables the check."""
+DEFAULT_PNG_LEVEL = 3
+"""zlib level for PNG output: 3 writes about 3x faster than 6 for files 5-10% larger."""

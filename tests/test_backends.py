@@ -1,0 +1,85 @@
+"""The ncnn backend: same pictures as PyTorch, chosen automatically, no PyTorch import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from srgan.imaging import Image, ImageMeta, read_image, write_image
+from srgan.inference.upscaler import UpscaleOptions, upscale_image
+from srgan.zoo.ncnn_model import NcnnModel
+from srgan.zoo.selection import open_model
+
+pytest.importorskip("ncnn")
+
+
+def _crop(size: int) -> Image:
+    from skimage import data
+
+    return Image(
+        np.ascontiguousarray(data.astronaut()[90 : 90 + size, 200 : 200 + size]), ImageMeta()
+    )
+
+
+@pytest.mark.parametrize(("name", "size"), [("natural", 20), ("anime", 32), ("anime-video", 48)])
+def test_ncnn_backend_matches_torch_within_one_level(name, size):
+    ncnn_model = open_model(name, backend="ncnn")
+    torch_model = open_model(name, backend="torch")
+    assert isinstance(ncnn_model, NcnnModel) and not isinstance(torch_model, NcnnModel)
+    image = _crop(size)
+    for tile in (0, 16):
+        options = UpscaleOptions(tile=tile, tile_pad=8)
+        a = upscale_image(ncnn_model, image, options).pixels.astype(int)
+        b = upscale_image(torch_model, image, options).pixels.astype(int)
+        assert a.shape == b.shape == (size * 4, size * 4, 3)
+        assert np.abs(a - b).max() <= 1
+
+
+def test_auto_backend_choice(tmp_path):
+    assert isinstance(open_model("anime-video"), NcnnModel)
+    assert not isinstance(open_model("anime-video", precision="bf16"), NcnnModel)
+    assert not isinstance(open_model("bicubic"), NcnnModel)
+    torch.save(open_model("anime-video", backend="torch").module.state_dict(), tmp_path / "m.pth")
+    assert not isinstance(open_model(str(tmp_path / "m.pth")), NcnnModel)
+
+
+def test_ncnn_backend_refusals_are_bad_input(cli, tmp_path):
+    write_image(tmp_path / "a.png", _crop(16))
+    torch.save(open_model("anime-video", backend="torch").module.state_dict(), tmp_path / "m.pth")
+    for args, message in (
+        (["-m", str(tmp_path / "m.pth")], "runs the named models"),
+        (["-m", "anime-video", "--bf16"], "runs in fp32"),
+        (["-m", "anime-video", "--backend", "tpu"], "--backend"),
+    ):
+        result = cli(
+            "upscale",
+            tmp_path / "a.png",
+            tmp_path / "o.png",
+            "--backend",
+            "ncnn",
+            *args,
+            check=False,
+        )
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert not (tmp_path / "o.png").exists()
+
+
+def test_ncnn_path_never_imports_torch(tmp_path):
+    write_image(tmp_path / "a.png", _crop(24))
+    code = (
+        "import sys; from srgan.cli.main import run\n"
+        "try:\n"
+        f"    run(['-q', 'upscale', {str(tmp_path / 'a.png')!r}, {str(tmp_path / 'o.png')!r},"
+        " '-m', 'anime-video'])\n"
+        "except SystemExit as exit_:\n"
+        "    assert not exit_.code, exit_.code\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert read_image(tmp_path / "o.png").pixels.shape == (96, 96, 3)
