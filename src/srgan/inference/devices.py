@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from srgan.inference.tiling import available_memory_bytes
+from srgan.zoo.selection import ncnn_installed
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def _cpu_model() -> str:
 
 
 def describe_devices() -> list[DeviceInfo]:
-    cpu_backends = ["torch"]
+    cpu_backends = ["torch", *(["ncnn"] if ncnn_installed() else [])]
     devices = [
         DeviceInfo(
             "cpu",

@@ -93,14 +93,19 @@ def resolve_device(name: str = "auto") -> str:
 
 
 def _cpu_only_torch() -> bool:
+    """Whether the installed PyTorch can only use the CPU, told from its files (fast)."""
+    import importlib.util
     import platform
-    from importlib import metadata
+    from pathlib import Path
 
-    try:
-        version = metadata.version("torch")
-    except metadata.PackageNotFoundError:
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
         return True
-    return version.endswith("+cpu") and platform.system() != "Darwin"
+    libraries = Path(spec.origin).parent / "lib"
+    gpu_libraries = ("libtorch_cuda.so", "libtorch_hip.so", "torch_cuda.dll")
+    return platform.system() != "Darwin" and not any(
+        (libraries / name).exists() for name in gpu_libraries
+    )
 
 
 def choose_tile(model: AnyModel, image: Image, options: UpscaleOptions) -> int:
