@@ -12,6 +12,7 @@ import torch
 from srgan.imaging import Image, ImageMeta, read_image, write_image
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.zoo.ncnn_model import NcnnModel
+from srgan.zoo.onnx_model import OnnxModel
 from srgan.zoo.selection import open_model
 
 pytest.importorskip("ncnn")
@@ -40,7 +41,7 @@ def test_ncnn_backend_matches_torch_within_one_level(name, size):
 
 
 def test_auto_backend_choice(tmp_path):
-    assert isinstance(open_model("anime-video"), NcnnModel)
+    assert isinstance(open_model("anime-video"), (NcnnModel, OnnxModel))
     assert not isinstance(open_model("anime-video", precision="bf16"), NcnnModel)
     assert not isinstance(open_model("bicubic"), NcnnModel)
     torch.save(open_model("anime-video", backend="torch").module.state_dict(), tmp_path / "m.pth")
@@ -74,7 +75,7 @@ def test_ncnn_path_never_imports_torch(tmp_path):
         "import sys; from srgan.cli.main import run\n"
         "try:\n"
         f"    run(['-q', 'upscale', {str(tmp_path / 'a.png')!r}, {str(tmp_path / 'o.png')!r},"
-        " '-m', 'anime-video'])\n"
+        " '-m', 'anime-video', '--backend', 'ncnn'])\n"
         "except SystemExit as exit_:\n"
         "    assert not exit_.code, exit_.code\n"
         "print('torch' in sys.modules)\n"

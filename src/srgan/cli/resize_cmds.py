@@ -84,7 +84,8 @@ def upscale(
         str,
         typer.Option(
             "--backend",
-            help="auto (ncnn for named models on the CPU, else torch), torch or ncnn.",
+            help="auto (named models on the CPU: onnxruntime, else ncnn; otherwise torch), "
+            "torch, onnxruntime or ncnn.",
         ),
     ] = "auto",
     half: Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")] = False,

@@ -1,9 +1,9 @@
 """Upscale decoded images with any model, keeping alpha, gray and bit depth.
 
 The image stays in its stored dtype on the CPU; tiles are converted to float, run by a
-backend (PyTorch on any device, or the ncnn runtime on the CPU), and blended back into a
+backend (PyTorch on any device; ONNX Runtime or ncnn on the CPU), and blended back into a
 preallocated output (see `tiling`). This module imports PyTorch only when the model or
-the options need it, so the ncnn backend starts without it.
+the options need it, so the ONNX Runtime and ncnn backends start without it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from srgan.errors import BadInputError
 from srgan.imaging.io import Image
 from srgan.inference.tiling import Forward, auto_tile_size, available_memory_bytes, tiled_upscale
 from srgan.zoo.ncnn_model import NcnnModel
+from srgan.zoo.onnx_model import OnnxModel
 
 if TYPE_CHECKING:
     from srgan.zoo.descriptor import LoadedModel
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 Precision = Literal["fp32", "fp16", "bf16"]
 AlphaMode = Literal["model", "bicubic"]
 TileProgress = Callable[[int, int], None]
-AnyModel: TypeAlias = "LoadedModel | NcnnModel"
+AnyModel: TypeAlias = "LoadedModel | NcnnModel | OnnxModel"
 
 _BICUBIC_PAD = 3  # the bicubic kernel reaches 2 input pixels: 3 makes tiles exact
 _TILE_BUDGET_FRACTION = 0.25
@@ -127,12 +128,22 @@ def choose_tile(model: AnyModel, image: Image, options: UpscaleOptions) -> int:
     return 0 if tile >= max(image.height, image.width) else tile
 
 
+def backend_name(model: AnyModel) -> str:
+    if isinstance(model, OnnxModel):
+        return "onnxruntime"
+    return "ncnn" if isinstance(model, NcnnModel) else "torch"
+
+
 def make_runner(model: AnyModel, options: UpscaleOptions) -> Forward:
     """The tile forward for a model: the ncnn runtime or PyTorch."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, options.parallel_images))
+    if isinstance(model, OnnxModel):
+        from srgan.inference.onnx_backend import OrtRunner
+
+        return OrtRunner(model, threads)
     if isinstance(model, NcnnModel):
         from srgan.inference.ncnn_backend import NcnnRunner
 
-        threads = max(1, (os.cpu_count() or 1) // max(1, options.parallel_images))
         return NcnnRunner(model, threads)
     from srgan.inference.torch_backend import TorchRunner
 
@@ -165,7 +176,7 @@ def upscale_pixels(
     log.info(
         "%s: %s on %s, tile %s, pad %d",
         model.name,
-        "ncnn" if isinstance(model, NcnnModel) else "torch",
+        backend_name(model),
         options.device,
         tile or "whole image",
         options.tile_pad,

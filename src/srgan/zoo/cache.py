@@ -16,11 +16,12 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from srgan.errors import SrganError
+
+if TYPE_CHECKING:
+    import torch
 
 try:
     import fcntl
@@ -62,6 +63,8 @@ def is_cached(key: str) -> bool:
 
 
 def _read_valid(key: str) -> CachedWeights | None:
+    from safetensors.torch import load_file  # PyTorch only when weights are loaded
+
     weights, record = entry_paths(key)
     try:
         meta = json.loads(record.read_text())
@@ -107,7 +110,42 @@ def load_or_convert(key: str, convert: Callable[[], CachedWeights]) -> CachedWei
         return converted
 
 
+def cached_file(filename: str, build: Callable[[Path], None]) -> Path:
+    """`models/filename` in the cache, made by `build(temporary_path)` on first use.
+
+    A `.sha256` file beside it is checked on every call; a damaged or partial file is
+    built again. Building happens once under the cache lock, then an atomic rename."""
+    folder = cache_dir() / "models"
+    target = folder / filename
+    record = folder / f"{filename}.sha256"
+    if _matches(target, record):
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(filename):
+        if _matches(target, record):
+            return target
+        temp = folder / f".{filename}.{secrets.token_hex(4)}.part"
+        try:
+            build(temp)
+            with temp.open("rb") as stream:
+                os.fsync(stream.fileno())
+            record.write_text(sha256_file(temp))
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+    return target
+
+
+def _matches(target: Path, record: Path) -> bool:
+    try:
+        return target.is_file() and sha256_file(target) == record.read_text().strip()
+    except OSError:
+        return False
+
+
 def _store(key: str, entry: CachedWeights) -> None:
+    from safetensors.torch import save_file
+
     weights, record = entry_paths(key)
     token = secrets.token_hex(4)
     temp_weights = weights.with_name(f".{weights.name}.{token}.part")

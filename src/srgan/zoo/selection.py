@@ -1,45 +1,59 @@
-"""Choose how a model runs: PyTorch (any device, any weights) or the ncnn runtime (CPU,
-the named models' original files; no PyTorch import, faster start-up and inference)."""
+"""Choose how a model runs: PyTorch (any device, any weights), ONNX Runtime (CPU, the named
+models exported once to ONNX) or the ncnn runtime (CPU, the named models' original files).
+The last two never import PyTorch once set up, which saves start-up time."""
 
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from srgan.errors import BadInputError
+from srgan.zoo.cache import cached_file
 from srgan.zoo.descriptor import ModelDescriptor
 from srgan.zoo.ncnn_model import NcnnModel
-from srgan.zoo.pretrained import PRETRAINED, ncnn_files
+from srgan.zoo.onnx_model import ONNX_OPSET, OnnxModel, export_onnx
+from srgan.zoo.pretrained import PRETRAINED, PretrainedModel, ncnn_files
 
 if TYPE_CHECKING:
     from srgan.zoo.descriptor import LoadedModel
 
-BACKENDS = ("auto", "torch", "ncnn")
+BACKENDS = ("auto", "torch", "onnxruntime", "ncnn")
+CPU_BACKENDS = ("onnxruntime", "ncnn")  # `auto` tries them in this order: fastest first
+_PACKAGES = {"onnxruntime": ("onnxruntime", "onnx"), "ncnn": ("ncnn",)}  # onnx: to export
+
+
+def installed(backend: str) -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in _PACKAGES[backend])
 
 
 def ncnn_installed() -> bool:
-    return importlib.util.find_spec("ncnn") is not None
+    return installed("ncnn")
 
 
-def uses_ncnn(name: str, device: str, precision: str, backend: str) -> bool:
-    """`auto` takes ncnn for named models on the CPU in fp32 when the runtime is there."""
+def choose_backend(name: str, device: str, precision: str, backend: str) -> str:
+    """`auto` runs named models on the CPU in fp32 with ONNX Runtime, else ncnn, when
+    installed; everything else with PyTorch. Explicit choices are checked."""
     if backend not in BACKENDS:
         raise BadInputError(f"--backend {backend!r}: use {', '.join(BACKENDS)}")
     if backend == "torch":
-        return False
+        return "torch"
     if backend == "auto":
-        return name in PRETRAINED and device == "cpu" and precision == "fp32" and ncnn_installed()
+        if name in PRETRAINED and device == "cpu" and precision == "fp32":
+            return next((b for b in CPU_BACKENDS if installed(b)), "torch")
+        return "torch"
     if name not in PRETRAINED:
         raise BadInputError(
-            f"--backend ncnn runs the named models ({', '.join(PRETRAINED)}), not {name!r}"
+            f"--backend {backend} runs the named models ({', '.join(PRETRAINED)}), not {name!r}"
         )
     if device != "cpu":
-        raise BadInputError(f"--backend ncnn runs on the CPU, not {device}")
+        raise BadInputError(f"--backend {backend} runs on the CPU, not {device}")
     if precision != "fp32":
-        raise BadInputError("--backend ncnn runs in fp32: drop --half/--bf16")
-    if not ncnn_installed():
-        raise BadInputError("--backend ncnn needs the ncnn package: pip install ncnn")
-    return True
+        raise BadInputError(f"--backend {backend} runs in fp32: drop --half/--bf16")
+    if not installed(backend):
+        packages = " ".join(_PACKAGES[backend])
+        raise BadInputError(f"--backend {backend} needs: pip install {packages}")
+    return backend
 
 
 def open_model(
@@ -48,9 +62,10 @@ def open_model(
     device: str = "cpu",
     precision: str = "fp32",
     backend: str = "auto",
-) -> LoadedModel | NcnnModel:
-    """A model ready for `srgan.inference.upscaler`, on the backend chosen by `uses_ncnn`."""
-    if not uses_ncnn(name_or_path, device, precision, backend):
+) -> LoadedModel | NcnnModel | OnnxModel:
+    """A model ready for `srgan.inference.upscaler`, on the backend `choose_backend` picks."""
+    chosen = choose_backend(name_or_path, device, precision, backend)
+    if chosen == "torch":
         from srgan.zoo.registry import load_model
 
         return load_model(name_or_path, scale, device)
@@ -60,7 +75,6 @@ def open_model(
             f"model {spec.name} upscales x{spec.scale}; --scale {scale:g} does not match "
             "(use --outscale for other output sizes)"
         )
-    param, weights = ncnn_files(spec)
     descriptor = ModelDescriptor(
         name=spec.name,
         architecture=spec.architecture,
@@ -70,4 +84,18 @@ def open_model(
         supports_bf16=False,
         memory_per_pixel=spec.memory_per_pixel,
     )
+    if chosen == "onnxruntime":
+        return OnnxModel(descriptor, onnx_file(spec))
+    param, weights = ncnn_files(spec)
     return NcnnModel(descriptor, param, weights)
+
+
+def onnx_file(spec: PretrainedModel) -> Path:
+    """The named model as ONNX in the cache, exported from PyTorch on first use."""
+
+    def build(path: Path) -> None:
+        from srgan.zoo.registry import load_model
+
+        export_onnx(load_model(spec.name).module, path)
+
+    return cached_file(f"{spec.cache_key}-opset{ONNX_OPSET}.onnx", build)

@@ -1,0 +1,72 @@
+"""The ONNX Runtime backend: exported once, cached, same pictures as PyTorch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from srgan.imaging import Image, ImageMeta, read_image, write_image
+from srgan.inference.upscaler import UpscaleOptions, upscale_image
+from srgan.zoo.onnx_model import OnnxModel
+from srgan.zoo.selection import choose_backend, open_model
+
+pytest.importorskip("onnxruntime")
+
+
+def _crop(size: int) -> Image:
+    from skimage import data
+
+    return Image(
+        np.ascontiguousarray(data.astronaut()[90 : 90 + size, 200 : 200 + size]), ImageMeta()
+    )
+
+
+@pytest.mark.parametrize(("name", "size"), [("anime", 24), ("anime-video", 40)])
+def test_onnxruntime_matches_torch_within_one_level(name, size):
+    ort_model = open_model(name, backend="onnxruntime")
+    torch_model = open_model(name, backend="torch")
+    assert isinstance(ort_model, OnnxModel) and ort_model.path.is_file()
+    image = _crop(size)
+    for tile in (0, 16):
+        options = UpscaleOptions(tile=tile, tile_pad=8)
+        a = upscale_image(ort_model, image, options).pixels.astype(int)
+        b = upscale_image(torch_model, image, options).pixels.astype(int)
+        assert np.abs(a - b).max() <= 1
+
+
+def test_auto_prefers_onnxruntime_then_ncnn_on_the_cpu():
+    assert choose_backend("natural", "cpu", "fp32", "auto") == "onnxruntime"
+    assert choose_backend("natural", "cpu", "bf16", "auto") == "torch"
+    assert choose_backend("my.pth", "cpu", "fp32", "auto") == "torch"
+
+
+def test_onnx_cache_is_checked_and_rebuilt(tmp_path):
+    model = open_model("anime-video", backend="onnxruntime")
+    stamp = model.path.stat().st_mtime_ns
+    assert open_model("anime-video", backend="onnxruntime").path.stat().st_mtime_ns == stamp
+    model.path.write_bytes(model.path.read_bytes()[:1000])  # a damaged file
+    rebuilt = open_model("anime-video", backend="onnxruntime")
+    assert rebuilt.path.stat().st_size > 100_000
+    out = upscale_image(rebuilt, _crop(16), UpscaleOptions(tile=0))
+    assert out.pixels.shape == (64, 64, 3)
+
+
+def test_onnxruntime_path_never_imports_torch(tmp_path):
+    open_model("anime-video", backend="onnxruntime")  # export once (this needs PyTorch)
+    write_image(tmp_path / "a.png", _crop(24))
+    code = (
+        "import sys; from srgan.cli.main import run\n"
+        "try:\n"
+        f"    run(['-q', 'upscale', {str(tmp_path / 'a.png')!r}, {str(tmp_path / 'o.png')!r},"
+        " '-m', 'anime-video', '--backend', 'onnxruntime'])\n"
+        "except SystemExit as exit_:\n"
+        "    assert not exit_.code, exit_.code\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert read_image(tmp_path / "o.png").pixels.shape == (96, 96, 3)
