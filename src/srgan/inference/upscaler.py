@@ -134,9 +134,10 @@ def backend_name(model: AnyModel) -> str:
     return "ncnn" if isinstance(model, NcnnModel) else "torch"
 
 
-def make_runner(model: AnyModel, options: UpscaleOptions) -> Forward:
-    """The tile forward for a model: the ncnn runtime or PyTorch."""
-    threads = max(1, (os.cpu_count() or 1) // max(1, options.parallel_images))
+def make_runner(model: AnyModel, options: UpscaleOptions, threads: int | None = None) -> Forward:
+    """The tile forward for a model. ONNX Runtime and ncnn get `threads` (default: the
+    cores shared between parallel images); PyTorch uses its global thread setting."""
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, options.parallel_images))
     if isinstance(model, OnnxModel):
         from srgan.inference.onnx_backend import OrtRunner
 
