@@ -11,6 +11,7 @@ import typer
 from srgan import __version__
 from srgan.cli import console
 from srgan.cli.bench_cmds import benchmark, profile_memory
+from srgan.cli.dataset_cmds import dataset_app
 from srgan.cli.devices_cmd import devices
 from srgan.cli.metric_cmds import evaluate, psnr
 from srgan.cli.models_cmd import models
@@ -35,6 +36,7 @@ app.command("eval")(evaluate)
 app.command("models")(models)
 app.command("devices")(devices)
 app.command("benchmark")(benchmark)
+app.add_typer(dataset_app, name="dataset")
 app.command("profile-memory")(profile_memory)
 
 GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose", "--version"}

@@ -1,0 +1,168 @@
+"""Training data: random HR/LR patch pairs from an HR folder (LR made on the fly with
+MATLAB bicubic) or from paired LR/HR folders, with flips and 90-degree rotations.
+
+Randomness comes from `numpy.random.default_rng([seed, epoch, index])`, so a sample
+depends only on those three numbers: the same for any number of workers, in any order,
+and after resuming a run mid-epoch.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from srgan.errors import BadInputError
+from srgan.imaging.io import list_images, read_image
+from srgan.imaging.resize import imresize
+
+
+@dataclass(frozen=True)
+class PatchSettings:
+    scale: int = 4
+    hr_size: int = 96  # HR patch side; the LR patch is hr_size / scale (24 by default)
+    augment: bool = True  # horizontal/vertical flips and 90-degree rotations
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.hr_size % self.scale:
+            raise ValueError(f"hr_size {self.hr_size} must be a multiple of scale {self.scale}")
+
+
+def _augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random flip/rotation for every (H, W, C) array."""
+    hflip, vflip, transpose = rng.random(3) < 0.5
+    out = []
+    for a in arrays:
+        if hflip:
+            a = a[:, ::-1]
+        if vflip:
+            a = a[::-1]
+        if transpose:
+            a = a.transpose(1, 0, 2)
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    peak = float(np.iinfo(pixels.dtype).max)
+    return torch.from_numpy(pixels.transpose(2, 0, 1).astype(np.float32) / peak)
+
+
+class _ImageCache:
+    """Decoded RGB images, least recently used dropped first (one cache per worker)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.items: OrderedDict[Path, np.ndarray] = OrderedDict()
+
+    def get(self, path: Path) -> np.ndarray:
+        if path in self.items:
+            self.items.move_to_end(path)
+            return self.items[path]
+        image = read_image(path)
+        pixels = image.pixels[..., :3] if image.channels >= 3 else image.pixels[..., :1]
+        if pixels.shape[2] == 1:
+            pixels = np.repeat(pixels, 3, axis=2)
+        if self.capacity:
+            self.items[path] = pixels
+            while len(self.items) > self.capacity:
+                self.items.popitem(last=False)
+        return pixels
+
+
+class HRFolderDataset(Dataset):
+    """Random HR patches from a folder of images; the LR patch is MATLAB-bicubic shrunk
+    and rounded to 8 bits, as a saved LR file would be. Items: (lr, hr) float tensors in
+    [0, 1], shapes (3, hr/scale, hr/scale) and (3, hr, hr)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        settings: PatchSettings = PatchSettings(),
+        samples_per_image: int = 1,
+        cache_images: int = 128,
+    ) -> None:
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise BadInputError(f"{folder}: no training images found")
+        self.settings = settings
+        self.samples_per_image = samples_per_image
+        self.epoch = 0
+        self._cache = _ImageCache(cache_images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.samples_per_image
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.settings
+        rng = np.random.default_rng([s.seed, self.epoch, index])
+        hr_image = self._cache.get(self.paths[index % len(self.paths)])
+        height, width = hr_image.shape[:2]
+        if height < s.hr_size or width < s.hr_size:
+            raise BadInputError(f"{self.paths[index % len(self.paths)]}: smaller than a patch")
+        top = int(rng.integers(0, height - s.hr_size + 1))
+        left = int(rng.integers(0, width - s.hr_size + 1))
+        hr = hr_image[top : top + s.hr_size, left : left + s.hr_size]
+        if s.augment:
+            (hr,) = _augment([hr], rng)
+        hr_tensor = _to_tensor(hr)
+        lr = imresize(hr_tensor, scale=1 / s.scale).clamp_(0, 1)
+        lr = torch.round(lr * 255) / 255
+        return lr, hr_tensor
+
+
+class PairedFolderDataset(Dataset):
+    """Random aligned patches from LR and HR folders whose images share file stems."""
+
+    def __init__(
+        self,
+        lr_folder: Path,
+        hr_folder: Path,
+        settings: PatchSettings = PatchSettings(),
+        samples_per_image: int = 1,
+        cache_images: int = 128,
+    ) -> None:
+        hr_by_stem = {p.stem: p for p in list_images(hr_folder)}
+        self.pairs = [
+            (p, hr_by_stem[p.stem]) for p in list_images(lr_folder) if p.stem in hr_by_stem
+        ]
+        if not self.pairs:
+            raise BadInputError(f"{lr_folder} and {hr_folder}: no images with matching names")
+        self.settings = settings
+        self.samples_per_image = samples_per_image
+        self.epoch = 0
+        self._cache = _ImageCache(cache_images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.samples_per_image
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.settings
+        lr_path, hr_path = self.pairs[index % len(self.pairs)]
+        rng = np.random.default_rng([s.seed, self.epoch, index])
+        lr_image, hr_image = self._cache.get(lr_path), self._cache.get(hr_path)
+        lr_size = s.hr_size // s.scale
+        height, width = lr_image.shape[:2]
+        if hr_image.shape[:2] != (height * s.scale, width * s.scale):
+            raise BadInputError(f"{hr_path}: not {s.scale}x the size of {lr_path.name}")
+        if height < lr_size or width < lr_size:
+            raise BadInputError(f"{lr_path}: smaller than a patch")
+        top = int(rng.integers(0, height - lr_size + 1))
+        left = int(rng.integers(0, width - lr_size + 1))
+        lr = lr_image[top : top + lr_size, left : left + lr_size]
+        hr_top, hr_left = top * s.scale, left * s.scale
+        hr = hr_image[hr_top : hr_top + s.hr_size, hr_left : hr_left + s.hr_size]
+        if s.augment:
+            lr, hr = _augment([lr, hr], rng)
+        return _to_tensor(lr), _to_tensor(hr)
