@@ -1,0 +1,137 @@
+"""The training configuration: one validated object for a whole SRGAN run.
+
+Files may be TOML, YAML or JSON. Unknown keys and bad values are errors that name the
+key (`gan.lr: Input should be greater than 0`). Any key can be overridden with a dotted
+assignment (`--set gan.steps=500`), checked the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from srgan.errors import BadInputError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    train_hr: Path | None = None  # HR folder: LR made on the fly with MATLAB bicubic
+    train_lr: Path | None = None  # optional paired LR folder (same file stems as train_hr)
+    val_hr: Path | None = None  # validation HR folder (scored on Y, border = scale)
+    scale: Literal[2, 3, 4, 8] = 4
+    hr_size: int = Field(96, gt=0)  # HR patch side (LR patch = hr_size / scale)
+    batch_size: int = Field(16, gt=0)
+    workers: int = Field(2, ge=0)
+    samples_per_image: int = Field(16, gt=0)
+    augment: bool = True
+
+    @model_validator(mode="after")
+    def _patch_fits_scale(self) -> DataConfig:
+        if self.hr_size % self.scale:
+            raise ValueError(f"hr_size {self.hr_size} must be a multiple of scale {self.scale}")
+        return self
+
+
+class ModelConfig(Section):
+    num_features: int = Field(64, gt=0)
+    num_blocks: int = Field(16, gt=0)
+    discriminator_features: int = Field(64, gt=0)
+
+
+class PretrainConfig(Section):
+    steps: int = Field(1_000_000, ge=0)  # the paper: 10^6 updates of SRResNet with MSE
+    lr: float = Field(1e-4, gt=0)
+    loss: Literal["mse", "l1"] = "mse"
+
+
+class GanConfig(Section):
+    steps: int = Field(200_000, ge=0)  # 10^5 at 1e-4, then 10^5 at 1e-5
+    lr: float = Field(1e-4, gt=0)
+    lr_after: float = Field(1e-5, gt=0)
+    lr_drop_fraction: float = Field(0.5, gt=0, le=1)
+    content_loss: Literal["vgg", "mse"] = "vgg"
+    vgg_layer: str = "relu5_4"
+    vgg_weights: Path | None = None  # torchvision's vgg19-dcbb9e9d.pth; or $SRGAN_VGG19
+    adversarial_weight: float = Field(1e-3, ge=0)
+
+
+class TrainConfig(Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    gan: GanConfig = GanConfig()
+    output_dir: Path = Path("runs/srgan")
+    seed: int = 0
+    device: str = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision on GPU
+    channels_last: bool = True
+    grad_clip: float | None = Field(None, gt=0)  # max gradient norm; None: adaptive only
+    adaptive_clip_percentile: float | None = Field(None, gt=0, le=100)
+    ema_decay: float | None = Field(None, gt=0, lt=1)
+    adam_beta1: float = Field(0.9, gt=0, lt=1)
+    hr_range: Literal["symmetric", "unit"] = "symmetric"  # the paper: HR targets in [-1, 1]
+    checkpoint_interval: int = Field(1000, gt=0)
+    val_interval: int = Field(1000, gt=0)
+    log_interval: int = Field(50, gt=0)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such config file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        if path.suffix == ".json":
+            return json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise BadInputError(f"{path}: {' '.join(str(exc).split())}") from exc
+    raise BadInputError(f"{path}: use a .toml, .yaml or .json config file")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # plain strings and paths need no quotes on the command line
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` assignments (values parsed as JSON when possible)."""
+    for item in overrides:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise BadInputError(f"--set {item!r}: expected key=value, e.g. gan.steps=500")
+        target = data
+        *parents, leaf = key.strip().split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise BadInputError(f"--set {item!r}: {parent} is not a section")
+        target[leaf] = _parse_value(value.strip())
+    return data
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the file, then the overrides; one validation at the edge."""
+    data = _read(path) if path else {}
+    data = apply_overrides(data, overrides or [])
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        source = f"{path}: " if path else ""
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise BadInputError(f"{source}{key}: {first['msg']}{more}") from exc
