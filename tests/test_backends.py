@@ -11,6 +11,7 @@ import torch
 
 from srgan.imaging import Image, ImageMeta, read_image, write_image
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
+from srgan.zoo.descriptor import LoadedModel
 from srgan.zoo.ncnn_model import NcnnModel
 from srgan.zoo.onnx_model import OnnxModel
 from srgan.zoo.selection import open_model
@@ -42,10 +43,10 @@ def test_ncnn_backend_matches_torch_within_one_level(name, size):
 
 def test_auto_backend_choice(tmp_path):
     assert isinstance(open_model("anime-video"), (NcnnModel, OnnxModel))
-    assert not isinstance(open_model("anime-video", precision="bf16"), NcnnModel)
-    assert not isinstance(open_model("bicubic"), NcnnModel)
+    assert isinstance(open_model("anime-video", precision="bf16"), LoadedModel)
+    assert isinstance(open_model("bicubic"), LoadedModel)
     torch.save(open_model("anime-video", backend="torch").module.state_dict(), tmp_path / "m.pth")
-    assert not isinstance(open_model(str(tmp_path / "m.pth")), NcnnModel)
+    assert isinstance(open_model(str(tmp_path / "m.pth")), LoadedModel)
 
 
 def test_ncnn_backend_refusals_are_bad_input(cli, tmp_path):

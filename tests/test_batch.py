@@ -134,7 +134,7 @@ def test_shard_option_splits_the_work(cli, tmp_path):
     assert result.returncode == 2
 
 
-def test_files_in_flight_are_bounded_by_chunk_size(tmp_path):
+def test_workers_run_at_most_n_files_at_once(tmp_path):
     jobs = [Job(tmp_path / f"{n}", tmp_path / f"{n}.out", str(n)) for n in range(20)]
     lock, active, peak = threading.Lock(), [0], [0]
 
@@ -147,8 +147,9 @@ def test_files_in_flight_are_bounded_by_chunk_size(tmp_path):
             active[0] -= 1
         target.write_text("ok")
 
-    report = run_batch(jobs, process, workers=4, chunk_size=4)
-    assert len(report.names("done")) == 20 and 2 <= peak[0] <= 4
+    report = run_batch(jobs, process, workers=3, chunk_size=8)
+    assert len(report.names("done")) == 20 and 2 <= peak[0] <= 3
+    assert report.names("done") == sorted(str(n) for n in range(20))
 
 
 def test_plan_rejects_outputs_that_would_collide(tmp_path):
@@ -156,3 +157,43 @@ def test_plan_rejects_outputs_that_would_collide(tmp_path):
 
     with pytest.raises(BadInputError, match="would be written there"):
         plan_jobs(tmp_path, tmp_path / "out", [Path("a.png"), Path("a.jpg")], ext="png")
+
+
+def test_single_file_skip_existing_report_and_folder_only_flags(cli, tmp_path):
+    write_image(tmp_path / "a.png", _photo(0, (8, 8)))
+    (tmp_path / "b.png").write_bytes(b"keep me")
+    result = cli(
+        "upscale",
+        tmp_path / "a.png",
+        tmp_path / "b.png",
+        "-m",
+        "bicubic",
+        "--skip-existing",
+        "--report",
+        tmp_path / "r.json",
+    )
+    assert "skipped" in result.stderr and (tmp_path / "b.png").read_bytes() == b"keep me"
+    assert json.loads((tmp_path / "r.json").read_text())["skipped"] == ["a.png"]
+    result = cli("upscale", tmp_path / "a.png", tmp_path / "c.png", "-r", check=False)
+    assert result.returncode == 2 and "apply to folders" in result.stderr
+
+
+def test_output_folder_inside_the_input_folder_is_not_an_input(cli, tmp_path):
+    source = tmp_path / "in"
+    write_image(source / "a.png", _photo(0, (8, 8)))
+    (source / "notes.txt").write_text("x")
+    for _ in range(2):  # the second run must not see the first run's outputs as inputs
+        cli(
+            "batch",
+            source,
+            source / "x2",
+            "-m",
+            "bicubic",
+            "-s",
+            "2",
+            "-r",
+            "--skip-existing",
+            "--pattern",
+            "*",
+        )
+    assert sorted(p.name for p in (source / "x2").iterdir()) == ["a.png"]

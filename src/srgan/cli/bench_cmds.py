@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -92,8 +93,13 @@ def benchmark(
             f"{m.peak_rss_mb:.0f} |"
         )
         if compare:
-            row += f" {results[0].seconds / m.seconds:.2f}x |"
-        lines.append(row if m.error is None else f"| {c.model} | {c.backend} | error: {m.error} |")
+            first = results[0].seconds
+            row += f" {first / m.seconds:.2f}x |" if math.isfinite(first) else " - |"
+        if m.error is not None:
+            blanks = " |" * (4 if compare else 3)
+            where = f"| {c.model} | {c.backend} | {c.width}x{c.height} | {c.threads} |"
+            row = f"{where} error: {m.error} |{blanks}"
+        lines.append(row)
     console.print_result("\n".join(lines))
 
 
@@ -110,8 +116,7 @@ def profile_memory(
     peak. Example: srgan profile-memory --csv mem.csv -- srgan upscale big.png out.png"""
     from srgan.inference.memory_profile import profile_command
 
-    samples, code = profile_command(command, interval)
-    peak = max((s.rss_mb for s in samples), default=0.0)
+    samples, code, peak = profile_command(command, interval)
     if csv_file is not None:
         lines = ["time_s,rss_mb,gpu_mb"] + [
             f"{s.time_s:.3f},{s.rss_mb:.1f},{'' if s.gpu_mb is None else f'{s.gpu_mb:.1f}'}"

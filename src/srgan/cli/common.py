@@ -13,6 +13,7 @@ from srgan.cli import console
 from srgan.errors import BadInputError, SrganError
 from srgan.imaging.io import write_bytes_atomically
 from srgan.inference.batch import (
+    BatchReport,
     Job,
     Outcome,
     Process,
@@ -66,7 +67,7 @@ Threads = Annotated[
 Sequential = Annotated[bool, typer.Option("--sequential", help="Same as --threads 1.")]
 ChunkSize = Annotated[
     int | None,
-    typer.Option("--chunk-size", min=1, help="Files in flight at once (default 2 x threads)."),
+    typer.Option("--chunk-size", min=1, help="Files queued to the workers (default 2 x threads)."),
 ]
 Shard = Annotated[
     str | None,
@@ -109,9 +110,11 @@ def batch_settings(
     )
 
 
-def plan_jobs(
+def plan_for(
     source: Path, target: Path, settings: BatchSettings, suffix: str = "", ext: str | None = None
 ) -> list[Job]:
+    if source.is_file() and (settings.recursive or settings.patterns or settings.shard):
+        raise BadInputError("--recursive, --pattern and --shard apply to folders, not files")
     return plan(source, target, suffix, ext, settings.recursive, settings.patterns, settings.shard)
 
 
@@ -121,7 +124,15 @@ def run_jobs(
     """A single file: errors propagate (exit 2 for bad input). A folder: a failing file is
     reported by name and the others go on, with exit code 1 at the end."""
     if not folder:
-        _run_single(action, jobs[0])
+        job = jobs[0]
+        if settings.skip_existing and job.target.exists():
+            console.note(f"{verb}: {job.target} exists, skipped (--skip-existing)")
+            outcome = Outcome(job, "skipped")
+        else:
+            _run_single(action, job)
+            outcome = Outcome(job, "done")
+        if settings.report is not None:
+            _write_report(settings.report, BatchReport([outcome]))
         return
     with console.progress_bar(verb, len(jobs)) as bar:
 
@@ -141,10 +152,13 @@ def run_jobs(
     summary = ", ".join(f"{len(result.names(s))} {s}" for s in ("done", "skipped", "failed"))
     console.note(f"{verb}: {summary} in {result.seconds:.1f} s")
     if settings.report is not None:
-        report = json.dumps(result.as_dict(), indent=2) + "\n"
-        write_bytes_atomically(settings.report, report.encode())
+        _write_report(settings.report, result)
     if result.failed:
         raise SrganError(f"{len(result.failed)} of {len(jobs)} files failed (listed above)")
+
+
+def _write_report(path: Path, report: BatchReport) -> None:
+    write_bytes_atomically(path, (json.dumps(report.as_dict(), indent=2) + "\n").encode())
 
 
 def _run_single(action: Process, job: Job) -> None:

@@ -20,11 +20,11 @@ def devices(
     if as_json:
         console.print_result(json.dumps([d.as_dict() for d in found], indent=2))
         return
-    lines = [f"{'device':<8}{'free GB':>8}  {'backends':<24}description"]
+    lines = [f"{'device':<8}{'free GB':>8}  {'backends':<26}description"]
     for device in found:
         details = ", ".join(f"{k} {v}" for k, v in device.details.items())
         lines.append(
-            f"{device.name:<8}{device.memory_gb:>8.1f}  {', '.join(device.backends):<24}"
+            f"{device.name:<8}{device.memory_gb:>8.1f}  {', '.join(device.backends):<26}"
             f"{device.description} ({details})"
         )
     console.print_result("\n".join(lines))

@@ -26,7 +26,7 @@ from srgan.cli.common import (
     Threads,
     batch_settings,
     parse_size,
-    plan_jobs,
+    plan_for,
     run_jobs,
 )
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_PNG_LEVEL, DEFAULT_TILE_PAD
@@ -125,11 +125,11 @@ def upscale(
             alpha_mode=alpha_mode,  # type: ignore[arg-type]
             precision="fp16" if half else "bf16" if bf16 else "fp32",
             device=resolve_device(device),
-            parallel_images=settings.workers,
+            parallel_images=settings.workers if source.is_dir() else 1,
         )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
-    jobs = plan_jobs(source, target, settings, suffix, ext)
+    jobs = plan_for(source, target, settings, suffix, ext)
     loaded = open_model(model, scale, options.device, options.precision, backend)
     runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
@@ -167,7 +167,7 @@ def downscale(
         raise BadInputError(f"--scale must be a positive number, got {scale}")
     exact_size = parse_size(size) if size else None
     settings = BatchSettings()
-    jobs = plan_jobs(source, target, settings)
+    jobs = plan_for(source, target, settings)
 
     def action(src: Path, dst: Path) -> None:
         image = read_image(src, max_pixels)

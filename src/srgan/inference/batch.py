@@ -47,7 +47,7 @@ class BatchReport:
     seconds: float = 0.0
 
     def names(self, status: str) -> list[str]:
-        return [o.job.name for o in self.outcomes if o.status == status]
+        return sorted(o.job.name for o in self.outcomes if o.status == status)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -63,14 +63,27 @@ class BatchReport:
         }
 
 
-def discover(folder: Path, recursive: bool = False, patterns: Sequence[str] = ()) -> list[Path]:
+def discover(
+    folder: Path,
+    recursive: bool = False,
+    patterns: Sequence[str] = (),
+    exclude: Path | None = None,
+) -> list[Path]:
     """Image files under `folder` (relative paths, sorted). `patterns` are globs matched
-    against the relative path and the file name; hidden files and folders are skipped."""
+    against the relative path and the file name; hidden files and folders are skipped, and
+    so is `exclude` (an output folder inside the input folder)."""
     if not folder.is_dir():
         raise BadInputError(f"{folder}: not a folder")
+    skipped = exclude.resolve() if exclude is not None else None
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        dirs[:] = (
+            sorted(
+                d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skipped
+            )
+            if recursive
+            else []
+        )
         for name in files:
             relative = (Path(root) / name).relative_to(folder)
             if name.startswith(".") or not _wanted(relative, patterns):
@@ -80,8 +93,10 @@ def discover(folder: Path, recursive: bool = False, patterns: Sequence[str] = ()
 
 
 def _wanted(relative: Path, patterns: Sequence[str]) -> bool:
+    if relative.suffix.lower() not in READ_EXTENSIONS:
+        return False
     if not patterns:
-        return relative.suffix.lower() in READ_EXTENSIONS
+        return True
     text = relative.as_posix()
     return any(fnmatch.fnmatch(text, p) or fnmatch.fnmatch(relative.name, p) for p in patterns)
 
@@ -131,7 +146,7 @@ def plan(
     if source.is_dir():
         if target.exists() and not target.is_dir():
             raise BadInputError(f"{target}: input is a folder, so the output must be a folder")
-        relatives = discover(source, recursive, patterns)
+        relatives = discover(source, recursive, patterns, exclude=target)
         if not relatives:
             raise BadInputError(f"{source}: no images found")
         if shard is not None:
@@ -169,9 +184,11 @@ def run_batch(
     chunk_size: int | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
 ) -> BatchReport:
-    """Run `process(source, target)` over the jobs with `workers` threads, at most
-    `chunk_size` files in flight (default 2 x workers), so memory grows with the workers,
-    not with the number of files. Outputs are byte-identical whatever the worker count."""
+    """Run `process(source, target)` over the jobs with `workers` threads, handing them
+    `chunk_size` files at a time (default 2 x workers); each worker holds one image, so
+    memory grows with the workers, not with the number of files. Outputs are
+    byte-identical whatever the worker count. On Ctrl-C the queued files are dropped and
+    only the running ones finish (their outputs are complete or absent)."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     in_flight = max(workers, chunk_size or 2 * workers)
@@ -191,18 +208,23 @@ def run_batch(
             pending.append(job)
 
     cores = os.cpu_count() or 1
-    with torch_threads(cores // workers), ThreadPoolExecutor(workers) as pool:
-        running: dict[Future[Outcome], Job] = {}
-        queue = iter(pending)
-        for job in queue:
-            running[pool.submit(_run_job, process, job)] = job
-            if len(running) >= in_flight:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    running.pop(future)
-                    record(future.result())
-        for future in list(running):
-            record(future.result())
+    pool = ThreadPoolExecutor(workers)
+    try:
+        with torch_threads(cores // workers):
+            running: dict[Future[Outcome], Job] = {}
+            for job in pending:
+                running[pool.submit(_run_job, process, job)] = job
+                if len(running) >= in_flight:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        running.pop(future)
+                        record(future.result())
+            for future in list(running):
+                record(future.result())
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: finish the running files only
+        raise
+    pool.shutdown()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from srgan.inference.tiling import available_memory_bytes
-from srgan.zoo.selection import ncnn_installed
+from srgan.zoo.selection import CPU_BACKENDS, installed
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def _cpu_model() -> str:
 
 
 def describe_devices() -> list[DeviceInfo]:
-    cpu_backends = ["torch", *(["ncnn"] if ncnn_installed() else [])]
+    cpu_backends = ["torch", *(name for name in CPU_BACKENDS if installed(name))]
     devices = [
         DeviceInfo(
             "cpu",

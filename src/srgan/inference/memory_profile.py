@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -64,8 +65,10 @@ def _gpu_mb(pids: set[int]) -> float | None:
     return used
 
 
-def profile_command(command: list[str], interval: float = 0.1) -> tuple[list[Sample], int]:
-    """Run `command`, sampling every `interval` seconds; return the samples and exit code."""
+def profile_command(command: list[str], interval: float = 0.1) -> tuple[list[Sample], int, float]:
+    """Run `command`, sampling every `interval` seconds. Returns the samples, the exit code
+    (128 + N for a command killed by signal N, as shells report it) and the true peak RSS
+    in MB from the kernel's accounting (`wait4`), which sampling alone can miss."""
     if not command:
         raise BadInputError("profile-memory needs a command, e.g. -- srgan upscale a.png b.png")
     if not Path("/proc/self/status").exists():
@@ -76,10 +79,16 @@ def profile_command(command: list[str], interval: float = 0.1) -> tuple[list[Sam
         raise BadInputError(f"{command[0]}: cannot run ({exc.strerror})") from exc
     samples: list[Sample] = []
     started, gpu, gpu_read = time.perf_counter(), None, float("-inf")
-    while process.poll() is None:
+    while True:
+        finished, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if finished:
+            break
         now = time.perf_counter()
         if now - gpu_read >= _GPU_EVERY_S:  # nvidia-smi is slow: ask it less often
             gpu, gpu_read = _gpu_mb(set(_children(process.pid))), now
         samples.append(Sample(now - started, _rss_mb(process.pid), gpu))
         time.sleep(interval)
-    return samples, process.returncode
+    process.returncode = os.waitstatus_to_exitcode(status)
+    code = process.returncode if process.returncode >= 0 else 128 - process.returncode
+    peak = max([usage.ru_maxrss / 1024, *(s.rss_mb for s in samples)])
+    return samples, code, peak

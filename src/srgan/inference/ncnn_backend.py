@@ -9,12 +9,6 @@ import numpy as np
 from srgan.zoo.ncnn_model import NcnnModel
 
 
-def ncnn_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("ncnn") is not None
-
-
 class NcnnRunner:
     """One loaded ncnn network; each call runs a [1, C, h, w] float32 tile in fp32.
 

@@ -94,19 +94,24 @@ def resolve_device(name: str = "auto") -> str:
 
 
 def _cpu_only_torch() -> bool:
-    """Whether the installed PyTorch can only use the CPU, told from its files (fast)."""
+    """Whether PyTorch can only use the CPU here, told without importing it (fast): no GPU
+    driver devices, or a PyTorch build without GPU libraries."""
     import importlib.util
     import platform
     from pathlib import Path
 
+    if platform.system() == "Darwin":
+        return False  # MPS: only torch can tell
+    if platform.system() == "Linux" and not any(
+        Path(device).exists() for device in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
+    ):
+        return True
     spec = importlib.util.find_spec("torch")
     if spec is None or spec.origin is None:
         return True
     libraries = Path(spec.origin).parent / "lib"
     gpu_libraries = ("libtorch_cuda.so", "libtorch_hip.so", "torch_cuda.dll")
-    return platform.system() != "Darwin" and not any(
-        (libraries / name).exists() for name in gpu_libraries
-    )
+    return not any((libraries / name).exists() for name in gpu_libraries)
 
 
 def choose_tile(model: AnyModel, image: Image, options: UpscaleOptions) -> int:
@@ -137,11 +142,13 @@ def backend_name(model: AnyModel) -> str:
 def make_runner(model: AnyModel, options: UpscaleOptions, threads: int | None = None) -> Forward:
     """The tile forward for a model. ONNX Runtime and ncnn get `threads` (default: the
     cores shared between parallel images); PyTorch uses its global thread setting."""
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, options.parallel_images))
+    cores = os.cpu_count() or 1
     if isinstance(model, OnnxModel):
         from srgan.inference.onnx_backend import OrtRunner
 
-        return OrtRunner(model, threads)
+        # One session serves every worker and its pool is shared between their calls.
+        return OrtRunner(model, threads or cores)
+    threads = threads or max(1, cores // max(1, options.parallel_images))
     if isinstance(model, NcnnModel):
         from srgan.inference.ncnn_backend import NcnnRunner
 

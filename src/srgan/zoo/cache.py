@@ -120,7 +120,14 @@ def cached_file(filename: str, build: Callable[[Path], None]) -> Path:
     record = folder / f"{filename}.sha256"
     if _matches(target, record):
         return target
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{filename}.lock").touch()
+    except OSError as exc:
+        raise SrganError(
+            f"{folder}: cannot write the model cache ({exc.strerror}); "
+            "set SRGAN_CACHE to a writable folder"
+        ) from exc
     with _locked(filename):
         if _matches(target, record):
             return target
