@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -15,6 +12,7 @@ from srgan.zoo.descriptor import LoadedModel
 from srgan.zoo.ncnn_model import NcnnModel
 from srgan.zoo.onnx_model import OnnxModel
 from srgan.zoo.selection import open_model
+from tests.torchfree import cli_imports_torch
 
 pytest.importorskip("ncnn")
 
@@ -72,16 +70,8 @@ def test_ncnn_backend_refusals_are_bad_input(cli, tmp_path):
 
 def test_ncnn_path_never_imports_torch(tmp_path):
     write_image(tmp_path / "a.png", _crop(24))
-    code = (
-        "import sys; from srgan.cli.main import run\n"
-        "try:\n"
-        f"    run(['-q', 'upscale', {str(tmp_path / 'a.png')!r}, {str(tmp_path / 'o.png')!r},"
-        " '-m', 'anime-video', '--backend', 'ncnn'])\n"
-        "except SystemExit as exit_:\n"
-        "    assert not exit_.code, exit_.code\n"
-        "print('torch' in sys.modules)\n"
+    source, target = str(tmp_path / "a.png"), str(tmp_path / "o.png")
+    assert not cli_imports_torch(
+        "-q", "upscale", source, target, "-m", "anime-video", "--backend", "ncnn"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
     assert read_image(tmp_path / "o.png").pixels.shape == (96, 96, 3)

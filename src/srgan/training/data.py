@@ -75,7 +75,27 @@ class _ImageCache:
         return pixels
 
 
-class HRFolderDataset(Dataset):
+class _PatchDataset(Dataset):
+    """Shared bookkeeping: settings, the epoch that seeds the randomness, the image cache."""
+
+    def __init__(self, sources: int, settings: PatchSettings, samples: int, cache: int) -> None:
+        self.sources = sources
+        self.settings = settings
+        self.samples_per_image = samples
+        self.epoch = 0
+        self._cache = _ImageCache(cache)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.sources * self.samples_per_image
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.settings.seed, self.epoch, index])
+
+
+class HRFolderDataset(_PatchDataset):
     """Random HR patches from a folder of images; the LR patch is MATLAB-bicubic shrunk
     and rounded to 8 bits, as a saved LR file would be. Items: (lr, hr) float tensors in
     [0, 1], shapes (3, hr/scale, hr/scale) and (3, hr, hr)."""
@@ -90,20 +110,11 @@ class HRFolderDataset(Dataset):
         self.paths = list_images(folder)
         if not self.paths:
             raise BadInputError(f"{folder}: no training images found")
-        self.settings = settings
-        self.samples_per_image = samples_per_image
-        self.epoch = 0
-        self._cache = _ImageCache(cache_images)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.paths) * self.samples_per_image
+        super().__init__(len(self.paths), settings, samples_per_image, cache_images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.settings
-        rng = np.random.default_rng([s.seed, self.epoch, index])
+        rng = self._rng(index)
         hr_image = self._cache.get(self.paths[index % len(self.paths)])
         height, width = hr_image.shape[:2]
         if height < s.hr_size or width < s.hr_size:
@@ -119,7 +130,7 @@ class HRFolderDataset(Dataset):
         return lr, hr_tensor
 
 
-class PairedFolderDataset(Dataset):
+class PairedFolderDataset(_PatchDataset):
     """Random aligned patches from LR and HR folders whose images share file stems."""
 
     def __init__(
@@ -136,21 +147,12 @@ class PairedFolderDataset(Dataset):
         ]
         if not self.pairs:
             raise BadInputError(f"{lr_folder} and {hr_folder}: no images with matching names")
-        self.settings = settings
-        self.samples_per_image = samples_per_image
-        self.epoch = 0
-        self._cache = _ImageCache(cache_images)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.pairs) * self.samples_per_image
+        super().__init__(len(self.pairs), settings, samples_per_image, cache_images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.settings
         lr_path, hr_path = self.pairs[index % len(self.pairs)]
-        rng = np.random.default_rng([s.seed, self.epoch, index])
+        rng = self._rng(index)
         lr_image, hr_image = self._cache.get(lr_path), self._cache.get(hr_path)
         lr_size = s.hr_size // s.scale
         height, width = lr_image.shape[:2]

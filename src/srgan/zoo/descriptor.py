@@ -33,8 +33,22 @@ class ModelDescriptor:
     memory_per_pixel: float = 0.0  # fp32 activation bytes per input pixel, for tile sizing
 
 
+class Described:
+    """Shortcuts for anything that carries a `descriptor` (PyTorch, ncnn, ONNX models)."""
+
+    descriptor: ModelDescriptor
+
+    @property
+    def scale(self) -> float:
+        return self.descriptor.scale
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.name
+
+
 @dataclass
-class LoadedModel:
+class LoadedModel(Described):
     """An eval-mode module plus its descriptor.
 
     `fp32_only` is set once half precision has overflowed (or is unsupported), so that a
@@ -44,14 +58,6 @@ class LoadedModel:
     module: nn.Module
     descriptor: ModelDescriptor
     fp32_only: bool = False
-
-    @property
-    def scale(self) -> float:
-        return self.descriptor.scale
-
-    @property
-    def name(self) -> str:
-        return self.descriptor.name
 
     @property
     def device(self) -> torch.device:

@@ -5,19 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from srgan.zoo.descriptor import ModelDescriptor
+from srgan.zoo.descriptor import Described, ModelDescriptor
 
 
 @dataclass
-class NcnnModel:
+class NcnnModel(Described):
     descriptor: ModelDescriptor
     param: Path
     bin: Path
-
-    @property
-    def scale(self) -> float:
-        return self.descriptor.scale
-
-    @property
-    def name(self) -> str:
-        return self.descriptor.name

@@ -5,23 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from srgan.zoo.descriptor import ModelDescriptor
+from srgan.zoo.descriptor import Described, ModelDescriptor
 
 ONNX_OPSET = 17
 
 
 @dataclass
-class OnnxModel:
+class OnnxModel(Described):
     descriptor: ModelDescriptor
     path: Path
-
-    @property
-    def scale(self) -> float:
-        return self.descriptor.scale
-
-    @property
-    def name(self) -> str:
-        return self.descriptor.name
 
 
 def export_onnx(module, path: Path) -> None:
