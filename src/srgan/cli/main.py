@@ -16,6 +16,7 @@ from srgan.cli.devices_cmd import devices
 from srgan.cli.metric_cmds import evaluate, psnr
 from srgan.cli.models_cmd import models
 from srgan.cli.resize_cmds import downscale, upscale
+from srgan.cli.train_cmd import train
 from srgan.errors import SrganError
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.command("models")(models)
 app.command("devices")(devices)
 app.command("benchmark")(benchmark)
 app.add_typer(dataset_app, name="dataset")
+app.command("train")(train)
 app.command("profile-memory")(profile_memory)
 
 GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose", "--version"}

@@ -135,3 +135,47 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
         source = f"{path}: " if path else ""
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise BadInputError(f"{source}{key}: {first['msg']}{more}") from exc
+
+
+EXAMPLE_CONFIG = """\
+# srgan training configuration (TOML). Every key can be overridden on the command line
+# with --set section.key=value; `srgan train --print-config` shows the resolved values.
+
+output_dir = "runs/srresnet"   # checkpoints/, training.log, status.json go here
+seed = 0
+device = "auto"                # auto, cpu, cuda, cuda:N
+channels_last = true
+hr_range = "symmetric"         # HR targets in [-1, 1] as in the paper ("unit": [0, 1])
+checkpoint_interval = 1000     # steps between checkpoints (plus the last step)
+val_interval = 1000            # steps between validations on data.val_hr
+log_interval = 50
+
+[data]
+train_hr = "data/train/HR"     # made by: srgan dataset prepare photos/ data/
+# train_lr = "data/train/LR_x4"  # optional paired LR folder instead of on-the-fly bicubic
+val_hr = "data/val/HR"
+scale = 4
+hr_size = 96                   # HR patch; the LR patch is hr_size / scale = 24
+batch_size = 16
+workers = 2
+samples_per_image = 16         # random patches per image and epoch
+
+[model]
+num_features = 64
+num_blocks = 16
+
+[pretrain]                     # SRResNet with a pixel loss (the paper: 10^6 steps)
+steps = 100000
+lr = 1e-4
+loss = "mse"
+
+[gan]                          # SRGAN: generator and discriminator alternate
+steps = 100000
+lr = 1e-4
+lr_after = 1e-5                # from lr_drop_fraction of the GAN steps on
+lr_drop_fraction = 0.5
+content_loss = "vgg"           # VGG54 feature loss; "mse" needs no VGG weights
+vgg_layer = "relu5_4"
+# vgg_weights = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet VGG19 (or $SRGAN_VGG19)
+adversarial_weight = 1e-3
+"""

@@ -1,0 +1,138 @@
+"""The SRGAN trainer on a tiny configuration: stages, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from srgan.errors import BadInputError
+from srgan.imaging import Image, ImageMeta, read_image, write_image
+from srgan.training.config import load_config
+from srgan.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("train")
+    for index, picture in enumerate((data.astronaut(), data.coffee(), data.chelsea())):
+        write_image(
+            folder / f"{index}.png",
+            Image(np.ascontiguousarray(picture[100:164, 100:164]), ImageMeta()),
+        )
+    return folder
+
+
+def tiny(photos, output, **extra):
+    overrides = [
+        f"data.train_hr={photos}",
+        f"output_dir={output}",
+        "data.hr_size=32",
+        "data.batch_size=2",
+        "data.workers=0",
+        "data.samples_per_image=2",
+        "model.num_features=8",
+        "model.num_blocks=1",
+        "model.discriminator_features=4",
+        "pretrain.steps=4",
+        "gan.steps=3",
+        'gan.content_loss="mse"',
+        "log_interval=1",
+        "checkpoint_interval=100",
+        "channels_last=false",
+    ] + [f"{k}={v}" for k, v in extra.items()]
+    return load_config(None, overrides)
+
+
+def losses(run_dir):
+    lines = (run_dir / "training.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if "steps_per_s" in line]
+
+
+def strip(records):
+    return [{k: v for k, v in r.items() if k != "steps_per_s"} for r in records]
+
+
+def test_stopped_and_resumed_run_logs_the_same_losses(photos, tmp_path):
+    Trainer(tiny(photos, tmp_path / "straight")).run()
+    straight = strip(losses(tmp_path / "straight"))
+    assert [r["stage"] for r in straight] == ["pretrain"] * 4 + ["gan"] * 3
+    assert len({r["step"] for r in straight}) == 7
+    Trainer(tiny(photos, tmp_path / "split")).run(stop_at_step=5)  # stops inside the GAN stage
+    Trainer(tiny(photos, tmp_path / "split")).run(resume=True)
+    assert strip(losses(tmp_path / "split")) == straight
+
+
+def test_checkpoint_upscales_and_refuses_to_overwrite_a_run(photos, tmp_path, cli):
+    config = tiny(photos, tmp_path / "run", **{"gan.steps": 0})
+    last = Trainer(config).run()
+    assert (last / "generator.safetensors").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "latest").resolve() == last.resolve()
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["step"] == 4 and status["total_steps"] == 4
+    cli("upscale", photos / "0.png", tmp_path / "up.png", "-m", last / "generator.safetensors")
+    assert read_image(tmp_path / "up.png").pixels.shape == (256, 256, 3)
+    with pytest.raises(BadInputError, match="--resume"):
+        Trainer(config).run()
+
+
+def test_vgg_stage_refuses_without_weights(photos, tmp_path, monkeypatch):
+    monkeypatch.delenv("SRGAN_VGG19", raising=False)
+    with pytest.raises(BadInputError, match=r"vgg19-dcbb9e9d\.pth"):
+        Trainer(tiny(photos, tmp_path / "v", **{"gan.content_loss": '"vgg"'}))
+
+
+def test_interruption_saves_an_emergency_checkpoint(photos, tmp_path):
+    def stop(record):
+        if record["step"] == 2:
+            raise KeyboardInterrupt
+
+    trainer = Trainer(tiny(photos, tmp_path / "cut"), on_log=stop)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    latest = (tmp_path / "cut" / "checkpoints" / "latest").resolve()
+    assert latest.name == "step_0000002"
+    Trainer(tiny(photos, tmp_path / "cut")).run(resume=True)
+    assert strip(losses(tmp_path / "cut"))[-1]["step"] == 7
+
+
+def test_train_command(cli, photos, tmp_path):
+    cli("train", "--example-config", tmp_path / "example.toml")
+    example = load_config(tmp_path / "example.toml")
+    assert example.gan.content_loss == "vgg" and example.data.hr_size == 96
+    shown = json.loads(
+        cli("train", "-c", tmp_path / "example.toml", "--train-steps", "5", "--print-config").stdout
+    )
+    assert shown["gan"]["steps"] == 5
+    bad = cli("train", "-c", tmp_path / "example.toml", "--set", "gan.lr=0", check=False)
+    assert bad.returncode == 2 and "gan.lr" in bad.stderr
+    args = [
+        "train",
+        "--train-hr",
+        photos,
+        "-o",
+        tmp_path / "run",
+        "--pretrain-steps",
+        "2",
+        "--train-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--set",
+        "data.hr_size=32",
+        "--set",
+        "model.num_blocks=1",
+        "--set",
+        "model.num_features=8",
+        "--set",
+        "gan.content_loss=mse",
+        "--set",
+        "data.workers=0",
+        "--set",
+        "channels_last=false",
+    ]
+    result = cli(*args)
+    assert "step 3 [gan]" in result.stderr and "generator.safetensors" in result.stderr
