@@ -136,3 +136,10 @@ def test_train_command(cli, photos, tmp_path):
     ]
     result = cli(*args)
     assert "step 3 [gan]" in result.stderr and "generator.safetensors" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["ema_decay=0.999", "adaptive_clip_percentile=95", "amp=bf16"])
+def test_options_not_built_yet_are_refused_not_ignored(photos, tmp_path, key):
+    name, value = key.split("=")
+    with pytest.raises(BadInputError, match=name):
+        Trainer(tiny(photos, tmp_path / "x", **{name: value if name != "amp" else '"bf16"'}))

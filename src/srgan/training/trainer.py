@@ -74,6 +74,7 @@ class Trainer:
         unsupported = {
             "ema_decay": config.ema_decay,
             "adaptive_clip_percentile": config.adaptive_clip_percentile,
+            "amp": None if config.amp == "none" else config.amp,
         }
         for key, value in unsupported.items():
             if value is not None:
