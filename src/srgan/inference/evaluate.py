@@ -18,7 +18,6 @@ from srgan.zoo.descriptor import LoadedModel
 
 Progress = Callable[[str], None]
 SSIM_WINDOW = 11
-WHOLE_IMAGE = UpscaleOptions(tile=0)  # evaluation runs untiled, like the papers
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,8 @@ def evaluate_models(
             hr = Image(hr.pixels[..., :-1], hr.meta)
         lr = resize_image(hr, scale=1 / scale)
         for model, table in zip(models, tables, strict=True):
-            sr = upscale_image(model, lr, WHOLE_IMAGE)
+            # Untiled, like the papers, on the device the model already lives on.
+            sr = upscale_image(model, lr, UpscaleOptions(tile=0, device=str(model.device)))
             table.images.append(score(path.stem, sr, hr, crop_border=scale))
         if progress:
             progress(path.stem)
