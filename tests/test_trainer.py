@@ -143,3 +143,50 @@ def test_options_not_built_yet_are_refused_not_ignored(photos, tmp_path, key):
     name, value = key.split("=")
     with pytest.raises(BadInputError, match=name):
         Trainer(tiny(photos, tmp_path / "x", **{name: value if name != "amp" else '"bf16"'}))
+
+
+def test_sigterm_saves_a_checkpoint_before_exiting(photos, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "term"
+    command = [
+        sys.executable,
+        "-m",
+        "srgan",
+        "train",
+        "--train-hr",
+        str(photos),
+        "-o",
+        str(run),
+        "--pretrain-steps",
+        "100000",
+        "--train-steps",
+        "0",
+        "--batch-size",
+        "2",
+        "--set",
+        "data.hr_size=32",
+        "--set",
+        "model.num_blocks=1",
+        "--set",
+        "model.num_features=8",
+        "--set",
+        "data.workers=0",
+        "--set",
+        "log_interval=1",
+        "--set",
+        "channels_last=false",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (run / "status.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()
+    latest = (run / "checkpoints" / "latest").resolve()
+    assert (latest / "generator.safetensors").is_file()
+    assert int(latest.name.split("_")[1]) >= 1

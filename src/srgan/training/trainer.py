@@ -9,8 +9,11 @@ to a callback and writes `training.log` and `status.json` in the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -231,6 +234,10 @@ class Trainer:
         batches = self._batches()
         started, last = time.perf_counter(), None
         self.generator.train()
+        with _terminate_as_interrupt():
+            return self._loop(batches, end, started, last, ckpt_dir)
+
+    def _loop(self, batches, end: int, started: float, last: Path | None, ckpt_dir: Path) -> Path:
         try:
             while self.position.step < end:
                 g_rate, d_rate = self._learning_rates(self.position.step)
@@ -336,6 +343,26 @@ class Trainer:
         checkpoints.restore_rng_state(state["rng"])
         self.position = Position(**state["position"])
         self.best_psnr = state["best_psnr"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the training loop so that it saves a checkpoint first."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _set_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
