@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from srgan.inference.devices import cpu_model_name
+
 MB = 1024 * 1024
 MODELS = ("bicubic", "natural", "anime", "anime-video")
 SCALE = 4
@@ -60,18 +62,6 @@ def peak_rss_bytes() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("VmHWM not in /proc/self/status")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def source_pixels(size: int):
@@ -181,7 +171,7 @@ def main() -> None:
             print(f"  {name}: done", file=sys.stderr, flush=True)
     total = time.perf_counter() - total_start
 
-    print(f"torch {info['torch']}, {info['threads']} threads, CPU: {cpu_model()}")
+    print(f"torch {info['torch']}, {info['threads']} threads, CPU: {cpu_model_name()}")
     print(f"input: {args.size}x{args.size} RGB astronaut crop, x{SCALE}, whole image (tile 0)")
     print(f"forward: median of {args.repeats} after 1 warm-up; CLI: one run, cache warm")
     print()

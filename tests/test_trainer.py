@@ -26,6 +26,11 @@ def photos(tmp_path_factory):
     return folder
 
 
+TINY_CLI = ["--batch-size", "2", "--set", "data.hr_size=32", "--set", "model.num_blocks=1",
+            "--set", "model.num_features=8", "--set", "data.workers=0",
+            "--set", "channels_last=false"]  # fmt: skip
+
+
 def tiny(photos, output, **extra):
     overrides = [
         f"data.train_hr={photos}",
@@ -119,20 +124,9 @@ def test_train_command(cli, photos, tmp_path):
         "2",
         "--train-steps",
         "1",
-        "--batch-size",
-        "2",
-        "--set",
-        "data.hr_size=32",
-        "--set",
-        "model.num_blocks=1",
-        "--set",
-        "model.num_features=8",
         "--set",
         "gan.content_loss=mse",
-        "--set",
-        "data.workers=0",
-        "--set",
-        "channels_last=false",
+        *TINY_CLI,
     ]
     result = cli(*args)
     assert "step 3 [gan]" in result.stderr and "generator.safetensors" in result.stderr
@@ -165,20 +159,9 @@ def test_sigterm_saves_a_checkpoint_before_exiting(photos, tmp_path):
         "100000",
         "--train-steps",
         "0",
-        "--batch-size",
-        "2",
-        "--set",
-        "data.hr_size=32",
-        "--set",
-        "model.num_blocks=1",
-        "--set",
-        "model.num_features=8",
-        "--set",
-        "data.workers=0",
         "--set",
         "log_interval=1",
-        "--set",
-        "channels_last=false",
+        *TINY_CLI,
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+CHILD_TIMEOUT_S = 3600
+
 
 @dataclass(frozen=True)
 class Config:
@@ -152,8 +154,13 @@ def run_config(config: Config, flops: float) -> Measurement:
     queue = context.Queue()
     process = context.Process(target=_child, args=(config, flops, queue))
     process.start()
-    process.join()
-    result = queue.get() if not queue.empty() else {"error": f"exit code {process.exitcode}"}
+    try:
+        result = queue.get(timeout=CHILD_TIMEOUT_S)  # before join: the child may block on put
+    except Exception:  # queue.Empty: the child died or hung
+        result = {"error": f"no result (exit code {process.exitcode})"}
+    process.join(timeout=10)
+    if process.is_alive():
+        process.kill()
     if "error" in result:
         nan = float("nan")
         return Measurement(config, config.backend, nan, nan, nan, nan, None, result["error"])

@@ -24,7 +24,7 @@ class DeviceInfo:
         return asdict(self)
 
 
-def _cpu_model() -> str:
+def cpu_model_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as stream:
             for line in stream:
@@ -40,7 +40,7 @@ def describe_devices() -> list[DeviceInfo]:
     devices = [
         DeviceInfo(
             "cpu",
-            _cpu_model(),
+            cpu_model_name(),
             available_memory_bytes("cpu") / 1e9,
             cpu_backends,
             {
