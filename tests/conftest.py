@@ -54,3 +54,18 @@ def cli(capfd) -> Iterator[Callable[..., Result]]:
     logger.handlers.clear()
     logger.propagate = True
     logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    """Three 64x64 photo crops (astronaut, coffee, chelsea): a tiny training set."""
+    import numpy as np
+    from skimage import data
+
+    from srgan.imaging import Image, ImageMeta, write_image
+
+    folder = tmp_path_factory.mktemp("photos")
+    for index, picture in enumerate((data.astronaut(), data.coffee(), data.chelsea())):
+        crop = np.ascontiguousarray(picture[100:164, 100:164])
+        write_image(folder / f"{index}.png", Image(crop, ImageMeta()))
+    return folder

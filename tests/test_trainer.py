@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
+from srgan.archs.srresnet import SRResNet
 from srgan.errors import BadInputError
-from srgan.imaging import Image, ImageMeta, read_image, write_image
+from srgan.imaging import read_image
 from srgan.training.config import load_config
-from srgan.training.trainer import Trainer
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    from skimage import data
-
-    folder = tmp_path_factory.mktemp("train")
-    for index, picture in enumerate((data.astronaut(), data.coffee(), data.chelsea())):
-        write_image(
-            folder / f"{index}.png",
-            Image(np.ascontiguousarray(picture[100:164, 100:164]), ImageMeta()),
-        )
-    return folder
-
+from srgan.training.schedules import build_schedule
+from srgan.training.trainer import Trainer, fold_to_unit_range
 
 TINY_CLI = ["--batch-size", "2", "--set", "data.hr_size=32", "--set", "model.num_blocks=1",
             "--set", "model.num_features=8", "--set", "data.workers=0",
@@ -57,8 +48,11 @@ def losses(run_dir):
     return [json.loads(line) for line in lines if "steps_per_s" in line]
 
 
+VARYING = {"steps_per_s", "eta_s", "peak_rss_mb", "gpu_peak_mb"}  # timing and memory
+
+
 def strip(records):
-    return [{k: v for k, v in r.items() if k != "steps_per_s"} for r in records]
+    return [{k: v for k, v in r.items() if k not in VARYING} for r in records]
 
 
 def test_stopped_and_resumed_run_logs_the_same_losses(photos, tmp_path):
@@ -132,11 +126,80 @@ def test_train_command(cli, photos, tmp_path):
     assert "step 3 [gan]" in result.stderr and "generator.safetensors" in result.stderr
 
 
-@pytest.mark.parametrize("key", ["ema_decay=0.999", "adaptive_clip_percentile=95", "amp=bf16"])
-def test_options_not_built_yet_are_refused_not_ignored(photos, tmp_path, key):
-    name, value = key.split("=")
-    with pytest.raises(BadInputError, match=name):
-        Trainer(tiny(photos, tmp_path / "x", **{name: value if name != "amp" else '"bf16"'}))
+def test_ema_adaptive_clipping_and_warmup_cosine_resume_exactly(photos, tmp_path):
+    extra = {
+        "ema_decay": 0.5,
+        "adaptive_clip_percentile": 50,
+        "adaptive_clip_window": 3,
+        "pretrain.lr": 1e-3,
+        "pretrain.schedule.decay": '"cosine"',
+        "pretrain.schedule.warmup_steps": 2,
+        "pretrain.schedule.floor": 1e-5,
+    }
+    Trainer(tiny(photos, tmp_path / "straight", **extra)).run()
+    straight = strip(losses(tmp_path / "straight"))
+    expected = build_schedule(1e-3, 4, decay="cosine", warmup_steps=2, floor=1e-5)
+    assert [r["lr"] for r in straight[:4]] == pytest.approx([expected(s) for s in range(4)])
+    assert [r["lr"] for r in straight[4:]] == pytest.approx([1e-4, 1e-4, 1e-5])  # the paper
+    history = [r["grad_norm"] for r in straight[:3]]
+    assert "clip_limit" not in straight[2] and straight[3]["clip_limit"] == pytest.approx(
+        float(np.median(history))
+    )
+    Trainer(tiny(photos, tmp_path / "split", **extra)).run(stop_at_step=5)
+    Trainer(tiny(photos, tmp_path / "split", **extra)).run(resume=True)
+    assert strip(losses(tmp_path / "split")) == straight
+
+    last = (tmp_path / "straight" / "checkpoints" / "latest").resolve()
+    state = torch.load(last / "state.pt", weights_only=False)
+    saved = load_file(str(last / "generator.safetensors"))
+    raw = SRResNet(num_features=8, num_blocks=1)
+    raw.load_state_dict(state["generator_raw"])
+    average = SRResNet(num_features=8, num_blocks=1)
+    average.load_state_dict(state["ema"])
+    assert torch.equal(saved["tail.weight"], fold_to_unit_range(average)["tail.weight"])
+    assert not torch.equal(saved["tail.weight"], fold_to_unit_range(raw)["tail.weight"])
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_trains_close_to_float32(photos, tmp_path, amp):
+    Trainer(tiny(photos, tmp_path / "fp32", **{"gan.steps": 0})).run()
+    Trainer(tiny(photos, tmp_path / amp, **{"gan.steps": 0, "amp": f'"{amp}"'})).run()
+    full, mixed = losses(tmp_path / "fp32"), losses(tmp_path / amp)
+    assert all(math.isfinite(r["pixel"]) for r in mixed)
+    assert mixed[0]["pixel"] != full[0]["pixel"]  # really ran in lower precision
+    assert mixed[0]["pixel"] == pytest.approx(full[0]["pixel"], rel=0.05)
+
+
+def test_tensorboard_gets_every_curve_and_validation_images(photos, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "tb"
+    config = tiny(photos, run, **{"data.val_hr": str(photos), "val_interval": 4, "val_images": 2})
+    Trainer(config).run()
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {
+        "loss/pixel",
+        "loss/content",
+        "loss/adversarial",
+        "loss/generator",
+        "loss/discriminator",
+        "train/lr",
+        "train/grad_norm",
+        "train/d_grad_norm",
+        "train/steps_per_s",
+        "memory/peak_rss_mb",
+        "val/psnr",
+        "val/ssim",
+    } <= scalars
+    assert [e.step for e in events.Scalars("val/psnr")] == [4, 7]
+    assert [e.step for e in events.Scalars("loss/pixel")] == [1, 2, 3, 4]
+    assert "val/comparison" in events.Tags()["images"]
+    grid = read_image(run / "samples" / "val_comparison_0000004.png").pixels
+    assert grid.shape == (64 * 2 + 4, 64 * 3 + 4 * 2, 3)  # 2 images x (bicubic, SR, HR)
+    log = [json.loads(line) for line in (run / "training.log").read_text().splitlines()]
+    assert [r["event"] for r in log if "event" in r] == ["checkpoint", "checkpoint"]
 
 
 def test_sigterm_saves_a_checkpoint_before_exiting(photos, tmp_path):

@@ -14,7 +14,8 @@ def test_defaults_follow_the_paper():
     config = TrainConfig()
     assert (config.data.hr_size, config.data.scale, config.data.batch_size) == (96, 4, 16)
     assert config.pretrain.lr == 1e-4 and config.pretrain.loss == "mse"
-    assert (config.gan.lr, config.gan.lr_after, config.gan.lr_drop_fraction) == (1e-4, 1e-5, 0.5)
+    assert config.gan.lr == 1e-4 and config.gan.schedule.decay == "steps"
+    assert (config.gan.schedule.milestones, config.gan.schedule.gamma) == ([0.5], 0.1)
     assert config.gan.content_loss == "vgg" and config.gan.vgg_layer == "relu5_4"
     assert config.gan.adversarial_weight == 1e-3 and config.adam_beta1 == 0.9
     assert config.hr_range == "symmetric"

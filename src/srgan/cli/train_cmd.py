@@ -79,17 +79,35 @@ def train(
         raise BadInputError("set data.train_hr (--train-hr FOLDER) to the training images")
 
     def report(record: dict) -> None:
-        if "val_psnr" in record:
-            console.note(
-                f"step {record['step']}: val PSNR {record['val_psnr']:.2f} dB, "
-                f"SSIM {record['val_ssim']:.4f}"
-            )
-            return
-        losses = ", ".join(
-            f"{k} {v:.4g}" for k, v in record.items() if k not in ("step", "stage", "lr")
-        )
-        console.note(f"step {record['step']} [{record['stage']}] lr {record['lr']:.1e}: {losses}")
+        console.note(describe(record))
 
     trainer = Trainer(config, on_log=report)
     last = trainer.run(resume=resume)
     console.note(f"done: {last / 'generator.safetensors'}")
+
+
+def describe(record: dict) -> str:
+    """One console line for a training-log record."""
+    step = record["step"]
+    if "val_psnr" in record:
+        return f"step {step}: val PSNR {record['val_psnr']:.2f} dB, SSIM {record['val_ssim']:.4f}"
+    if record.get("event") == "plateau":
+        return f"step {step}: validation plateau, learning rate x{record['lr_scale']:g}"
+    if "event" in record:
+        return f"step {step}: {record['event']} {record.get('path', '')}".rstrip()
+    shown = {k: v for k, v in record.items() if k not in _NOT_LOSSES and v is not None}
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
+    eta = record.get("eta_s")
+    timing = f" | {record['steps_per_s']:.2f} it/s"
+    if eta is not None:
+        timing += f", ETA {_duration(eta)}"
+    return f"step {step} [{record['stage']}] lr {record['lr']:.1e}: {losses}{timing}"
+
+
+_NOT_LOSSES = {"step", "stage", "lr", "steps_per_s", "eta_s", "peak_rss_mb", "gpu_peak_mb"}
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -51,7 +51,7 @@ def save_checkpoint(
 ) -> Path:
     """Write `folder/step_XXXXXXX` atomically (each `weights` entry as NAME.safetensors,
     `state` as state.pt) and point `latest` at it."""
-    target = folder / f"step_{step:07d}"
+    target = step_folder(folder, step)
     temp = folder / f".step_{step:07d}.{secrets.token_hex(4)}.part"
     temp.mkdir(parents=True)
     try:
@@ -67,6 +67,10 @@ def save_checkpoint(
             shutil.rmtree(temp)
     point(folder, "latest", target)
     return target
+
+
+def step_folder(folder: Path, step: int) -> Path:
+    return folder / f"step_{step:07d}"
 
 
 def point(folder: Path, name: str, target: Path) -> None:

@@ -45,17 +45,43 @@ class ModelConfig(Section):
     discriminator_features: int = Field(64, gt=0)
 
 
+class ScheduleConfig(Section):
+    """The learning rate over a stage: optional linear warmup, then constant, cosine
+    (down to `floor`) or steps (times `gamma` at each milestone); optionally halved when
+    validation PSNR stops improving."""
+
+    decay: Literal["constant", "cosine", "steps"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    milestones: list[float] = []  # "steps": fractions of the stage's steps after warmup
+    gamma: float = Field(0.1, gt=0, le=1)
+    floor: float = Field(0.0, ge=0)  # "cosine": the last learning rate
+    plateau_patience: int = Field(0, ge=0)  # validations without a new best; 0: off
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _milestones_are_fractions(self) -> ScheduleConfig:
+        if any(not 0 < m < 1 for m in self.milestones):
+            raise ValueError("milestones are fractions of the stage, between 0 and 1")
+        if sorted(self.milestones) != self.milestones:
+            raise ValueError("milestones must be in increasing order")
+        return self
+
+
 class PretrainConfig(Section):
     steps: int = Field(1_000_000, ge=0)  # the paper: 10^6 updates of SRResNet with MSE
     lr: float = Field(1e-4, gt=0)
     loss: Literal["mse", "l1"] = "mse"
+    schedule: ScheduleConfig = ScheduleConfig()
+
+
+def _paper_gan_schedule() -> ScheduleConfig:
+    return ScheduleConfig(decay="steps", milestones=[0.5], gamma=0.1)
 
 
 class GanConfig(Section):
     steps: int = Field(200_000, ge=0)  # 10^5 at 1e-4, then 10^5 at 1e-5
     lr: float = Field(1e-4, gt=0)
-    lr_after: float = Field(1e-5, gt=0)
-    lr_drop_fraction: float = Field(0.5, gt=0, le=1)
+    schedule: ScheduleConfig = Field(default_factory=_paper_gan_schedule)
     content_loss: Literal["vgg", "mse"] = "vgg"
     vgg_layer: str = "relu5_4"
     vgg_weights: Path | None = None  # torchvision's vgg19-dcbb9e9d.pth; or $SRGAN_VGG19
@@ -72,14 +98,17 @@ class TrainConfig(Section):
     device: str = "auto"
     amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision on GPU
     channels_last: bool = True
-    grad_clip: float | None = Field(None, gt=0)  # max gradient norm; None: adaptive only
-    adaptive_clip_percentile: float | None = Field(None, gt=0, le=100)
-    ema_decay: float | None = Field(None, gt=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0)  # max gradient norm
+    adaptive_clip_percentile: float | None = Field(None, gt=0, le=100)  # of recent norms
+    adaptive_clip_window: int = Field(200, gt=1)  # how many recent norms
+    ema_decay: float | None = Field(None, gt=0, lt=1)  # e.g. 0.999; checkpoints hold the EMA
     adam_beta1: float = Field(0.9, gt=0, lt=1)
     hr_range: Literal["symmetric", "unit"] = "symmetric"  # the paper: HR targets in [-1, 1]
     checkpoint_interval: int = Field(1000, gt=0)
     val_interval: int = Field(1000, gt=0)
     log_interval: int = Field(50, gt=0)
+    tensorboard: bool = True  # event files in output_dir/tensorboard
+    val_images: int = Field(3, ge=0)  # comparison crops logged at each validation
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -149,6 +178,12 @@ hr_range = "symmetric"         # HR targets in [-1, 1] as in the paper ("unit": 
 checkpoint_interval = 1000     # steps between checkpoints (plus the last step)
 val_interval = 1000            # steps between validations on data.val_hr
 log_interval = 50
+tensorboard = true             # `tensorboard --logdir runs/srresnet/tensorboard`
+val_images = 3                 # bicubic | model | HR crops logged at each validation
+amp = "none"                   # "bf16" or "fp16" mixed precision (for GPUs)
+# grad_clip = 1.0              # fixed limit on the gradient norm
+# adaptive_clip_percentile = 95  # clip at this percentile of the last 200 norms
+# ema_decay = 0.999            # checkpoints then hold the moving average of G
 
 [data]
 train_hr = "data/train/HR"     # made by: srgan dataset prepare photos/ data/
@@ -169,13 +204,22 @@ steps = 100000
 lr = 1e-4
 loss = "mse"
 
+[pretrain.schedule]            # the learning rate over this stage
+decay = "constant"             # constant, cosine (to floor) or steps (x gamma at milestones)
+warmup_steps = 0               # linear ramp first
+# floor = 1e-6
+plateau_patience = 0           # halve after this many validations without a new best
+
 [gan]                          # SRGAN: generator and discriminator alternate
 steps = 100000
 lr = 1e-4
-lr_after = 1e-5                # from lr_drop_fraction of the GAN steps on
-lr_drop_fraction = 0.5
 content_loss = "vgg"           # VGG54 feature loss; "mse" needs no VGG weights
 vgg_layer = "relu5_4"
 # vgg_weights = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet VGG19 (or $SRGAN_VGG19)
 adversarial_weight = 1e-3
+
+[gan.schedule]                 # the paper: 1e-4, then 1e-5 for the second half
+decay = "steps"
+milestones = [0.5]
+gamma = 0.1
 """
