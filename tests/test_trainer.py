@@ -74,6 +74,10 @@ def test_checkpoint_upscales_and_refuses_to_overwrite_a_run(photos, tmp_path, cl
     assert status["step"] == 4 and status["total_steps"] == 4
     cli("upscale", photos / "0.png", tmp_path / "up.png", "-m", last / "generator.safetensors")
     assert read_image(tmp_path / "up.png").pixels.shape == (256, 256, 3)
+    scores = json.loads(cli("eval", "-m", tmp_path / "run", "--dataset", photos, "--json").stdout)
+    assert len(scores["images"]) == 3  # the run folder stands for its latest checkpoint
+    folder = cli("eval", "-m", photos, "--dataset", photos, check=False)
+    assert folder.returncode == 2 and "without a trained generator" in folder.stderr
     with pytest.raises(BadInputError, match="--resume"):
         Trainer(config).run()
 

@@ -22,9 +22,7 @@ from srgan.training.stability import GradientClipper, ModelEMA
 def test_pieces_give_the_rates_worked_out_by_hand():
     assert Constant(3e-4)(12345) == 3e-4
     steps = Steps(1e-4, milestones=[10, 20], gamma=0.1)
-    assert [steps(s) for s in (0, 9, 10, 19, 20)] == pytest.approx(
-        [1e-4, 1e-4, 1e-5, 1e-5, 1e-6]
-    )
+    assert [steps(s) for s in (0, 9, 10, 19, 20)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5, 1e-6])
     cosine = Cosine(1.0, total=100, floor=0.1)
     assert cosine(0) == pytest.approx(1.0)
     assert cosine(50) == pytest.approx(0.55)  # half way: the mean of rate and floor

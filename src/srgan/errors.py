@@ -11,3 +11,7 @@ class BadInputError(SrganError):
     """The user's input (a path, a file, a flag value) is unusable; the CLI exits 2."""
 
     exit_code = 2
+
+
+class ImageTooLargeError(BadInputError):
+    """An image has more pixels than the limit allows (checked before decoding)."""

@@ -13,10 +13,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 stderr = Console(stderr=True, highlight=False)
 
@@ -35,6 +38,8 @@ class _OneLineHandler(logging.Handler):
         level = record.levelname.lower()
         message = " ".join(record.getMessage().split())
         stderr.print(f"srgan: {level}: {message}", markup=False, soft_wrap=True)
+        if record.exc_info and verbosity.verbose:  # -v: the traceback behind the line
+            stderr.print(logging.Formatter().formatException(record.exc_info), markup=False)
 
 
 def configure(quiet: bool, verbose: bool) -> None:
@@ -105,6 +110,35 @@ def tile_progress(name: str, enabled: bool = True) -> Iterator[Callable[[int, in
 
         def update(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second, e.g. '3.2 fps'."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} {self.unit}" if speed else f"-- {self.unit}")
+
+
+@contextmanager
+def rate_progress(name: str, unit: str = "fps") -> Iterator[Callable[[int, int | None], None]]:
+    """A bar with the rate and ETA for a long run of items (video frames); `update(done,
+    total)` with total None when unknown. A no-op with -q or when stderr is no terminal."""
+    if verbosity.quiet or not stderr.is_terminal:
+        yield lambda done, total: None
+        return
+    columns = (*_COLUMNS[:3], _RateColumn(unit), *_COLUMNS[3:])
+    with Progress(*columns, console=stderr, transient=False) as progress:
+        task = progress.add_task(name, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=max(total, done) if total else None)
 
         yield update
 

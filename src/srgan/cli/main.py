@@ -16,7 +16,9 @@ from srgan.cli.devices_cmd import devices
 from srgan.cli.metric_cmds import evaluate, psnr
 from srgan.cli.models_cmd import models
 from srgan.cli.resize_cmds import downscale, upscale
+from srgan.cli.serve_cmd import serve_app
 from srgan.cli.train_cmd import train
+from srgan.cli.video_cmd import video
 from srgan.errors import SrganError
 
 app = typer.Typer(
@@ -32,6 +34,7 @@ app.command("upscale")(upscale)
 app.command("batch-process")(upscale)
 app.command("batch", hidden=True)(upscale)
 app.command("downscale")(downscale)
+app.command("video")(video)
 app.command("psnr")(psnr)
 app.command("eval")(evaluate)
 app.command("models")(models)
@@ -40,6 +43,7 @@ app.command("benchmark")(benchmark)
 app.add_typer(dataset_app, name="dataset")
 app.command("train")(train)
 app.command("profile-memory")(profile_memory)
+app.add_typer(serve_app, name="serve")
 
 GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose", "--version"}
 

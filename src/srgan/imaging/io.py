@@ -29,7 +29,7 @@ from PIL import Image as PILImage
 from PIL import ImageCms, UnidentifiedImageError
 
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_PNG_LEVEL
-from srgan.errors import BadInputError
+from srgan.errors import BadInputError, ImageTooLargeError
 
 if TYPE_CHECKING:
     import torch
@@ -142,7 +142,17 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
     bilevel becomes gray.
     """
     path = Path(path)
-    data = _read_bytes(path)
+    return decode_image(_read_bytes(path), str(path), max_pixels)
+
+
+def decode_image(
+    data: bytes, name: str = "image", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image:
+    """Decode an image held in memory, as `read_image` does a file; `name` is used in
+    error messages only. The pixel count is checked from the header, before decoding."""
+    path = Path(name)
+    if not data:
+        raise BadInputError(f"{name}: file is empty")
     try:
         if data[:4] in _TIFF_MAGIC:
             pixels, meta, orientation = _read_tiff(path, data, max_pixels)
@@ -235,6 +245,41 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
+def sniff_image_format(data: bytes) -> str | None:
+    """The format of an image from its first bytes ('PNG', 'JPEG', 'WEBP', 'TIFF', 'BMP'),
+    or None: what a file says it is by name or by content type is not trusted."""
+    if data.startswith(_PNG_SIGNATURE):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:4] in _TIFF_MAGIC:
+        return "TIFF"
+    if data[:2] == b"BM" and len(data) >= 26:
+        return "BMP"
+    return None
+
+
+def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
+    """(width, height) from the header alone, without decoding the pixels."""
+    try:
+        if data[:4] in _TIFF_MAGIC:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                page = tif.pages.first
+                return int(page.imagewidth), int(page.imagelength)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pil = PILImage.open(io.BytesIO(data))
+        return pil.width, pil.height
+    except (UnidentifiedImageError, SyntaxError) as exc:
+        raise BadInputError(
+            f"{name}: not a recognised image file (expected PNG, JPEG, WebP, TIFF or BMP)"
+        ) from exc
+    except Exception as exc:  # Pillow and tifffile raise many classes on bad headers
+        raise BadInputError(f"{name}: image header is damaged ({_reason(exc)})") from exc
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -242,7 +287,7 @@ def _reason(exc: BaseException) -> str:
 
 def _check_pixel_count(path: Path, pixels: int, max_pixels: int | None) -> None:
     if max_pixels and pixels > max_pixels:
-        raise BadInputError(
+        raise ImageTooLargeError(
             f"{path}: {pixels:,} pixels exceeds the limit of {max_pixels:,} "
             "(raise it with --max-pixels if the file is trusted)"
         )
@@ -367,19 +412,33 @@ def write_image(
     each with a logged warning.
     """
     path = Path(path)
-    fmt = output_format(path)
+    encoded = encode_image(image, output_format(path), quality, compress_level, name=path.name)
+    write_bytes_atomically(path, encoded)
+
+
+def encode_image(
+    image: Image,
+    fmt: str,
+    quality: int = 95,
+    compress_level: int = DEFAULT_PNG_LEVEL,
+    *,
+    name: str = "image",
+) -> bytes:
+    """The bytes `write_image` would write for the format `fmt` ('PNG', 'JPEG', 'WEBP',
+    'TIFF' or 'BMP'); `name` is used in the warnings only."""
     pixels, meta = image.pixels, image.meta
+    if fmt not in set(WRITE_FORMATS.values()):
+        raise ValueError(f"unknown image format {fmt!r}")
     if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"pixels must be (H, W, 1-4), got {pixels.shape}")
     if fmt in EIGHT_BIT_FORMATS and pixels.dtype == np.uint16:
-        log.warning("%s holds 8 bits per channel: writing %s as 8-bit", fmt, path.name)
+        log.warning("%s holds 8 bits per channel: writing %s as 8-bit", fmt, name)
         pixels = (pixels.astype(np.uint32) * 255 + 32767) // 65535
         pixels = pixels.astype(np.uint8)
     if fmt in NO_ALPHA_FORMATS and pixels.shape[2] in (2, 4):
-        log.warning("%s has no alpha channel: dropping transparency of %s", fmt, path.name)
+        log.warning("%s has no alpha channel: dropping transparency of %s", fmt, name)
         pixels = pixels[..., :-1]
-    encoded = _encode(pixels, meta, fmt, quality, compress_level)
-    write_bytes_atomically(path, encoded)
+    return _encode(pixels, meta, fmt, quality, compress_level)
 
 
 def _encode(

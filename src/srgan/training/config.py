@@ -11,7 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from srgan.errors import BadInputError

@@ -86,7 +86,7 @@ def build(
 
 def load_file(path: Path) -> LoadedModel:
     if path.is_dir():
-        raise BadInputError(f"{path}: is a folder, expected a weights file")
+        path = _generator_in(path)
     if not path.is_file():
         raise BadInputError(f"{path}: no such model file")
     suffix = path.suffix.lower()
@@ -133,3 +133,19 @@ def _read_state_dict(path: Path) -> dict:
     except Exception as exc:  # zip, pickle and safetensors errors have many classes
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInputError(f"{path}: not a readable weights file ({reason})") from exc
+
+
+def _generator_in(folder: Path) -> Path:
+    """The generator of a training checkpoint folder, or of a run folder's best (else
+    latest) checkpoint."""
+    for candidate in (
+        folder / "generator.safetensors",
+        folder / "checkpoints" / "best" / "generator.safetensors",
+        folder / "checkpoints" / "latest" / "generator.safetensors",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise BadInputError(
+        f"{folder}: is a folder without a trained generator; give a weights file "
+        "(.pth, .safetensors, .param) or a training checkpoint or run folder"
+    )

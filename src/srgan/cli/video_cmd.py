@@ -1,0 +1,179 @@
+"""`srgan video`: upscale a video, keeping its sound, subtitles and timing.
+
+PyAV and the video pipeline are imported inside the command, so that `srgan --help` and
+the other commands start without them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from srgan.cli import console
+from srgan.errors import BadInputError, SrganError
+from srgan.inference.batch import failure_message
+from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device
+from srgan.zoo.selection import open_model
+
+if TYPE_CHECKING:
+    from srgan.inference.tiling import Forward
+    from srgan.inference.upscaler import AnyModel
+
+log = logging.getLogger("srgan.cli")
+
+DEFAULT_VIDEO_MODEL = "anime-video"
+
+
+def video(
+    source: Annotated[Path, typer.Argument(metavar="IN", help="A video file.")],
+    target: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT",
+            help="Output video: .mp4, .m4v, .mov, .mkv or .webm (a folder with --preview).",
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="Model name (see `srgan models`) or weights file."),
+    ] = DEFAULT_VIDEO_MODEL,
+    outscale: Annotated[
+        float | None,
+        typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
+    ] = None,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            "--tile",
+            "-t",
+            min=0,
+            help="Tile side in input pixels; 0 = whole frame; default: from the memory available.",
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
+    ] = "auto",
+    backend: Annotated[
+        str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn (as upscale).")
+    ] = "auto",
+    codec: Annotated[
+        str | None,
+        typer.Option(
+            "--codec",
+            help="h264, h265, vp9, av1 or prores; default: the input's where the output "
+            "can hold it, else h264.",
+        ),
+    ] = None,
+    crf: Annotated[
+        int | None,
+        typer.Option(
+            "--crf", min=0, help="Constant quality, lower is better (h264 18, h265 20, vp9/av1 30)."
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Speed/size trade-off: x264/x265 names (medium), vp9 cpu-used 0-8, "
+            "av1 0-13, prores profile (hq).",
+        ),
+    ] = None,
+    pix_fmt: Annotated[
+        str | None,
+        typer.Option("--pix-fmt", help="Pixel format, e.g. yuv420p; default: the input's."),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="Start here: seconds or HH:MM:SS(.ms)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Stop here: seconds or HH:MM:SS(.ms)."),
+    ] = None,
+    fps: Annotated[
+        str | None,
+        typer.Option(
+            "--fps",
+            help="Constant output frame rate (e.g. 30 or 30000/1001): frames repeated "
+            "or dropped, timing kept.",
+        ),
+    ] = None,
+    preview: Annotated[
+        int | None,
+        typer.Option(
+            "--preview",
+            min=1,
+            help="Write N evenly spaced upscaled frames as PNG into OUT (a folder) and stop.",
+        ),
+    ] = None,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Leave the audio out.")] = False,
+) -> None:
+    """Upscale a video frame by frame, streaming in bounded memory.
+
+    Audio and subtitles are copied packet for packet (re-encoded, with a warning, only where
+    the output container cannot hold them); frame timestamps, rotation and colour tags are
+    kept. The output is written to a temporary file and renamed when complete.
+    """
+    from srgan.inference import video as pipeline
+    from srgan.inference.video_probe import TimeRange, parse_rate, parse_time
+
+    time_range = TimeRange(
+        parse_time(start) if start is not None else None,
+        parse_time(end) if end is not None else None,
+    )
+    options = _upscale_options(tile, outscale, device)
+    try:
+        if preview is not None:
+            preview_job = pipeline.plan_preview(source, target, preview, time_range)
+            loaded, runner = _load(model, options, backend)
+            with console.rate_progress(f"preview {source.name}", "frames/s") as progress:
+                written = pipeline.preview_video(preview_job, loaded, options, progress, runner)
+            console.note(f"video: {len(written)} preview frames in {target}")
+            return
+        video_options = pipeline.VideoOptions(
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            time_range=time_range,
+            fps=parse_rate(fps) if fps is not None else None,
+            audio=not no_audio,
+        )
+        job = pipeline.plan_video(source, target, video_options)
+        log.info(
+            "%s: %dx%d %s, %s",
+            source,
+            job.probe.width,
+            job.probe.height,
+            job.probe.codec,
+            job.probe.pix_fmt,
+        )
+        loaded, runner = _load(model, options, backend)
+        with console.rate_progress(source.name) as progress:
+            report = pipeline.upscale_video(job, loaded, options, progress, runner)
+    except SrganError:
+        raise
+    except Exception as exc:  # disk full, an encoder's limit: name the file
+        raise SrganError(failure_message(source, exc)) from exc
+    for note in report.streams:
+        log.info("%s", note)
+    console.note(
+        f"video: {report.frames} frames, {report.width}x{report.height} {report.encoder}, "
+        f"in {report.seconds:.1f} s ({report.fps:.2f} fps) -> {target}"
+    )
+
+
+def _upscale_options(tile: int | None, outscale: float | None, device: str) -> UpscaleOptions:
+    try:
+        return UpscaleOptions(tile=tile, outscale=outscale, device=resolve_device(device))
+    except (ValueError, RuntimeError) as exc:
+        raise BadInputError(str(exc)) from None
+
+
+def _load(name: str, options: UpscaleOptions, backend: str) -> tuple[AnyModel, Forward]:
+    loaded = open_model(name, None, options.device, options.precision, backend)
+    log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
+    return loaded, make_runner(loaded, options)  # one runner for every frame

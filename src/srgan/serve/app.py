@@ -1,0 +1,337 @@
+"""The HTTP API (FastAPI): routes only; the work is done by `ServerContext`'s parts."""
+
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Annotated, Literal
+
+import anyio
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+from srgan import __version__
+from srgan.errors import BadInputError, ImageTooLargeError
+from srgan.serve.auth import Caller
+from srgan.serve.context import ServerContext
+from srgan.serve.engine import Cancelled, CancelToken
+from srgan.serve.metrics import CONTENT_TYPE
+from srgan.serve.middleware import ApiGate, ObserveRequests, RequestTimeout
+from srgan.serve.schemas import ErrorBody, Health, JobInfo, ModelInfo, UpscaleParams
+from srgan.serve.settings import ServeSettings
+from srgan.serve.store import JobRecord, QueueFullError
+from srgan.serve.uploads import Upload, UploadRejected, inspect_upload
+
+log = logging.getLogger(__name__)
+
+STATIC = resources.files("srgan.serve") / "static"
+_ERRORS = {
+    400: {"model": ErrorBody, "description": "Not a usable image or bad options"},
+    401: {"model": ErrorBody, "description": "API key missing, unknown or revoked"},
+    413: {"model": ErrorBody, "description": "Body, image or result too large"},
+    415: {"model": ErrorBody, "description": "Not an image"},
+    429: {"model": ErrorBody, "description": "Rate limit: see Retry-After"},
+}
+
+
+def create_app(settings: ServeSettings) -> ObserveRequests:
+    """The ASGI application: FastAPI wrapped in request metrics and security headers."""
+    context = ServerContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(context.start)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(context.stop)
+
+    app = FastAPI(
+        title="srgan",
+        version=__version__,
+        summary="Image super-resolution: upscale now, or as a durable job",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+        form_limits={"max_files": 1, "max_fields": 16, "max_part_size": 1024},
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.context = context
+    # A little longer than a synchronous upscale's own limit, which answers first.
+    app.add_middleware(RequestTimeout, timeout_s=settings.request_timeout_s + 5)
+    app.add_middleware(ApiGate, gatekeeper=context.gatekeeper)  # inside CORS: 401s get CORS
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key"],
+            expose_headers=["Retry-After", "Location", "X-Srgan-Cache"],
+        )
+    _add_routes(app, context)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return ObserveRequests(app, context.metrics)
+
+
+def _add_routes(app: FastAPI, context: ServerContext) -> None:
+    settings = context.settings
+    bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+    api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+    sync_slots = anyio.Semaphore(settings.sync_concurrency)
+    sync_waiting = 0
+
+    def authenticate(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        _header: Annotated[str | None, Depends(api_key_header)],
+    ) -> Caller:
+        """The caller `ApiGate` admitted (the two security schemes are for /docs)."""
+        return request.state.caller
+
+    def upscale_params(
+        model: Annotated[str | None, Form(description="see GET /v1/models")] = None,
+        outscale: Annotated[float | None, Form(gt=0, le=16)] = None,
+        tile: Annotated[int | None, Form(ge=0, description="0: the server's largest")] = None,
+        tile_pad: Annotated[int, Form(ge=0, le=128)] = 16,
+        alpha_mode: Annotated[Literal["model", "bicubic"], Form()] = "model",
+        format: Annotated[Literal["png", "jpeg", "webp"], Form()] = "png",
+        quality: Annotated[int, Form(ge=1, le=100)] = 95,
+    ) -> UpscaleParams:
+        chosen = model or settings.default_model
+        if chosen not in settings.models:
+            raise HTTPException(
+                422, f"model {chosen!r} is not served here (models: {', '.join(settings.models)})"
+            )
+        if tile is not None and tile > settings.max_tile:
+            raise HTTPException(
+                422, f"tile {tile}: this server's tiles are at most {settings.max_tile}"
+            )
+        if tile is not None and 0 < tile < 16:
+            raise HTTPException(422, "tile must be 0 (the server's choice) or at least 16")
+        try:
+            return UpscaleParams(
+                model=chosen,
+                outscale=outscale,
+                tile=tile or None,
+                tile_pad=tile_pad,
+                alpha_mode=alpha_mode,
+                format=format,
+                quality=quality,
+            )
+        except ValidationError as exc:
+            raise HTTPException(422, str(exc.errors()[0]["msg"])) from None
+
+    CallerDep = Annotated[Caller, Depends(authenticate)]
+    ParamsDep = Annotated[UpscaleParams, Depends(upscale_params)]
+    ImageFile = Annotated[UploadFile, File(description="PNG, JPEG, WebP, TIFF or BMP")]
+
+    async def checked_upload(image: UploadFile, params: UpscaleParams, synchronous: bool) -> Upload:
+        data = await image.read()
+        try:  # in a thread: hashing and reading the header of up to max_body_bytes
+            return await anyio.to_thread.run_sync(
+                inspect_upload, data, params, settings, context.engine, synchronous
+            )
+        except UploadRejected as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+
+    def owned_job(job_id: uuid.UUID, caller: Caller) -> JobRecord:
+        record = context.store.get(str(job_id))
+        if record is None or (record.key_id is not None and record.key_id != caller.key_id):
+            raise HTTPException(404, "no such job (unknown, deleted or expired)")
+        return record
+
+    @app.post(
+        "/v1/upscale",
+        tags=["upscale"],
+        response_class=Response,
+        responses={
+            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+            **_ERRORS,
+            503: {"model": ErrorBody, "description": "Busy: see Retry-After"},
+            504: {"model": ErrorBody, "description": "Took longer than the request timeout"},
+        },
+    )
+    async def upscale_now(image: ImageFile, params: ParamsDep, caller: CallerDep) -> Response:
+        """Upscale a small image and answer with the result (larger ones: 413, use jobs)."""
+        nonlocal sync_waiting
+        upload = await checked_upload(image, params, synchronous=True)
+        key = params.cache_key(upload.sha256, context.engine.name)
+        cached = await anyio.to_thread.run_sync(_cached_bytes, context, key)
+        if cached is not None:
+            return _image_response(cached, params.media_type, "hit")
+        if sync_waiting >= settings.sync_backlog + settings.sync_concurrency:
+            raise HTTPException(
+                503, "busy: too many upscales waiting", headers={"Retry-After": "2"}
+            )
+        token = CancelToken(settings.request_timeout_s)
+        sync_waiting += 1
+        try:
+            with anyio.move_on_after(settings.request_timeout_s):
+                async with sync_slots:
+                    encoded = await anyio.to_thread.run_sync(
+                        _compute, context, upload.data, params, token, key
+                    )
+                    return _image_response(encoded, params.media_type, "miss")
+            raise HTTPException(
+                503, "busy: no upscale slot came free in time", headers={"Retry-After": "5"}
+            )
+        except Cancelled as stop:
+            raise HTTPException(504, f"upscale stopped: {stop.reason}") from None
+        except ImageTooLargeError as exc:
+            raise HTTPException(413, str(exc)) from None
+        except BadInputError as exc:
+            raise HTTPException(400, str(exc)) from None
+        finally:
+            sync_waiting -= 1
+
+    @app.post(
+        "/v1/jobs",
+        tags=["jobs"],
+        status_code=202,
+        responses={**_ERRORS, 503: {"model": ErrorBody, "description": "Queue full"}},
+    )
+    async def submit_job(
+        response: Response, image: ImageFile, params: ParamsDep, caller: CallerDep
+    ) -> JobInfo:
+        """Queue an upscale; answers at once with the job (poll GET /v1/jobs/{id})."""
+        upload = await checked_upload(image, params, synchronous=False)
+        key = params.cache_key(upload.sha256, context.engine.name)
+        try:
+            record = await anyio.to_thread.run_sync(
+                lambda: context.store.create(
+                    params,
+                    key,
+                    caller.key_id,
+                    (upload.width, upload.height),
+                    upload.data,
+                    settings.queue_size,
+                )
+            )
+        except QueueFullError:
+            raise HTTPException(
+                503,
+                f"the queue is full ({settings.queue_size} jobs); retry later",
+                headers={"Retry-After": str(_queue_wait_estimate(context))},
+            ) from None
+        context.pool.notify()
+        location = f"/v1/jobs/{record.id}"
+        response.headers["Location"] = location
+        return record.info(f"{location}/result")
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"], responses=_ERRORS)
+    def job_status(job_id: uuid.UUID, caller: CallerDep) -> JobInfo:
+        """State, progress (0 to 1) and error of a job."""
+        record = owned_job(job_id, caller)
+        return record.info(f"/v1/jobs/{record.id}/result")
+
+    @app.get(
+        "/v1/jobs/{job_id}/result",
+        tags=["jobs"],
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+            409: {"model": ErrorBody, "description": "Not finished, or failed"},
+            **_ERRORS,
+        },
+    )
+    def job_result(job_id: uuid.UUID, caller: CallerDep) -> FileResponse:
+        """The upscaled image of a finished job."""
+        record = owned_job(job_id, caller)
+        if record.state == "failed":
+            raise HTTPException(409, f"the job failed: {record.error}")
+        if record.state != "done" or record.media_type is None:
+            raise HTTPException(
+                409, f"the job is {record.state} ({record.progress:.0%}); poll GET /v1/jobs/{{id}}"
+            )
+        path = context.store.result_path(record.id, record.media_type)
+        if not path.is_file():
+            raise HTTPException(404, "the result has expired")
+        return FileResponse(
+            path,
+            media_type=record.media_type,
+            filename=f"srgan-{record.id}{path.suffix}",
+            content_disposition_type="inline",
+        )
+
+    @app.delete("/v1/jobs/{job_id}", tags=["jobs"], status_code=204, responses=_ERRORS)
+    def delete_job(job_id: uuid.UUID, caller: CallerDep) -> Response:
+        """Cancel a queued or running job, or delete a finished one and its result."""
+        record = owned_job(job_id, caller)
+        context.store.delete(record.id)
+        context.pool.cancel(record.id)
+        return Response(status_code=204)
+
+    @app.get("/v1/models", tags=["models"], responses=_ERRORS)
+    def list_models(caller: CallerDep) -> list[ModelInfo]:
+        """The models this server runs; `default` marks the one used when none is named."""
+        return context.engine.catalog()
+
+    @app.get("/healthz", tags=["service"])
+    def health() -> Health:
+        """Liveness and readiness: the database answers."""
+        return Health(
+            status="ok",
+            version=__version__,
+            keys_required=settings.keys_required,
+            workers=settings.workers,
+            queue_depth=context.store.queue_depth(),
+        )
+
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus text format: requests, latency, jobs by state, queue depth, cache."""
+        cache = context.cache
+        text = context.metrics.render(
+            context.store.counts(),
+            context.store.queue_depth(),
+            context.pool.busy,
+            {
+                "srgan_cache_bytes": ("gauge", "Bytes of cached results", cache.total_bytes()),
+                "srgan_cache_entries": ("gauge", "Cached results", cache.entries()),
+                "srgan_cache_hits_total": ("counter", "Results served from cache", cache.hits),
+                "srgan_cache_misses_total": ("counter", "Results not in cache", cache.misses),
+            },
+        )
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+
+def _cached_bytes(context: ServerContext, key: str) -> bytes | None:
+    cached = context.cache.get(key)
+    if cached is None:
+        return None
+    try:
+        return cached.path.read_bytes()
+    except FileNotFoundError:  # evicted meanwhile
+        return None
+
+
+def _compute(
+    context: ServerContext, data: bytes, params: UpscaleParams, token: CancelToken, key: str
+) -> bytes:
+    encoded = context.engine.upscale(data, params, token)
+    try:
+        context.cache.put(key, encoded, params.media_type)
+    except OSError as exc:  # a full disk must not fail an upscale that worked
+        log.warning("could not cache a result: %s", exc)
+    return encoded
+
+
+def _image_response(data: bytes, media_type: str, cache: str) -> Response:
+    return Response(data, media_type=media_type, headers={"X-Srgan-Cache": cache})
+
+
+def _queue_wait_estimate(context: ServerContext) -> int:
+    """Seconds until the queue probably has room: the mean job time so far."""
+    done = context.metrics.job_seconds
+    mean = done.sum / done.total if done.total else 10.0
+    return max(1, min(300, math.ceil(mean / max(1, context.settings.workers))))

@@ -1,0 +1,137 @@
+"""The server's configuration: defaults, then a config file, then command-line flags,
+validated once here (pydantic); everything below receives a typed `ServeSettings`."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from srgan.defaults import DEFAULT_MODEL, DEFAULT_PNG_LEVEL
+from srgan.errors import BadInputError
+
+NAMED_MODELS = ("natural", "anime", "anime-video", "bicubic")
+MB = 1024 * 1024
+
+
+class RateLimit(BaseModel):
+    """A token bucket per API key (per client address when keys are off): `burst`
+    requests at once, refilled at `per_second`. 0 turns the limit off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_second: float = Field(5.0, ge=0)
+    burst: int = Field(20, ge=1)
+
+
+class ServeSettings(BaseModel):
+    """Everything `srgan serve` can be told; see docs/SERVING.md for each key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)  # 0: any free port (printed at start)
+    data_dir: Path = Path("srgan-data")
+    require_keys: bool | None = None  # None: required unless the host is loopback
+    cors_origins: tuple[str, ...] = ()  # e.g. ("https://example.org",); none by default
+
+    models: tuple[str, ...] = NAMED_MODELS  # the models clients may choose
+    default_model: str = DEFAULT_MODEL
+    device: str = "auto"
+    backend: Literal["auto", "torch", "onnxruntime", "ncnn"] = "auto"
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    threads: int | None = Field(None, ge=1)  # CPU threads per computation; None: the cores
+
+    workers: int = Field(1, ge=1, le=64)  # jobs computed at once
+    queue_size: int = Field(100, ge=1)  # queued jobs beyond this get 503 + Retry-After
+    sync_concurrency: int = Field(1, ge=1, le=64)  # POST /v1/upscale computed at once
+    sync_backlog: int = Field(32, ge=0)  # waiting synchronous requests beyond this: 503
+    job_timeout_s: float = Field(600.0, gt=0)
+    request_timeout_s: float = Field(60.0, gt=0)  # a synchronous upscale, waiting included
+    max_attempts: int = Field(2, ge=1)  # a job running when the server died is retried once
+
+    max_body_bytes: int = Field(50 * MB, ge=1024)
+    max_pixels: int = Field(2048 * 2048, ge=1)  # input pixels; checked from the header
+    sync_max_pixels: int = Field(512 * 512, ge=1)  # bigger inputs must use /v1/jobs
+    max_output_pixels: int = Field(8192 * 8192, ge=1)
+    max_tile: int = Field(512, ge=16)  # tiles are where jobs can be cancelled
+    png_compression: int = Field(DEFAULT_PNG_LEVEL, ge=0, le=9)
+
+    result_ttl_s: float = Field(24 * 3600.0, gt=0)  # finished jobs and results are deleted then
+    cache_max_bytes: int = Field(1024 * MB, ge=0)  # 0: no result cache
+    rate_limit: RateLimit = RateLimit()
+    access_log: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServeSettings:
+        unknown = [name for name in self.models if name not in NAMED_MODELS]
+        if unknown:
+            raise ValueError(f"models: unknown {unknown} (known: {', '.join(NAMED_MODELS)})")
+        if not self.models:
+            raise ValueError("models: name at least one model")
+        if self.default_model not in self.models:
+            raise ValueError(f"default_model {self.default_model!r} is not in models")
+        if self.sync_max_pixels > self.max_pixels:
+            raise ValueError("sync_max_pixels must not exceed max_pixels")
+        return self
+
+    @property
+    def keys_required(self) -> bool:
+        return not is_loopback(self.host) if self.require_keys is None else self.require_keys
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "srgan.sqlite3"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> ServeSettings:
+    """Defaults, then the config file (TOML, YAML or JSON), then the given overrides
+    (None values are ignored: a flag not given keeps the file's value)."""
+    data = _read(config) if config else {}
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return ServeSettings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "config"
+        source = f"{config}: " if config else ""
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise BadInputError(f"{source}{key}: {first['msg']}{more}") from exc
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such config file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise BadInputError(f"{path}: use a .toml, .yaml or .json config file")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise BadInputError(f"{path}: {' '.join(str(exc).split())}") from exc
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: expected a table of settings")
+    return data
