@@ -45,7 +45,7 @@ def steps_per_second(
     lr = torch.rand(batch, 3, hr_size // scale, hr_size // scale, generator=generator)
     hr = torch.rand(batch, 3, hr_size, hr_size, generator=generator)
     lr, hr = lr.to(trainer.device), hr.to(trainer.device)
-    if trainer.config.channels_last:
+    if trainer.channels_last:
         lr = lr.contiguous(memory_format=torch.channels_last)
         hr = hr.contiguous(memory_format=torch.channels_last)
     step = trainer._pretrain_step if stage == "pretrain" else trainer._gan_step

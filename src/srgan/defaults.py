@@ -6,3 +6,5 @@ DEFAULT_MAX_PIXELS = 16384 * 16384
 """Largest input accepted by default (268 megapixels); 0 or None disables the check."""
 DEFAULT_PNG_LEVEL = 3
 """zlib level for PNG output: 3 writes about 3x faster than 6 for files 5-10% larger."""
+DEFAULT_VSR_WINDOW = 5
+"""Frames per temporal window when a video super-resolution model runs on a video."""

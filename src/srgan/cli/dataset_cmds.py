@@ -39,3 +39,42 @@ def prepare(
         f"dataset: {report.train_patches} train sub-images from {report.train_images} photos, "
         f"{report.val_patches} val sub-images from {report.val_images} photos in {target}"
     )
+
+
+@dataset_app.command("clips")
+def clips(
+    source: Annotated[Path, typer.Argument(metavar="SRC", help="Folder of photos.")],
+    target: Annotated[Path, typer.Argument(metavar="DST", help="Output folder.")],
+    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per clip.")] = 7,
+    size: Annotated[int, typer.Option("--size", min=8, help="Frame side in pixels.")] = 192,
+    clips_per_photo: Annotated[int, typer.Option("--clips-per-photo", min=1)] = 2,
+    max_shift: Annotated[
+        float, typer.Option("--max-shift", help="Camera speed limit, frame pixels per frame.")
+    ] = 2.0,
+    max_zoom: Annotated[
+        float, typer.Option("--max-zoom", help="Zoom limit, relative change per frame.")
+    ] = 0.01,
+    shrink: Annotated[
+        float, typer.Option("--shrink", help="Shrink photos by this factor first.")
+    ] = 2.0,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Share of photos kept for validation.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Make synthetic video clips from photos (a camera panning and zooming slowly at
+    sub-pixel steps): DST/{train,val}/<photo>_<k>/frame_0000.png ..."""
+    from srgan.imaging.io import list_images
+    from srgan.training.clips import ClipSettings, make_clips
+
+    settings = ClipSettings(
+        frames, size, clips_per_photo, max_shift, max_zoom, shrink, val_fraction, seed
+    )
+    total = len(list_images(source)) if source.is_dir() else 0
+    with console.progress_bar("clips", total) as bar:
+        report = make_clips(source, target, settings, bar.advance)
+    skipped = f" ({report.skipped_photos} photos too small)" if report.skipped_photos else ""
+    console.note(
+        f"clips: {report.train_clips} train, {report.val_clips} val clips of {frames} frames "
+        f"in {target}{skipped}"
+    )

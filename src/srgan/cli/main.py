@@ -18,6 +18,7 @@ from srgan.cli.models_cmd import models
 from srgan.cli.resize_cmds import downscale, upscale
 from srgan.cli.serve_cmd import serve_app
 from srgan.cli.train_cmd import train
+from srgan.cli.train_vsr_cmd import train_vsr
 from srgan.cli.video_cmd import video
 from srgan.errors import SrganError
 
@@ -42,6 +43,7 @@ app.command("devices")(devices)
 app.command("benchmark")(benchmark)
 app.add_typer(dataset_app, name="dataset")
 app.command("train")(train)
+app.command("train-vsr")(train_vsr)
 app.command("profile-memory")(profile_memory)
 app.add_typer(serve_app, name="serve")
 

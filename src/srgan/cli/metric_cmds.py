@@ -11,7 +11,7 @@ import typer
 
 from srgan.cli import console
 from srgan.cli.common import MaxPixels
-from srgan.defaults import DEFAULT_MAX_PIXELS
+from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
 
 if TYPE_CHECKING:
     from srgan.inference.evaluate import ScoreTable
@@ -50,19 +50,50 @@ def evaluate(
         list[str],
         typer.Option("--model", "-m", help="Model name or file; repeat to compare models."),
     ],
-    dataset: Annotated[Path, typer.Option("--dataset", "-d", help="Folder of HR images.")],
+    dataset: Annotated[
+        Path,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Folder of HR images, or of clip folders of numbered frames (Vid4 layout).",
+        ),
+    ],
     scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.", min=1)] = 4,
+    clips: Annotated[
+        bool,
+        typer.Option(
+            "--clips",
+            help="DATASET holds clip folders (default: detected when it has no images of its "
+            "own); scores are per clip, the means of its frames.",
+        ),
+    ] = False,
+    window: Annotated[
+        int,
+        typer.Option("--window", min=1, help="Frames per temporal window (video SR models)."),
+    ] = DEFAULT_VSR_WINDOW,
     as_json: JsonFlag = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Benchmark models on an HR folder: MATLAB-bicubic LR, PSNR/SSIM on Y, border = scale."""
-    from srgan.inference.evaluate import dataset_images, evaluate_models
+    """Benchmark models on an HR folder: MATLAB-bicubic LR, PSNR/SSIM on Y, border = scale.
+
+    On clip folders, image models upscale each frame alone and video SR models run on
+    overlapping windows of --window frames.
+    """
+    from srgan.inference import evaluate as evaluation
+    from srgan.inference.vsr import TemporalWindows
     from srgan.zoo.registry import load_model
 
-    paths = dataset_images(dataset)
+    windows = TemporalWindows(window)
+    by_clip = clips or evaluation.holds_clips(dataset)
+    items = evaluation.dataset_clips(dataset) if by_clip else evaluation.dataset_images(dataset)
     loaded = [load_model(name, scale) for name in models]
-    with console.progress_bar("evaluate", len(paths)) as bar:
-        tables = evaluate_models(loaded, paths, scale, max_pixels, bar.advance)
+    with console.progress_bar("evaluate", len(items)) as bar:
+        if by_clip:
+            tables = evaluation.evaluate_clips(
+                loaded, items, scale, windows, max_pixels, bar.advance
+            )
+        else:
+            tables = evaluation.evaluate_models(loaded, items, scale, max_pixels, bar.advance)
     if as_json:
         reports = [
             {"model": name, "dataset": str(dataset), "scale": scale, **table.as_dict()}
@@ -71,6 +102,8 @@ def evaluate(
         console.print_result(to_json(reports[0] if len(reports) == 1 else reports))
     else:
         title = f"{dataset.name} x{scale}: PSNR (dB) and SSIM on the Y channel, border {scale}"
+        if by_clip:
+            title += ", each clip the mean of its frames"
         console.print_result(title + "\n" + format_tables(tables, models))
 
 
@@ -92,13 +125,14 @@ def to_json(value: object) -> str:
 def format_tables(tables: list[ScoreTable], headers: list[str]) -> str:
     """Images as rows, one 'PSNR SSIM' column pair per table (headed by `headers`), means."""
     names = [s.name for s in tables[0].images]
-    name_width = max(len("image"), *(len(n) for n in names))
+    label = "clip" if tables[0].unit == "clips" else "image"
+    name_width = max(len(label), *(len(n) for n in names))
     cell = "  {:>8.2f} {:>7.4f}"
     width = len(cell.format(0, 0))
     lines = []
     if any(headers):
         lines.append(" " * name_width + "".join(f"{h:>{width}}" for h in headers))
-    lines.append(f"{'image':<{name_width}}" + f"{'PSNR':>10} {'SSIM':>7}" * len(tables))
+    lines.append(f"{label:<{name_width}}" + f"{'PSNR':>10} {'SSIM':>7}" * len(tables))
     for row, name in enumerate(names):
         cells = "".join(cell.format(t.images[row].psnr, t.images[row].ssim) for t in tables)
         lines.append(f"{name:<{name_width}}{cells}")

@@ -97,17 +97,13 @@ def describe(record: dict) -> str:
         return f"step {step}: {record['event']} {record.get('path', '')}".rstrip()
     shown = {k: v for k, v in record.items() if k not in _NOT_LOSSES and v is not None}
     losses = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
+    from srgan.training.progress import format_duration
+
     eta = record.get("eta_s")
     timing = f" | {record['steps_per_s']:.2f} it/s"
     if eta is not None:
-        timing += f", ETA {_duration(eta)}"
+        timing += f", ETA {format_duration(eta)}"
     return f"step {step} [{record['stage']}] lr {record['lr']:.1e}: {losses}{timing}"
 
 
 _NOT_LOSSES = {"step", "stage", "lr", "steps_per_s", "eta_s", "peak_rss_mb", "gpu_peak_mb"}
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
+from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
 from srgan.inference.batch import failure_message
 from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device
@@ -110,8 +111,20 @@ def video(
         ),
     ] = None,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Leave the audio out.")] = False,
+    window: Annotated[
+        int,
+        typer.Option(
+            "--window",
+            min=1,
+            help="Video SR models only: frames per temporal window (overlapping windows; "
+            "longer = more context, slower).",
+        ),
+    ] = DEFAULT_VSR_WINDOW,
 ) -> None:
     """Upscale a video frame by frame, streaming in bounded memory.
+
+    A video super-resolution model (a BidirectionalRecurrentVSR checkpoint) runs on overlapping
+    windows of --window frames instead, so each frame is upscaled with its neighbours.
 
     Audio and subtitles are copied packet for packet (re-encoded, with a warning, only where
     the output container cannot hold them); frame timestamps, rotation and colour tags are
@@ -141,6 +154,7 @@ def video(
             time_range=time_range,
             fps=parse_rate(fps) if fps is not None else None,
             audio=not no_audio,
+            window=window,
         )
         job = pipeline.plan_video(source, target, video_options)
         log.info(

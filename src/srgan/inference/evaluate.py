@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from srgan import metrics
@@ -14,6 +17,7 @@ from srgan.errors import BadInputError
 from srgan.imaging.io import Image, list_images, read_image
 from srgan.imaging.transform import crop_to_multiple, resize_image
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
+from srgan.inference.vsr import DEFAULT_WINDOWS, TemporalWindows, upscale_frames
 from srgan.zoo.descriptor import LoadedModel
 
 Progress = Callable[[str], None]
@@ -30,11 +34,22 @@ class ImageScore:
         return {"name": self.name, "psnr": self.psnr, "ssim": self.ssim}
 
 
+@dataclass(frozen=True)
+class ClipScore(ImageScore):
+    """A clip's scores: the means over its frames."""
+
+    frames: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "frames": self.frames}
+
+
 @dataclass
 class ScoreTable:
-    """Per-image scores and their means."""
+    """Per-image (or per-clip: `unit` "clips") scores and their means."""
 
     images: list[ImageScore] = field(default_factory=list)
+    unit: str = "images"
 
     @property
     def mean_psnr(self) -> float:
@@ -46,7 +61,7 @@ class ScoreTable:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "images": [s.as_dict() for s in self.images],
+            self.unit: [s.as_dict() for s in self.images],
             "mean": {"psnr": self.mean_psnr, "ssim": self.mean_ssim},
         }
 
@@ -147,16 +162,10 @@ def evaluate_models(
 ) -> list[ScoreTable]:
     """The benchmark protocol: HR -> modcrop(scale) -> MATLAB-bicubic LR, saved as the HR's
     bit depth -> model -> quantized SR -> PSNR/SSIM on Y with `scale` pixels cropped."""
-    for model in models:
-        if model.scale != scale:
-            raise BadInputError(f"model {model.name} upscales x{model.scale:g}, not x{scale}")
+    _check_scales(models, scale)
     tables = [ScoreTable() for _ in models]
     for path in paths:
-        hr = crop_to_multiple(read_image(path, max_pixels), scale)
-        if min(hr.height, hr.width) < scale * SSIM_WINDOW:
-            raise BadInputError(f"{path}: too small to evaluate at x{scale}")
-        if hr.has_alpha:
-            hr = Image(hr.pixels[..., :-1], hr.meta)
+        hr = _reference(path, scale, max_pixels)
         lr = resize_image(hr, scale=1 / scale)
         for model, table in zip(models, tables, strict=True):
             # Untiled, like the papers, on the device the model already lives on.
@@ -165,3 +174,118 @@ def evaluate_models(
         if progress:
             progress(path.stem)
     return tables
+
+
+def _check_scales(models: Sequence[LoadedModel], scale: int) -> None:
+    for model in models:
+        if model.scale != scale:
+            raise BadInputError(f"model {model.name} upscales x{model.scale:g}, not x{scale}")
+
+
+def _reference(path: Path, scale: int, max_pixels: int | None) -> Image:
+    """An HR image as the protocol uses it: modcropped to `scale`, without alpha."""
+    hr = crop_to_multiple(read_image(path, max_pixels), scale)
+    if min(hr.height, hr.width) < scale * SSIM_WINDOW:
+        raise BadInputError(f"{path}: too small to evaluate at x{scale}")
+    return Image(hr.pixels[..., :-1], hr.meta) if hr.has_alpha else hr
+
+
+# --- video clips (Vid4-style folders of numbered frames) ----------------------------------
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip of a video benchmark: its name and its HR frames in order."""
+
+    name: str
+    frames: list[Path]
+
+
+def _natural_key(path: Path) -> list[object]:
+    """`frame2.png` before `frame10.png`: numbers compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def holds_clips(dataset: Path) -> bool:
+    """A folder with no images of its own but sub-folders of images (Vid4 layout)."""
+    if not dataset.is_dir() or list_images(dataset):
+        return False
+    return any(p.is_dir() and list_images(p) for p in dataset.iterdir())
+
+
+def dataset_clips(dataset: Path) -> list[Clip]:
+    """The clips of a video benchmark folder (one sub-folder of frames per clip), or
+    BadInputError. Frames are ordered by name, numbers compared as numbers."""
+    if not dataset.is_dir():
+        raise BadInputError(f"{dataset}: not a folder of clip folders")
+    clips = [
+        Clip(folder.name, sorted(list_images(folder), key=_natural_key))
+        for folder in sorted(p for p in dataset.iterdir() if p.is_dir())
+        if not folder.name.startswith(".")
+    ]
+    clips = [clip for clip in clips if clip.frames]
+    if not clips:
+        raise BadInputError(f"{dataset}: no clip folders (sub-folders of frames) found")
+    return clips
+
+
+def evaluate_clips(
+    models: Sequence[LoadedModel],
+    clips: Sequence[Clip],
+    scale: int,
+    windows: TemporalWindows = DEFAULT_WINDOWS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> list[ScoreTable]:
+    """The image protocol frame by frame (MATLAB-bicubic LR of each HR frame, PSNR/SSIM on
+    Y, border = scale), averaged over each clip's frames. Video (temporal) models run on
+    overlapping windows of frames (`inference.vsr`), image models on each frame alone.
+    Frames are read as they are needed: a clip is never held whole."""
+    _check_scales(models, scale)
+    tables = [ScoreTable(unit="clips") for _ in models]
+    for clip in clips:
+        for model, table in zip(models, tables, strict=True):
+            frames = _clip_frame_scores(model, clip, scale, windows, max_pixels)
+            table.images.append(
+                ClipScore(
+                    clip.name,
+                    sum(f.psnr for f in frames) / len(frames),
+                    sum(f.ssim for f in frames) / len(frames),
+                    len(frames),
+                )
+            )
+        if progress:
+            progress(clip.name)
+    return tables
+
+
+def _clip_frame_scores(
+    model: LoadedModel,
+    clip: Clip,
+    scale: int,
+    windows: TemporalWindows,
+    max_pixels: int | None,
+) -> list[ImageScore]:
+    references: deque[Image] = deque()  # HR frames whose SR output has not come yet
+
+    def low_resolution() -> Iterator[Image]:
+        for path in clip.frames:
+            hr = _reference(path, scale, max_pixels)
+            if references and hr.pixels.shape != references[0].pixels.shape:
+                raise BadInputError(f"{path}: its size differs from the clip's other frames")
+            references.append(hr)
+            yield resize_image(hr, scale=1 / scale)
+
+    # Untiled, like the papers, on the device the model already lives on.
+    options = UpscaleOptions(tile=0, device=str(model.device))
+    outputs: Iterator[np.ndarray] = (
+        upscale_frames(model, (lr.pixels for lr in low_resolution()), options, windows)
+        if model.descriptor.temporal
+        else (upscale_image(model, lr, options).pixels for lr in low_resolution())
+    )
+    scores = []
+    for index, pixels in enumerate(outputs):
+        hr = references.popleft()
+        name = f"{clip.name}/{clip.frames[index].stem}"
+        scores.append(score(name, Image(pixels, hr.meta), hr, crop_border=scale))
+    return scores

@@ -120,17 +120,24 @@ def choose_tile(model: AnyModel, image: Image, options: UpscaleOptions) -> int:
         return options.tile
     if not model.descriptor.tileable or model.descriptor.memory_per_pixel <= 0:
         return 0
+    return tile_for_budget(model.descriptor.memory_per_pixel, image.height, image.width, options)
+
+
+def tile_for_budget(
+    bytes_per_pixel: float, height: int, width: int, options: UpscaleOptions
+) -> int:
+    """The largest tile side whose activations (`bytes_per_pixel` per input pixel in fp32)
+    fit this device's budget, shared between parallel images; 0 when the image fits whole."""
     available = available_memory_bytes(options.device)
     if options.device == "cpu":
         budget = min(_CPU_TILE_BUDGET, int(available * 0.25))
     else:
         budget = int(available * _TILE_BUDGET_FRACTION)
     budget //= max(1, options.parallel_images)
-    bytes_per_pixel = model.descriptor.memory_per_pixel
     if options.precision != "fp32":
         bytes_per_pixel /= 2
     tile = auto_tile_size(bytes_per_pixel, budget)
-    return 0 if tile >= max(image.height, image.width) else tile
+    return 0 if tile >= max(height, width) else tile
 
 
 def backend_name(model: AnyModel) -> str:

@@ -28,6 +28,7 @@ import os
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +72,13 @@ from srgan.inference.video_streams import (
     plan_side_streams,
     scaled_display_matrix,
 )
+from srgan.inference.vsr import (
+    DEFAULT_WINDOW,
+    TemporalWindows,
+    WindowedVSR,
+    resize_to_outscale,
+    windowed_runner,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +101,14 @@ class VideoOptions:
     time_range: TimeRange = WHOLE_VIDEO
     fps: Fraction | None = None  # constant output rate: frames repeated or dropped
     audio: bool = True
+    window: int = DEFAULT_WINDOW  # frames per temporal window (video SR models only)
 
     def __post_init__(self) -> None:
         if self.codec is not None and self.codec not in FAMILIES:
             raise BadInputError(f"--codec {self.codec!r}: use {', '.join(FAMILIES)}")
         if self.crf is not None and self.crf < 0:
             raise BadInputError(f"--crf {self.crf}: must be 0 or more")
+        TemporalWindows(self.window)  # checks it
 
 
 @dataclass(frozen=True)
@@ -648,15 +658,16 @@ def _run_stages(
     run.spawn("reader", reader)
     run.spawn("writer", _Writer(run, upscaled, encoder, carried, job.target))
     total, done = expected_frames(job), 0
+    stage = _model_stage(model, options, runner, job.options.window)
     try:
         while (batch := run.get(decoded)) is not _END:
-            for item in batch:  # type: ignore[attr-defined]
-                if isinstance(item, _Frame):
-                    item.pixels = _upscale_frame(model, item.pixels, options, runner)
-                    done += item.repeat
-            run.put(upscaled, batch)
+            for ready in _batches(stage.feed(batch), batch_frames):  # type: ignore[arg-type]
+                run.put(upscaled, ready)
+                done += sum(item.repeat for item in ready if isinstance(item, _Frame))
             if progress:
                 progress(done, total)
+        for ready in _batches(stage.finish(), batch_frames):
+            run.put(upscaled, ready)
         run.put(upscaled, _END)
         run.finish()
     except BaseException as exc:
@@ -669,6 +680,86 @@ def _run_stages(
         raise run.error
     if encoder.frames == 0:
         raise BadInputError(f"{job.source}: no video frame could be decoded in range")
+
+
+def _batches(items: list[_Frame | _Side], frames: int) -> Iterator[list[_Frame | _Side]]:
+    """`items` cut into batches of at most `frames` frames (a long temporal window can
+    release many frames at once); nothing for an empty list."""
+    batch: list[_Frame | _Side] = []
+    count = 0
+    for item in items:
+        if isinstance(item, _Frame):
+            if count == frames:
+                yield batch
+                batch, count = [], 0
+            count += 1
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+class _FrameByFrame:
+    """The model stage for image models: every frame is upscaled on its own, in place."""
+
+    def __init__(self, model: AnyModel, options: UpscaleOptions, runner: Forward) -> None:
+        self.model, self.options, self.runner = model, options, runner
+
+    def feed(self, batch: list[_Frame | _Side]) -> list[_Frame | _Side]:
+        for item in batch:
+            if isinstance(item, _Frame):
+                item.pixels = _upscale_frame(self.model, item.pixels, self.options, self.runner)
+        return batch
+
+    def finish(self) -> list[_Frame | _Side]:
+        return []
+
+
+class _TemporalWindows:
+    """The model stage for video SR models: frames go through overlapping temporal windows
+    (`inference.vsr`), so an output frame is final only once the frames after it have been
+    read. Items are held back and handed on in their original order: side-stream packets
+    wait behind the frames read before them. At most about two windows of frames wait."""
+
+    def __init__(self, vsr: WindowedVSR, options: UpscaleOptions, scale: float) -> None:
+        self.vsr, self.options, self.scale = vsr, options, scale
+        self.waiting: list[_Frame | _Side] = []
+        self.upscaled: deque[np.ndarray] = deque()
+
+    def feed(self, batch: list[_Frame | _Side]) -> list[_Frame | _Side]:
+        for item in batch:
+            self.waiting.append(item)
+            if isinstance(item, _Frame):
+                self.upscaled.extend(self.vsr.push(item.pixels))
+        return self._release()
+
+    def finish(self) -> list[_Frame | _Side]:
+        self.upscaled.extend(self.vsr.finish())
+        return self._release()
+
+    def _release(self) -> list[_Frame | _Side]:
+        """The waiting items up to the last frame whose output is ready, outputs filled in."""
+        released = 0
+        for item in self.waiting:
+            if isinstance(item, _Frame):
+                if not self.upscaled:
+                    break
+                source = item.pixels.shape[:2]
+                item.pixels = resize_to_outscale(
+                    self.upscaled.popleft(), source, self.options.outscale, self.scale
+                )
+            released += 1
+        ready, self.waiting = self.waiting[:released], self.waiting[released:]
+        return ready
+
+
+def _model_stage(
+    model: AnyModel, options: UpscaleOptions, runner: Forward, window: int
+) -> _FrameByFrame | _TemporalWindows:
+    if not model.descriptor.temporal:
+        return _FrameByFrame(model, options, runner)
+    vsr = windowed_runner(model, options, TemporalWindows(window), runner)
+    log.info("%s: temporal windows of %d frames", model.name, window)
+    return _TemporalWindows(vsr, options, model.scale)
 
 
 class _OncePerMessage(logging.Filter):

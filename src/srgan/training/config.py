@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 try:
     import tomllib
@@ -100,7 +100,7 @@ class TrainConfig(Section):
     seed: int = 0
     device: str = "auto"
     amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision on GPU
-    channels_last: bool = True
+    channels_last: bool | Literal["auto"] = "auto"  # auto: on CUDA only (slower on CPUs here)
     grad_clip: float | None = Field(None, gt=0)  # max gradient norm
     adaptive_clip_percentile: float | None = Field(None, gt=0, le=100)  # of recent norms
     adaptive_clip_window: int = Field(200, gt=1)  # how many recent norms
@@ -157,10 +157,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Defaults, then the file, then the overrides; one validation at the edge."""
+    return load_model_config(TrainConfig, path, overrides)
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def load_model_config(
+    model: type[ConfigT], path: Path | None = None, overrides: list[str] | None = None
+) -> ConfigT:
+    """`load_config` for any configuration model (the video trainer's uses it too)."""
     data = _read(path) if path else {}
     data = apply_overrides(data, overrides or [])
     try:
-        return TrainConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
@@ -176,7 +186,7 @@ EXAMPLE_CONFIG = """\
 output_dir = "runs/srresnet"   # checkpoints/, training.log, status.json go here
 seed = 0
 device = "auto"                # auto, cpu, cuda, cuda:N
-channels_last = true
+channels_last = "auto"         # NHWC activations: on for CUDA, off on the CPU (slower there)
 hr_range = "symmetric"         # HR targets in [-1, 1] as in the paper ("unit": [0, 1])
 checkpoint_interval = 1000     # steps between checkpoints (plus the last step)
 val_interval = 1000            # steps between validations on data.val_hr

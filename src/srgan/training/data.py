@@ -33,7 +33,7 @@ class PatchSettings:
             raise ValueError(f"hr_size {self.hr_size} must be a multiple of scale {self.scale}")
 
 
-def _augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+def augment_together(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """The same random flip/rotation for every (H, W, C) array."""
     hflip, vflip, transpose = rng.random(3) < 0.5
     out = []
@@ -48,7 +48,7 @@ def _augment(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndar
     return out
 
 
-def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
+def pixels_to_unit_tensor(pixels: np.ndarray) -> torch.Tensor:
     peak = float(np.iinfo(pixels.dtype).max)
     return torch.from_numpy(pixels.transpose(2, 0, 1).astype(np.float32) / peak)
 
@@ -123,8 +123,8 @@ class HRFolderDataset(_PatchDataset):
         left = int(rng.integers(0, width - s.hr_size + 1))
         hr = hr_image[top : top + s.hr_size, left : left + s.hr_size]
         if s.augment:
-            (hr,) = _augment([hr], rng)
-        hr_tensor = _to_tensor(hr)
+            (hr,) = augment_together([hr], rng)
+        hr_tensor = pixels_to_unit_tensor(hr)
         lr = imresize(hr_tensor, scale=1 / s.scale).clamp_(0, 1)
         lr = torch.round(lr * 255) / 255
         return lr, hr_tensor
@@ -166,5 +166,5 @@ class PairedFolderDataset(_PatchDataset):
         hr_top, hr_left = top * s.scale, left * s.scale
         hr = hr_image[hr_top : hr_top + s.hr_size, hr_left : hr_left + s.hr_size]
         if s.augment:
-            lr, hr = _augment([lr, hr], rng)
-        return _to_tensor(lr), _to_tensor(hr)
+            lr, hr = augment_together([lr, hr], rng)
+        return pixels_to_unit_tensor(lr), pixels_to_unit_tensor(hr)

@@ -102,7 +102,12 @@ class Trainer:
                 input_size=config.data.hr_size,
             ).to(self.device)
             self.content_loss = self._content_loss().to(self.device)
-        if config.channels_last:
+        self.channels_last = (
+            config.channels_last
+            if isinstance(config.channels_last, bool)
+            else self.device.type == "cuda"
+        )
+        if self.channels_last:
             for module in (self.generator, self.discriminator):
                 if module is not None:
                     module.to(memory_format=torch.channels_last)
@@ -299,7 +304,7 @@ class Trainer:
         end = min(self.total_steps, stop_at_step or self.total_steps)
         self.generator.train()
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 return self._loop(self._batches(), end, ckpt_dir)
         finally:
             if self.log is not None:
@@ -316,7 +321,7 @@ class Trainer:
                     _set_rate(self.d_optimizer, rate)
                 lr, hr = next(batches)
                 lr, hr = lr.to(self.device), hr.to(self.device)
-                if self.config.channels_last:
+                if self.channels_last:
                     lr = lr.contiguous(memory_format=torch.channels_last)
                     hr = hr.contiguous(memory_format=torch.channels_last)
                 stage = self._stage(self.position.step)
@@ -491,7 +496,7 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -46,11 +46,11 @@ def comparison_grid(
         lr = resize_image(patch, scale=1 / scale)
         bicubic = resize_image(lr, size=(patch.height, patch.width))
         sr = upscale_image(model, lr, UpscaleOptions(tile=0, device=str(model.device)))
-        rows.append(_side_by_side([bicubic.pixels, sr.pixels, patch.pixels], gap))
-    return _stack(rows, gap)
+        rows.append(side_by_side([bicubic.pixels, sr.pixels, patch.pixels], gap))
+    return stack_rows(rows, gap)
 
 
-def _side_by_side(images: list[np.ndarray], gap: int) -> np.ndarray:
+def side_by_side(images: list[np.ndarray], gap: int) -> np.ndarray:
     height = max(image.shape[0] for image in images)
     spacer = np.full((height, gap, 3), 255, np.uint8)
     parts: list[np.ndarray] = []
@@ -61,7 +61,7 @@ def _side_by_side(images: list[np.ndarray], gap: int) -> np.ndarray:
     return np.concatenate(parts[:-1], axis=1)
 
 
-def _stack(rows: list[np.ndarray], gap: int) -> np.ndarray:
+def stack_rows(rows: list[np.ndarray], gap: int) -> np.ndarray:
     width = max(row.shape[1] for row in rows)
     parts: list[np.ndarray] = []
     for row in rows:

@@ -17,6 +17,7 @@ from torch import nn
 from srgan.archs.rrdbnet import RRDBNet
 from srgan.archs.srresnet import SRResNet, srresnet_hyperparameters
 from srgan.archs.srvgg import SRVGGNetCompact
+from srgan.archs.vsr import BidirectionalRecurrentVSR, vsr_hyperparameters
 
 StateDict = Mapping[str, torch.Tensor]
 Hyperparameters = dict[str, int | str]
@@ -32,6 +33,7 @@ class Architecture:
     out_channels: Callable[[Hyperparameters], int]
     memory_per_pixel: Callable[[Hyperparameters], float]
     size_multiple: Callable[[Hyperparameters], int] = lambda _: 1
+    temporal: bool = False  # takes clips [N, T, C, h, w] (an image is T = 1)
 
 
 def _indices(state: StateDict, pattern: str) -> list[int]:
@@ -122,6 +124,17 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         in_channels=lambda hp: int(hp["in_channels"]),
         out_channels=lambda hp: int(hp["out_channels"]),
         memory_per_pixel=lambda hp: 4.0 * int(hp["num_features"]) * (6 + 2 * int(hp["scale"]) ** 2),
+    ),
+    Architecture(
+        "BidirectionalRecurrentVSR",
+        BidirectionalRecurrentVSR,
+        vsr_hyperparameters,  # type: ignore[arg-type]
+        scale=lambda hp: int(hp["scale"]),
+        in_channels=lambda hp: int(hp["in_channels"]),
+        out_channels=lambda hp: int(hp["out_channels"]),
+        # per frame: features and two hidden states at LR, the upsampling at HR
+        memory_per_pixel=lambda hp: 4.0 * int(hp["num_features"]) * (8 + 2 * int(hp["scale"]) ** 2),
+        temporal=True,
     ),
 )
 BY_NAME = {arch.name: arch for arch in ARCHITECTURES}

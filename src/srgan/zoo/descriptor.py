@@ -18,7 +18,10 @@ class ModelDescriptor:
     models take 3 and the upscaler feeds gray images and alpha through them as RGB.
     `scale` is a float because bicubic accepts any factor; trained networks use integers.
     `memory_per_pixel` is a rough estimate of the peak activation memory of one input
-    pixel, used to choose a tile size; 0 means unknown (whole image).
+    pixel, used to choose a tile size; 0 means unknown (whole image). A `temporal` model
+    (video super-resolution) takes clips ``[N, T, C, h, w]`` and uses neighbouring frames;
+    given an ``[N, C, h, w]`` image it runs it as a one-frame clip. Its `memory_per_pixel`
+    is per frame.
     """
 
     name: str
@@ -31,6 +34,7 @@ class ModelDescriptor:
     tileable: bool = True
     parameters: int = 0
     memory_per_pixel: float = 0.0  # fp32 activation bytes per input pixel, for tile sizing
+    temporal: bool = False  # a video model: runs on windows of frames (see inference/vsr.py)
 
 
 class Described:

@@ -80,6 +80,7 @@ def build(
         size_multiple=arch.size_multiple(hyperparameters),
         parameters=sum(p.numel() for p in module.parameters()),
         memory_per_pixel=arch.memory_per_pixel(hyperparameters),
+        temporal=arch.temporal,
     )
     return LoadedModel(module, descriptor)
 
