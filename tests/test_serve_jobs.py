@@ -77,13 +77,15 @@ def test_jobs_survive_a_killed_server(tmp_path):
 
 
 def test_full_queue_503_and_timeouts(tmp_path):
+    # 256x256 in 16 px tiles: several seconds of work, well past the 0.3 s limits even on
+    # an idle machine.
     limits = {"queue_size": 1, "job_timeout_s": 0.3, "request_timeout_s": 0.3}
     server = start_server(tmp_path / "data", {**SETTINGS, **limits})
     try:
         client = server.client()
         statuses, retry_after, ids = [], [], []
         for seed in range(4):
-            files = {"image": ("p.png", png_bytes(smooth_image(96, 96, seed=seed)))}
+            files = {"image": ("p.png", png_bytes(smooth_image(256, 256, seed=seed)))}
             response = client.post("/v1/jobs", files=files, data=SLOW)
             statuses.append(response.status_code)
             if response.status_code == 503:
@@ -99,7 +101,7 @@ def test_full_queue_503_and_timeouts(tmp_path):
         assert timed_out["state"] == "failed"
         assert timed_out["error"] == "timed out after 0.3 s"
 
-        files = {"image": ("p.png", png_bytes(smooth_image(96, 96, seed=9)))}
+        files = {"image": ("p.png", png_bytes(smooth_image(256, 256, seed=9)))}
         sync = client.post("/v1/upscale", files=files, data=SLOW)
         assert sync.status_code == 504, sync.text
         assert "timed out" in sync.json()["detail"]
