@@ -4,18 +4,13 @@ validated once here (pydantic); everything below receives a typed `ServeSettings
 from __future__ import annotations
 
 import ipaddress
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from srgan.config_files import invalid_config, read_config_file
 from srgan.defaults import DEFAULT_MODEL, DEFAULT_PNG_LEVEL
-from srgan.errors import BadInputError
 
 NAMED_MODELS = ("natural", "anime", "anime-video", "bicubic")
 MB = 1024 * 1024
@@ -103,35 +98,9 @@ def is_loopback(host: str) -> bool:
 def load_settings(config: Path | None = None, **overrides: Any) -> ServeSettings:
     """Defaults, then the config file (TOML, YAML or JSON), then the given overrides
     (None values are ignored: a flag not given keeps the file's value)."""
-    data = _read(config) if config else {}
+    data = read_config_file(config) if config else {}
     data.update({key: value for key, value in overrides.items() if value is not None})
     try:
         return ServeSettings.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "config"
-        source = f"{config}: " if config else ""
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise BadInputError(f"{source}{key}: {first['msg']}{more}") from exc
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise BadInputError(f"{path}: no such config file")
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise BadInputError(f"{path}: use a .toml, .yaml or .json config file")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
-        raise BadInputError(f"{path}: {' '.join(str(exc).split())}") from exc
-    if not isinstance(data, dict):
-        raise BadInputError(f"{path}: expected a table of settings")
-    return data
+        raise invalid_config(exc, config) from exc

@@ -11,12 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from srgan.config_files import invalid_config, read_config_file
 from srgan.errors import BadInputError
 
 
@@ -114,24 +111,6 @@ class TrainConfig(Section):
     val_images: int = Field(3, ge=0)  # comparison crops logged at each validation
 
 
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise BadInputError(f"{path}: no such config file")
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text) or {}
-        if path.suffix == ".json":
-            return json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
-        raise BadInputError(f"{path}: {' '.join(str(exc).split())}") from exc
-    raise BadInputError(f"{path}: use a .toml, .yaml or .json config file")
-
-
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -167,16 +146,12 @@ def load_model_config(
     model: type[ConfigT], path: Path | None = None, overrides: list[str] | None = None
 ) -> ConfigT:
     """`load_config` for any configuration model (the video trainer's uses it too)."""
-    data = _read(path) if path else {}
+    data = read_config_file(path) if path else {}
     data = apply_overrides(data, overrides or [])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        source = f"{path}: " if path else ""
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise BadInputError(f"{source}{key}: {first['msg']}{more}") from exc
+        raise invalid_config(exc, path) from exc
 
 
 EXAMPLE_CONFIG = """\
