@@ -180,6 +180,11 @@ def test_preview_writes_evenly_spaced_frames_as_png(cli, clips, tmp_path):
         assert (frame.width, frame.height) == (192, 256)  # turned upright
 
 
+def test_preview_says_which_encoding_flags_it_does_not_use(cli, clips, tmp_path):
+    result = cli("video", clips["turned"], tmp_path / "p", "--preview", "1", "--crf", "20")
+    assert "--crf not used" in result.stderr
+
+
 def _sound_only(path: Path) -> Path:
     with av.open(str(path), "w") as output:
         stream = output.add_stream("aac", rate=AUDIO_RATE)

@@ -8,3 +8,4 @@ DEFAULT_PNG_LEVEL = 3
 """zlib level for PNG output: 3 writes about 3x faster than 6 for files 5-10% larger."""
 DEFAULT_VSR_WINDOW = 5
 """Frames per temporal window when a video super-resolution model runs on a video."""
+DEFAULT_BICUBIC_SCALE = 4.0  # `bicubic` without --scale or --outscale upscales x4

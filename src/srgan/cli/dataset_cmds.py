@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from srgan.cli import console
+
+R = TypeVar("R")
 
 dataset_app = typer.Typer(help="Prepare training data.", no_args_is_help=True)
 
@@ -28,13 +31,10 @@ def prepare(
 ) -> None:
     """Cut photos into overlapping sub-images with matching LR copies:
     DST/{train,val}/HR and DST/{train,val}/LR_xS, split by source photo."""
-    from srgan.imaging.io import list_images
     from srgan.training.prepare import PrepareSettings, prepare_dataset
 
     settings = PrepareSettings(size, step, tuple(scales or [4]), val_fraction, seed)
-    total = len(list_images(source)) if source.is_dir() else 0
-    with console.progress_bar("prepare", total) as bar:
-        report = prepare_dataset(source, target, settings, bar.advance)
+    report = _over_photos("prepare", source, target, settings, prepare_dataset)
     console.note(
         f"dataset: {report.train_patches} train sub-images from {report.train_images} photos, "
         f"{report.val_patches} val sub-images from {report.val_images} photos in {target}"
@@ -64,17 +64,25 @@ def clips(
 ) -> None:
     """Make synthetic video clips from photos (a camera panning and zooming slowly at
     sub-pixel steps): DST/{train,val}/<photo>_<k>/frame_0000.png ..."""
-    from srgan.imaging.io import list_images
     from srgan.training.clips import ClipSettings, make_clips
 
     settings = ClipSettings(
         frames, size, clips_per_photo, max_shift, max_zoom, shrink, val_fraction, seed
     )
-    total = len(list_images(source)) if source.is_dir() else 0
-    with console.progress_bar("clips", total) as bar:
-        report = make_clips(source, target, settings, bar.advance)
+    report = _over_photos("clips", source, target, settings, make_clips)
     skipped = f" ({report.skipped_photos} photos too small)" if report.skipped_photos else ""
     console.note(
         f"clips: {report.train_clips} train, {report.val_clips} val clips of {frames} frames "
         f"in {target}{skipped}"
     )
+
+
+def _over_photos(
+    label: str, source: Path, target: Path, settings: object, work: Callable[..., R]
+) -> R:
+    """`work(source, target, settings, advance)` under a progress bar over the photos."""
+    from srgan.imaging.io import list_images
+
+    total = len(list_images(source)) if source.is_dir() else 0
+    with console.progress_bar(label, total) as bar:
+        return work(source, target, settings, bar.advance)

@@ -97,7 +97,7 @@ def serve(
         console.note(f"serving on {url} (page at /, API docs at /docs); API keys {keys}")
         console.note(f"data folder: {settings.data_dir.resolve()}")
         if settings.keys_required and not any(
-            k.active for k in _key_store(config, data_dir).list_keys()
+            k.active for k in _keys_in(settings.database_path).list_keys()
         ):
             console.note(
                 f"no API key yet: make one with `srgan serve keys add NAME --data-dir "
@@ -116,12 +116,16 @@ def _check_installed() -> None:
 
 
 def _key_store(config: Path | None, data_dir: Path | None):
-    from srgan.serve.auth import KeyStore
-    from srgan.serve.database import Database
     from srgan.serve.settings import load_settings
 
-    settings = load_settings(config, data_dir=data_dir)
-    return KeyStore(Database(settings.database_path))
+    return _keys_in(load_settings(config, data_dir=data_dir).database_path)
+
+
+def _keys_in(database_path: Path):
+    from srgan.serve.auth import KeyStore
+    from srgan.serve.database import Database
+
+    return KeyStore(Database(database_path))
 
 
 @keys_app.command("add")

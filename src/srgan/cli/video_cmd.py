@@ -140,6 +140,17 @@ def video(
     options = _upscale_options(tile, outscale, device)
     try:
         if preview is not None:
+            unused = {
+                "--codec": codec,
+                "--crf": crf,
+                "--preset": preset,
+                "--pix-fmt": pix_fmt,
+                "--fps": fps,
+                "--no-audio": no_audio or None,
+                "--window": window if window != DEFAULT_VSR_WINDOW else None,
+            }
+            if given := [flag for flag, value in unused.items() if value is not None]:
+                log.warning(f"--preview writes single PNG frames: {', '.join(given)} not used")
             preview_job = pipeline.plan_preview(source, target, preview, time_range)
             loaded, runner = _load(model, options, backend)
             with console.rate_progress(f"preview {source.name}", "frames/s") as progress:

@@ -1,6 +1,6 @@
 """Measure models x backends x input sizes x threads: time, throughput, FLOP/s, memory.
 
-Each configuration runs in a fresh child process, so that its peak memory (VmHWM) and
+Each configuration runs in a fresh child process, so that its peak memory (ru_maxrss) and
 its thread settings are its own. The child upscales a synthetic photo-like image through
 the same tiling path as `srgan upscale` (one tile: the whole image).
 """
@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from srgan.inference.memory_profile import peak_rss_bytes
 
 CHILD_TIMEOUT_S = 3600
 
@@ -135,17 +137,9 @@ def _measure(config: Config, flops: float) -> dict[str, object]:
         "seconds": seconds,
         "megapixels_per_s": out_mp / seconds,
         "gflop_per_s": flops / seconds / 1e9,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_bytes() / 2**20,
         "peak_gpu_mb": gpu,
     }
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run_config(config: Config, flops: float) -> Measurement:

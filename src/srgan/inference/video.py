@@ -360,6 +360,7 @@ class _Reader:
         streams = [video, *(self.container.streams[i] for i in sorted(self.carried))]
         seek_before(self.container, video, self.window.start)
         batch: list[_Frame | _Side] = []
+        frames = 0  # _Frame items in `batch`
         video_done = False
         # Subtitles are sparse: only audio has to reach the end of the range before stopping.
         side_done = {i for i in self.carried if self.container.streams[i].type != "audio"}
@@ -369,16 +370,18 @@ class _Reader:
             index = packet.stream.index
             if index == video.index:
                 if not video_done:
+                    before = len(batch)
                     video_done = self._add_frames(video, packet, batch)
+                    frames += len(batch) - before  # it adds only frames
             elif self._keep(packet):
                 batch.append(_Side(packet, index))
             elif self._past_end(packet):
                 side_done.add(index)
             if video_done and side_done >= self.carried:
                 break
-            if sum(isinstance(item, _Frame) for item in batch) >= self.batch_frames:
+            if frames >= self.batch_frames:
                 self.run.put(self.queue, batch)
-                batch = []
+                batch, frames = [], 0
         batch.extend(self._frame(*ready) for ready in self.timing.finish())
         self.run.put(self.queue, batch)
         self.run.put(self.queue, _END)
@@ -440,7 +443,9 @@ class _Encoder:
         self.output, self.stream, self.time_base = output, stream, time_base
         self.pix_fmt = job.encoder.pix_fmt
         self.pixels_format = job.probe.pixels_format
-        self.colour = job.probe.colour
+        colour = job.probe.colour  # the same for every frame: converted once
+        self.colorspace = _swscale_colorspace(colour.colorspace)
+        self.color_range = colour.color_range or None
         self.reformatter = VideoReformatter()
         self.frames = 0
 
@@ -449,8 +454,8 @@ class _Encoder:
         frame = self.reformatter.reformat(
             rgb,
             format=self.pix_fmt,
-            dst_colorspace=_swscale_colorspace(self.colour.colorspace),
-            dst_color_range=self.colour.color_range or None,
+            dst_colorspace=self.colorspace,
+            dst_color_range=self.color_range,
         )
         frame.time_base = self.time_base
         for offset in range(item.repeat):

@@ -141,10 +141,10 @@ def probe_video(source: Path, time_range: TimeRange = WHOLE_VIDEO) -> VideoProbe
         stream = _video_stream(container, source)
         time_base = stream.time_base or Fraction(1, 90000)
         origin = Fraction(container.start_time or 0) * _AV_TIME_BASE
-        end_of_video = _end_of_video(container, stream)
+        end_of_video = _end_of_video(container, stream, origin)
         start, end = _absolute_range(time_range, origin, end_of_video, source)
         seek_before(container, stream, start)
-        first = _first_frame(container, stream, start, end, source)
+        first = _first_frame(container, stream, time_base, start, end, source)
         frame_start = frame_time(first, time_base)
         pix_fmt = first.format.name
         return VideoProbe(
@@ -166,14 +166,13 @@ def probe_video(source: Path, time_range: TimeRange = WHOLE_VIDEO) -> VideoProbe
         )
 
 
-def _end_of_video(container: InputContainer, stream: VideoStream) -> Fraction | None:
+def _end_of_video(
+    container: InputContainer, stream: VideoStream, origin: Fraction
+) -> Fraction | None:
     if stream.duration is not None and stream.time_base is not None:
         return Fraction((stream.start_time or 0) + stream.duration) * stream.time_base
     if container.duration is not None:
-        return (
-            Fraction(container.start_time or 0) * _AV_TIME_BASE
-            + Fraction(container.duration) * _AV_TIME_BASE
-        )
+        return origin + Fraction(container.duration) * _AV_TIME_BASE
     return None
 
 
@@ -221,11 +220,11 @@ def decode_packet(stream: VideoStream, packet: av.Packet, source: Path) -> list[
 def _first_frame(
     container: InputContainer,
     stream: VideoStream,
+    time_base: Fraction,
     start: Fraction | None,
     end: Fraction | None,
     source: Path,
 ) -> av.VideoFrame:
-    time_base = stream.time_base or Fraction(1, 90000)
     for packet in container.demux(stream):
         for frame in decode_packet(stream, packet, source):
             if frame.pts is None and (start is not None or end is not None):

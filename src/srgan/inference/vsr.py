@@ -29,7 +29,6 @@ Nothing here prints.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -217,10 +216,9 @@ def resize_to_outscale(
     import torch
 
     from srgan.imaging.io import Image, ImageMeta
-    from srgan.imaging.resize import imresize
+    from srgan.imaging.resize import imresize, output_size
 
-    height, width = source_size
-    size = (math.ceil(height * outscale), math.ceil(width * outscale))
+    size = output_size(*source_size, outscale)
     image = Image(pixels, ImageMeta(bit_depth=pixels.itemsize * 8))
     with torch.inference_mode():
         tensor = imresize(image.to_tensor(), size=size).clamp_(0, 1)

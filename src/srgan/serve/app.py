@@ -17,13 +17,22 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from srgan import __version__
+from srgan.defaults import DEFAULT_TILE_PAD
 from srgan.errors import BadInputError, ImageTooLargeError
 from srgan.serve.auth import Caller
 from srgan.serve.context import ServerContext
 from srgan.serve.engine import Cancelled, CancelToken
 from srgan.serve.metrics import CONTENT_TYPE
 from srgan.serve.middleware import ApiGate, ObserveRequests, RequestTimeout
-from srgan.serve.schemas import ErrorBody, Health, JobInfo, ModelInfo, UpscaleParams
+from srgan.serve.schemas import (
+    MEDIA_TYPES,
+    ErrorBody,
+    Health,
+    JobInfo,
+    ModelInfo,
+    OutputFormat,
+    UpscaleParams,
+)
 from srgan.serve.settings import ServeSettings
 from srgan.serve.store import JobRecord, QueueFullError
 from srgan.serve.uploads import Upload, UploadRejected, inspect_upload
@@ -38,6 +47,7 @@ _ERRORS = {
     415: {"model": ErrorBody, "description": "Not an image"},
     429: {"model": ErrorBody, "description": "Rate limit: see Retry-After"},
 }
+_IMAGE_CONTENT = {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}}
 
 
 def create_app(settings: ServeSettings) -> ObserveRequests:
@@ -98,9 +108,9 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         model: Annotated[str | None, Form(description="see GET /v1/models")] = None,
         outscale: Annotated[float | None, Form(gt=0, le=16)] = None,
         tile: Annotated[int | None, Form(ge=0, description="0: the server's largest")] = None,
-        tile_pad: Annotated[int, Form(ge=0, le=128)] = 16,
+        tile_pad: Annotated[int, Form(ge=0, le=128)] = DEFAULT_TILE_PAD,
         alpha_mode: Annotated[Literal["model", "bicubic"], Form()] = "model",
-        format: Annotated[Literal["png", "jpeg", "webp"], Form()] = "png",
+        format: Annotated[OutputFormat, Form()] = "png",
         quality: Annotated[int, Form(ge=1, le=100)] = 95,
     ) -> UpscaleParams:
         chosen = model or settings.default_model
@@ -151,7 +161,7 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         tags=["upscale"],
         response_class=Response,
         responses={
-            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+            200: _IMAGE_CONTENT,
             **_ERRORS,
             503: {"model": ErrorBody, "description": "Busy: see Retry-After"},
             504: {"model": ErrorBody, "description": "Took longer than the request timeout"},
@@ -235,7 +245,7 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         tags=["jobs"],
         response_class=FileResponse,
         responses={
-            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+            200: _IMAGE_CONTENT,
             409: {"model": ErrorBody, "description": "Not finished, or failed"},
             **_ERRORS,
         },
@@ -287,9 +297,10 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
     def metrics() -> PlainTextResponse:
         """Prometheus text format: requests, latency, jobs by state, queue depth, cache."""
         cache = context.cache
+        counts = context.store.counts()
         text = context.metrics.render(
-            context.store.counts(),
-            context.store.queue_depth(),
+            counts,
+            counts["queued"],
             context.pool.busy,
             {
                 "srgan_cache_bytes": ("gauge", "Bytes of cached results", cache.total_bytes()),

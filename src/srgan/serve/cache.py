@@ -47,8 +47,8 @@ class ResultCache:
             "SELECT file, media_type, size FROM cache_entries WHERE key = ?", (key,)
         ).fetchone()
         path = self.folder / row["file"] if row else None
-        if row is None or path is None or not path.is_file():
-            if row is not None:  # the file went away (by hand): forget the entry
+        if path is None or not path.is_file():
+            if path is not None:  # the file went away (by hand): forget the entry
                 with self.db.transaction() as db:
                     db.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
             self.misses += 1
@@ -68,8 +68,10 @@ class ResultCache:
 
     def adopt(self, key: str, path: Path, media_type: str) -> None:
         """Keep an existing result file (a job's) under `key`, by a hard link."""
+        if not self.enabled:
+            return
         size = path.stat().st_size
-        if not self.enabled or size > self.max_bytes:
+        if size > self.max_bytes:
             return
         name = self._file_name(key, media_type)
         link_or_copy(path, self.folder / name)

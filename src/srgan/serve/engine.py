@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from srgan.defaults import DEFAULT_BICUBIC_SCALE
 from srgan.errors import BadInputError
 from srgan.imaging.io import decode_image, encode_image
 from srgan.inference.upscaler import (
@@ -30,7 +31,6 @@ from srgan.zoo.pretrained import PRETRAINED
 log = logging.getLogger(__name__)
 
 _FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
-BICUBIC_SCALE = 4  # `bicubic` without --outscale upscales x4, as `srgan upscale` does
 
 
 class Cancelled(Exception):
@@ -88,7 +88,7 @@ class Engine:
         return f"{self.device}/{self.settings.backend}/{self.settings.precision}"
 
     def scale_of(self, model: str) -> int:
-        return PRETRAINED[model].scale if model in PRETRAINED else BICUBIC_SCALE
+        return PRETRAINED[model].scale if model in PRETRAINED else int(DEFAULT_BICUBIC_SCALE)
 
     def output_size(self, params: UpscaleParams, width: int, height: int) -> tuple[int, int]:
         scale = params.outscale or self.scale_of(params.model)

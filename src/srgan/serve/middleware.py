@@ -24,7 +24,6 @@ PAGE_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-PAGE_PATHS = ("/", "/static/")
 
 
 class ObserveRequests:

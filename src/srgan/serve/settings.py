@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from srgan.config_files import invalid_config, read_config_file
 from srgan.defaults import DEFAULT_MODEL, DEFAULT_PNG_LEVEL
+from srgan.zoo.pretrained import PRETRAINED
 
-NAMED_MODELS = ("natural", "anime", "anime-video", "bicubic")
+NAMED_MODELS = (*PRETRAINED, "bicubic")  # natural, anime, anime-video, bicubic
 MB = 1024 * 1024
 
 

@@ -10,15 +10,14 @@ made from the server's own UUIDs; nothing a client sends becomes a path.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from srgan.imaging.io import write_bytes_atomically
 from srgan.serve.database import Database
-from srgan.serve.schemas import EXTENSIONS, JobInfo, UpscaleParams
+from srgan.serve.schemas import EXTENSIONS, InputInfo, JobInfo, UpscaleParams
 
 STATES = ("queued", "running", "done", "failed")
 
@@ -53,7 +52,7 @@ class JobRecord:
             error=self.error,
             attempts=self.attempts,
             params=self.params,
-            input={"width": self.width, "height": self.height},  # type: ignore[arg-type]
+            input=InputInfo(width=self.width, height=self.height),
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
@@ -115,17 +114,15 @@ class JobStore:
                 ).fetchone()
                 if queued >= queue_size:
                     raise QueueFullError(f"{queued} jobs are queued")
-                db.execute(
+                row = db.execute(
                     "INSERT INTO jobs (id, state, params, cache_key, key_id, width, height,"
-                    " created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+                    " created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING *",
                     (job_id, params.model_dump_json(), cache_key, key_id, *size, now),
-                )
+                ).fetchone()
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        record = self.get(job_id)
-        assert record is not None
-        return record
+        return _record(row)
 
     def get(self, job_id: str) -> JobRecord | None:
         row = self.db.connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -268,21 +265,9 @@ class JobStore:
             self.result_path(record.id, record.media_type).unlink(missing_ok=True)
 
 
+_FIELDS = tuple(field.name for field in fields(JobRecord) if field.name != "params")
+
+
 def _record(row) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        state=row["state"],
-        params=UpscaleParams.model_validate(json.loads(row["params"])),
-        cache_key=row["cache_key"],
-        key_id=row["key_id"],
-        width=row["width"],
-        height=row["height"],
-        progress=row["progress"],
-        attempts=row["attempts"],
-        error=row["error"],
-        media_type=row["media_type"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        expires_at=row["expires_at"],
-    )
+    params = UpscaleParams.model_validate_json(row["params"])
+    return JobRecord(params=params, **{name: row[name] for name in _FIELDS})

@@ -33,10 +33,6 @@ class Upload:
     width: int
     height: int
 
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
 
 def inspect_upload(
     data: bytes,

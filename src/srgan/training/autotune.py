@@ -35,6 +35,7 @@ import torch
 
 from srgan.errors import BadInputError
 from srgan.imaging.io import write_bytes_atomically
+from srgan.inference.memory_profile import peak_rss_bytes
 
 MB = 2**20
 
@@ -203,6 +204,7 @@ def memory_budget(device: torch.device, fraction: float, override_mb: float | No
 def run_step(shape: StepShape, candidate: Candidate, device: torch.device) -> None:
     """One real training step of `candidate` on random data."""
     from srgan.archs.vsr import BidirectionalRecurrentVSR
+    from srgan.training.vsr_config import TERMS
     from srgan.training.vsr_losses import HybridLoss
 
     torch.manual_seed(0)
@@ -212,7 +214,7 @@ def run_step(shape: StepShape, candidate: Candidate, device: torch.device) -> No
     optimizer = torch.optim.Adam(model.parameters(), 1e-4)
     loss_fn = HybridLoss(shape.levels)
     side = candidate.crop // shape.scale
-    weights = {"l1": 1.0, "multiscale": 1.0, "gradient": 1.0}
+    weights = dict.fromkeys(TERMS, 1.0)
     lr = torch.rand(candidate.batch_size, shape.frames, 3, side, side, device=device)
     hr = torch.rand(candidate.batch_size, shape.frames, 3, candidate.crop, candidate.crop)
     loss_fn(model(lr), hr.to(device), weights).total.backward()
@@ -258,13 +260,6 @@ def cpu_measure(shape: StepShape, timeout_s: float = 300) -> Measure:
     return measure
 
 
-def _peak_rss_bytes() -> int:
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
 def _probe(request: str, answer: Path) -> None:
     """The child side of `cpu_measure`: one step, then the peak growth to `answer`."""
     torch.set_num_threads(1)
@@ -272,9 +267,9 @@ def _probe(request: str, answer: Path) -> None:
     shape, candidate = StepShape(**spec["shape"]), Candidate(**spec["candidate"])
     warm = Candidate(1, 4 * shape.scale, 1)  # load kernels and allocator pools first
     run_step(shape, warm, torch.device("cpu"))
-    before = _peak_rss_bytes()
+    before = peak_rss_bytes()
     run_step(shape, candidate, torch.device("cpu"))
-    answer.write_text(json.dumps({"peak_growth_bytes": _peak_rss_bytes() - before}))
+    answer.write_text(json.dumps({"peak_growth_bytes": peak_rss_bytes() - before}))
 
 
 if __name__ == "__main__":

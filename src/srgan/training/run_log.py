@@ -5,8 +5,6 @@ line), `status.json` (rewritten atomically), TensorBoard scalars and images unde
 from __future__ import annotations
 
 import json
-import resource
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import numpy as np
 import torch
 
 from srgan.imaging.io import write_bytes_atomically
+from srgan.inference.memory_profile import peak_rss_bytes
 
 
 class RunLog:
@@ -59,9 +58,7 @@ class RunLog:
 
 def memory_megabytes(device: torch.device) -> dict[str, float]:
     """Peak resident memory of this process, and peak GPU memory on a CUDA device."""
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    divisor = 2**20 if sys.platform == "darwin" else 2**10  # bytes on macOS, KiB on Linux
-    memory = {"peak_rss_mb": peak_kb / divisor}
+    memory = {"peak_rss_mb": peak_rss_bytes() / 2**20}
     if device.type == "cuda":
         memory["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return memory

@@ -146,6 +146,7 @@ class Trainer:
         self.run_dir = config.output_dir
         self.best_psnr = -math.inf
         self.log: RunLog | None = None
+        self._saved_step: int | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -396,11 +397,14 @@ class Trainer:
         step = self.position.step
         self.generator.eval()
         model = as_loaded_model(self.inference_model(), self.config.data.scale)
-        table = validate(model, self.config.data.val_hr)
-        if self.config.val_images:
-            paths = dataset_images(self.config.data.val_hr)[: self.config.val_images]
-            self.log.image(step, "val/comparison", comparison_grid(model, paths))
-        self.generator.train()
+        paths = dataset_images(self.config.data.val_hr)
+        try:
+            table = validate(model, paths)
+            if self.config.val_images:
+                grid = comparison_grid(model, paths[: self.config.val_images])
+                self.log.image(step, "val/comparison", grid)
+        finally:
+            self.generator.train()
         record = {"step": step, "val_psnr": table.mean_psnr, "val_ssim": table.mean_ssim}
         self.log.record(record)
         self.log.scalars(step, {"val/psnr": table.mean_psnr, "val/ssim": table.mean_ssim})
@@ -414,8 +418,8 @@ class Trainer:
 
     def _save(self, folder: Path, emergency: bool = False) -> Path:
         target = checkpoints.step_folder(folder, self.position.step)
-        if not self.context.is_main:
-            return target
+        if not self.context.is_main or self._saved_step == self.position.step:
+            return target  # a new best and a scheduled checkpoint often fall on one step
         generator = self.ema.module if self.ema is not None else self.generator
         weights = {
             "generator": fold_to_unit_range(generator)
@@ -440,6 +444,7 @@ class Trainer:
             "config": self.config.model_dump(mode="json"),
         }
         saved = checkpoints.save_checkpoint(folder, self.position.step, weights, state)
+        self._saved_step = self.position.step
         if self.log is not None:
             event = "emergency_checkpoint" if emergency else "checkpoint"
             self.log.record({"step": self.position.step, "event": event, "path": saved.name})

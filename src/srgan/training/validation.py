@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from srgan.inference.evaluate import ScoreTable, dataset_images, evaluate_models
+from srgan.inference.evaluate import ScoreTable, evaluate_models
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
 
@@ -18,8 +18,8 @@ def as_loaded_model(model: nn.Module, scale: int, name: str = "training") -> Loa
     return LoadedModel(model, ModelDescriptor(name, "SRResNet", scale))
 
 
-def validate(model: LoadedModel, folder: Path) -> ScoreTable:
-    (table,) = evaluate_models([model], dataset_images(folder), model.scale)
+def validate(model: LoadedModel, paths: Sequence[Path]) -> ScoreTable:
+    (table,) = evaluate_models([model], paths, model.scale)
     return table
 
 

@@ -46,7 +46,8 @@ def shrink(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return torch.round(lr * 255) / 255
 
 
-def _frames_to_tensor(frames: list[np.ndarray]) -> torch.Tensor:
+def frames_to_tensor(frames: list[np.ndarray]) -> torch.Tensor:
+    """(H, W, 3) uint8 frames as one [T, 3, H, W] float tensor in [0, 1]."""
     return torch.stack([pixels_to_unit_tensor(np.ascontiguousarray(frame)) for frame in frames])
 
 
@@ -107,8 +108,8 @@ class ClipWindowDataset(Dataset):
         if s.temporal_reverse and reverse:
             hr_frames = hr_frames[::-1]
             lr_frames = lr_frames[::-1] if lr_frames is not None else None
-        hr = _frames_to_tensor(hr_frames)
-        lr = _frames_to_tensor(lr_frames) if lr_frames is not None else shrink(hr, s.scale)
+        hr = frames_to_tensor(hr_frames)
+        lr = frames_to_tensor(lr_frames) if lr_frames is not None else shrink(hr, s.scale)
         return lr, hr
 
     def _crop(

@@ -9,6 +9,7 @@ from typing import Any
 
 from srgan.imaging.io import write_bytes_atomically
 from srgan.training.progress import format_duration
+from srgan.training.vsr_config import TERMS
 
 PHASES = ("warmup", "cosine", "floor")
 
@@ -16,10 +17,7 @@ PHASES = ("warmup", "cosine", "floor")
 def status_text(run_dir: Path, record: dict[str, Any], info: dict[str, Any]) -> str:
     """`record`: the step's log record; `info`: total steps, plan, validation, best."""
     step, total = record["step"], info["total_steps"]
-    terms = " + ".join(
-        f"{record[f'w_{name}']:.3g} x {name} {record[name]:.4g}"
-        for name in ("l1", "multiscale", "gradient")
-    )
+    terms = " + ".join(f"{record[f'w_{name}']:.3g} x {name} {record[name]:.4g}" for name in TERMS)
     clip = record.get("clip_limit")
     lines = [
         f"srgan train-vsr: {run_dir}",

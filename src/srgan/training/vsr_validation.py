@@ -21,10 +21,9 @@ from srgan import metrics
 from srgan.errors import BadInputError
 from srgan.imaging.io import tensor_to_pixels
 from srgan.imaging.resize import imresize
-from srgan.training.data import pixels_to_unit_tensor
 from srgan.training.validation import side_by_side, stack_rows
 from srgan.training.vsr_clips import Clip
-from srgan.training.vsr_data import shrink
+from srgan.training.vsr_data import frames_to_tensor, shrink
 
 
 @dataclass(frozen=True)
@@ -61,9 +60,7 @@ def load_frames(clip: Clip, max_frames: int, scale: int, crop: int = 0) -> torch
     `scale` (cropped to the centre `crop` pixels when crop > 0)."""
     count = min(len(clip), max_frames)
     start = (len(clip) - count) // 2
-    frames = torch.stack(
-        [pixels_to_unit_tensor(np.ascontiguousarray(f)) for f in clip.read(start, count)]
-    )
+    frames = frames_to_tensor(clip.read(start, count))
     height, width = frames.shape[-2:]
     side_h = min(height, crop) if crop else height
     side_w = min(width, crop) if crop else width

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from srgan.defaults import DEFAULT_BICUBIC_SCALE
 from srgan.errors import BadInputError
 from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect, unwrap_state_dict
 from srgan.zoo.bicubic import load_bicubic
@@ -18,7 +19,6 @@ from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BICUBIC_SCALE = 4.0
 KNOWN_MODELS = ("bicubic", *PRETRAINED)
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param")
 
