@@ -127,7 +127,7 @@ def _read_state_dict(path: Path) -> dict:
     except pickle.UnpicklingError as exc:
         if "unsupported global" not in str(exc).lower():
             raise BadInputError(f"{path}: not a readable weights file (not a torch file)") from exc
-        # torch's own message suggests weights_only=False, which would run arbitrary code.
+        # torch's own message suggests loading without the restriction: that could run code.
         raise BadInputError(
             f"{path}: holds objects other than tensors; srgan loads only plain state dicts"
         ) from exc
