@@ -93,4 +93,13 @@ def load_pretrained_weights(model: PretrainedModel) -> CachedWeights:
         architecture, hyperparameters, state = ncnn_to_state_dict(param, weights)
         return CachedWeights(state, architecture, dict(hyperparameters))
 
-    return load_or_convert(model.cache_key, convert)
+    def verify(entry: CachedWeights) -> None:
+        from srgan.zoo.architectures import BY_NAME
+
+        if entry.architecture != model.architecture:
+            raise ValueError(f"it holds a {entry.architecture}, not a {model.architecture}")
+        problem = BY_NAME[model.architecture].problem(entry.state_dict, entry.hyperparameters)
+        if problem:
+            raise ValueError(problem)
+
+    return load_or_convert(model.cache_key, convert, verify)

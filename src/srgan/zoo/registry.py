@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
-import warnings
 from pathlib import Path
 
 import torch
 
 from srgan.defaults import DEFAULT_BICUBIC_SCALE
 from srgan.errors import BadInputError
-from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect, unwrap_state_dict
+from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect
 from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
+from srgan.zoo.weight_files import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +56,47 @@ def load_model(
 
 
 def build(
-    name: str, architecture: str, hyperparameters: Hyperparameters, state_dict: dict
+    name: str,
+    architecture: str,
+    hyperparameters: Hyperparameters,
+    state_dict: dict,
+    source: str | Path | None = None,
 ) -> LoadedModel:
+    """The eval-mode network of `architecture` with `state_dict`'s weights. Its
+    hyper-parameters and the file's keys and shapes are checked before anything is
+    allocated; BadInputError names `source` (default `name`) and what is wrong."""
     arch = BY_NAME[architecture]
+    where = source or name
+    implausible = arch.out_of_range(hyperparameters)
+    if implausible:
+        raise BadInputError(f"{where}: not a plausible {architecture} ({implausible})")
     in_channels, out_channels = (
         arch.in_channels(hyperparameters),
         arch.out_channels(hyperparameters),
     )
     if in_channels != out_channels or in_channels not in (1, 3):
         raise BadInputError(
-            f"{name}: a {architecture} with {in_channels} input and {out_channels} output "
+            f"{where}: a {architecture} with {in_channels} input and {out_channels} output "
             "channels; srgan runs gray (1 -> 1) and colour (3 -> 3) models"
         )
+    mismatch = arch.mismatch(state_dict, hyperparameters)
+    if mismatch:
+        raise BadInputError(f"{where}: looks like {architecture} but {mismatch}")
     module = arch.build(**hyperparameters)
-    module.load_state_dict(state_dict, strict=True)
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:  # e.g. a dtype that does not convert
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) < 300 else detail[:297] + "..."
+        raise BadInputError(
+            f"{where}: looks like {architecture} but does not load ({detail})"
+        ) from exc
     module.eval().requires_grad_(False)
     descriptor = ModelDescriptor(
         name=name,
         architecture=architecture,
         scale=arch.scale(hyperparameters),
-        in_channels=arch.in_channels(hyperparameters),
+        in_channels=in_channels,
         size_multiple=arch.size_multiple(hyperparameters),
         parameters=sum(p.numel() for p in module.parameters()),
         memory_per_pixel=arch.memory_per_pixel(hyperparameters),
@@ -98,42 +118,15 @@ def load_file(path: Path) -> LoadedModel:
         if not weights.is_file():
             raise BadInputError(f"{path}: its weights {weights.name} are not beside it")
         architecture, hyperparameters, state = ncnn_to_state_dict(path, weights)
-        return build(path.stem, architecture, dict(hyperparameters), state)
-    state = _read_state_dict(path)
+        return build(path.stem, architecture, dict(hyperparameters), state, source=path)
+    state = read_state_dict(path)
     found = detect(state)
     if found is None:
         names = ", ".join(BY_NAME)
         raise BadInputError(f"{path}: weights match no supported architecture ({names})")
     arch, hyperparameters = found
     log.info("%s: recognised %s %s", path, arch.name, hyperparameters)
-    try:
-        return build(path.stem, arch.name, hyperparameters, state)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())
-        detail = detail if len(detail) < 300 else detail[:297] + "..."
-        raise BadInputError(f"{path}: looks like {arch.name} but does not load ({detail})") from exc
-
-
-def _read_state_dict(path: Path) -> dict:
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file as load_safetensors
-
-            return load_safetensors(str(path))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on old pickle protocols
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        return unwrap_state_dict(checkpoint)
-    except pickle.UnpicklingError as exc:
-        if "unsupported global" not in str(exc).lower():
-            raise BadInputError(f"{path}: not a readable weights file (not a torch file)") from exc
-        # torch's own message suggests loading without the restriction: that could run code.
-        raise BadInputError(
-            f"{path}: holds objects other than tensors; srgan loads only plain state dicts"
-        ) from exc
-    except Exception as exc:  # zip, pickle and safetensors errors have many classes
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(f"{path}: not a readable weights file ({reason})") from exc
+    return build(path.stem, arch.name, hyperparameters, state, source=path)
 
 
 def _generator_in(folder: Path) -> Path:
