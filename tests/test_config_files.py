@@ -14,55 +14,8 @@ from srgan.errors import BadInputError
 from srgan.serve.settings import load_settings
 from srgan.training.config import load_config
 from srgan.training.vsr_config import load_vsr_config
-
-HUGE = "9" * 5000
-DEEP = 20_000
-
-# (file name, content, what the one-line error must contain)
-CASES: dict[str, tuple[str, bytes, str]] = {
-    "yaml_syntax": ("c.yaml", b"seed: [1, 2\nlr: 3\n", "line 2"),
-    "yaml_tab": ("c.yaml", b"a:\n\t- 1\n", "line 2"),
-    "toml_syntax": ("c.toml", b"seed = = 3\n", "line 1"),
-    "json_syntax": ("c.json", b'{"seed": 1,}', "line 1"),
-    "toml_latin1": ("c.toml", 'output_dir = "caf\xe9"\n'.encode("latin-1"), "not UTF-8 text"),
-    "toml_utf16": ("c.toml", "seed = 1\n".encode("utf-16"), "UTF-16"),
-    "toml_utf16_no_bom": ("c.toml", "seed = 1\n".encode("utf-16-le"), "UTF-16"),
-    "yaml_deep": ("c.yaml", b"a: " + b"[" * DEEP + b"]" * DEEP, "nested"),
-    "yaml_deep_block": (
-        "c.yaml",
-        "".join(" " * i + "a:\n" for i in range(1200)).encode(),
-        "nested",
-    ),
-    "json_deep": ("c.json", b'{"a": ' + b"[" * DEEP + b"]" * DEEP + b"}", "nested"),
-    "toml_deep": ("c.toml", b"a = " + b"[" * DEEP + b"]" * DEEP, "nested"),
-    "json_deep_33": ("c.json", b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}", "nested more than 32"),
-    "toml_inf": ("c.toml", b"seed = 1\nx = inf\n", "x: inf is not a finite number"),
-    "toml_nan": ("c.toml", b"[sec]\nfloor = nan\n", "sec.floor: nan is not a finite number"),
-    "toml_overflow": ("c.toml", b"x = 1e400\n", "x: inf is not a finite number"),
-    "json_infinity": ("c.json", b'{"a": {"lr": Infinity}}', "a.lr: inf is not a finite"),
-    "json_nan": ("c.json", b'{"a": [1, NaN]}', "a[1]: nan is not a finite"),
-    "json_minus_infinity": ("c.json", b'{"x": -Infinity}', "x: -inf is not a finite"),
-    "yaml_inf": ("c.yaml", b"a:\n  floor: .inf\n", "a.floor: inf is not a finite"),
-    "yaml_nan": ("c.yaml", b"x: .NaN\n", "x: nan is not a finite"),
-    "toml_huge_seed": ("c.toml", f"seed = {HUGE}\n".encode(), "seed: an integer of 5000 digits"),
-    "toml_huge_in_table": ("c.toml", f"[gan]\nsteps = {HUGE}\n".encode(), "gan.steps: an integer"),
-    "json_huge_seed": ("c.json", f'{{"seed": {HUGE}}}'.encode(), "seed: an integer of 5000"),
-    "yaml_huge_seed": ("c.yaml", f"seed: {HUGE}\n".encode(), "seed: an integer of 5000"),
-    "int64_overflow": ("c.toml", b"seed = 9223372036854775808\n", "seed: 9223372036854775808 is"),
-    "yaml_alias_bomb": (
-        "c.yaml",
-        b"a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
-        + b"".join(
-            f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n".encode()
-            for i in range(6)
-        ),
-        "more than 100,000 values",
-    ),
-    "yaml_cycle": ("c.yaml", b"a: &x [*x]\n", "nested more than 32"),
-    "not_a_table": ("c.json", b"[1, 2]", "expected a table"),
-    "too_big": ("c.toml", b"# " + b"x" * (1 << 20) + b"\n", "over 1 MiB, too big"),
-    "wrong_suffix": ("c.ini", b"[a]\n", "use a .toml, .yaml or .json"),
-}
+from tests.hostile_files import CONFIG_CASES as CASES
+from tests.hostile_files import DEEP, HUGE
 
 
 def write(tmp_path: Path, name: str) -> tuple[Path, str]:

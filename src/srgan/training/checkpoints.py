@@ -189,7 +189,7 @@ def resolve(folder: Path, name: str = "latest") -> Path | None:
     return checkpoint if (checkpoint / STATE_FILE).is_file() else None
 
 
-def load_checkpoint(checkpoint: Path, modules: dict[str, torch.nn.Module]) -> dict[str, Any]:
+def load_checkpoint(checkpoint: Path, modules: Mapping[str, torch.nn.Module]) -> dict[str, Any]:
     """Load the weights into `modules` and return the training state (plain data)."""
     if not (checkpoint / STATE_FILE).is_file():
         raise BadInputError(f"{checkpoint}: not a training checkpoint (no {STATE_FILE})")
@@ -212,9 +212,14 @@ def read_state(path: Path) -> dict[str, Any]:
                 raise
             state = _load_restricted(path, allow_numpy_arrays=True)  # format 1
     except pickle.UnpicklingError as exc:
+        # Foreign objects, or pickle opcodes srgan never writes (raw pickles of protocol
+        # 4+): either way, only an unrestricted load could read it, and that runs code.
+        foreign = "global" in str(exc).lower()
+        what = "objects other than tensors and plain data" if foreign else "pickle opcodes"
+        what += "" if foreign else " srgan never writes"
         raise BadInputError(
-            f"{path}: refused: it holds objects other than tensors and plain data, and "
-            "loading them could run code (srgan writes only plain training states)"
+            f"{path}: refused: it holds {what}, and loading it unrestricted could run code "
+            "(srgan writes only plain training states)"
         ) from exc
     except Exception as exc:  # zip, pickle and storage errors have many classes
         raise BadInputError(f"{path}: not a readable training state ({_reason(exc)})") from exc

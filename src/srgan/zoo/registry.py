@@ -109,6 +109,8 @@ def load_file(path: Path) -> LoadedModel:
     if path.is_dir():
         path = _generator_in(path)
     if not path.is_file():
+        if path.exists():  # a FIFO or a device would block or never end
+            raise BadInputError(f"{path}: not a regular file (a model is a weights file)")
         raise BadInputError(f"{path}: no such model file")
     suffix = path.suffix.lower()
     if suffix == ".param":
