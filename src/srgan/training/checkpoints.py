@@ -214,9 +214,9 @@ def read_state(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         # Foreign objects, or pickle opcodes srgan never writes (raw pickles of protocol
         # 4+): either way, only an unrestricted load could read it, and that runs code.
-        foreign = "global" in str(exc).lower()
-        what = "objects other than tensors and plain data" if foreign else "pickle opcodes"
-        what += "" if foreign else " srgan never writes"
+        what = "pickle opcodes srgan never writes"
+        if "global" in str(exc).lower():
+            what = "objects other than tensors and plain data"
         raise BadInputError(
             f"{path}: refused: it holds {what}, and loading it unrestricted could run code "
             "(srgan writes only plain training states)"
