@@ -177,8 +177,9 @@ def direct_correlation(images: torch.Tensor, kernels: torch.Tensor) -> torch.Ten
     pad = k // 2
     padded = np.pad(images.numpy(), ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="reflect")
     weight = kernels.reshape(n, 1, k, k).repeat_interleave(c, 0).to(images)
-    out = F.conv2d(torch.from_numpy(padded).reshape(1, n * c, h + 2 * pad, w + 2 * pad),
-                   weight, groups=n * c)  # fmt: skip
+    out = F.conv2d(
+        torch.from_numpy(padded).reshape(1, n * c, h + 2 * pad, w + 2 * pad), weight, groups=n * c
+    )
     return out.reshape(n, c, h, w)
 
 
@@ -254,8 +255,12 @@ def test_noise_step_uses_the_configured_ranges():
     stage = StageConfig(gaussian_noise_prob=1.0, noise_range=(12, 12), gray_noise_prob=0.0)
     noise = noise_step(image, stage, DegradationRng.from_seed(0)) - image
     assert float(noise.std()) == pytest.approx(12 / 255, rel=0.03)
-    gray = noise_step(image, stage.model_copy(update={"gray_noise_prob": 1.0}),
-                      DegradationRng.from_seed(0)) - image  # fmt: skip
+    gray = (
+        noise_step(
+            image, stage.model_copy(update={"gray_noise_prob": 1.0}), DegradationRng.from_seed(0)
+        )
+        - image
+    )
     assert torch.equal(gray[:, 0], gray[:, 1])
     near_white = torch.full((1, 3, 32, 32), 0.995)
     clipped = noise_step(near_white, stage, DegradationRng.from_seed(0))
@@ -410,10 +415,17 @@ def test_defaults_are_real_esrgans_x4plus_options():
     first, second = config.first, config.second
     assert first.kernel_prob.weights() == (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
     assert (first.sinc_prob, first.blur_sigma, first.betag_range, first.betap_range) == (
-        0.1, (0.2, 3.0), (0.5, 4.0), (1.0, 2.0))  # fmt: skip
+        0.1,
+        (0.2, 3.0),
+        (0.5, 4.0),
+        (1.0, 2.0),
+    )
     assert (first.resize_prob, first.resize_range) == ((0.2, 0.7, 0.1), (0.15, 1.5))
     assert (first.gaussian_noise_prob, first.noise_range, first.poisson_scale_range) == (
-        0.5, (1.0, 30.0), (0.05, 3.0))  # fmt: skip
+        0.5,
+        (1.0, 30.0),
+        (0.05, 3.0),
+    )
     assert (first.gray_noise_prob, first.jpeg_range, first.blur_prob) == (0.4, (30, 95), 1.0)
     assert (second.blur_prob, second.blur_sigma, second.sinc_prob) == (0.8, (0.2, 1.5), 0.1)
     assert (second.resize_prob, second.resize_range) == ((0.3, 0.4, 0.3), (0.3, 1.2))
@@ -451,9 +463,13 @@ def test_bad_settings_are_rejected_with_the_key_named(data, message):
 
 def test_settings_read_from_a_config_file_shape(tmp_path):
     config = DegradationConfig.model_validate(
-        {"first": {"blur_sigma": [0.5, 2], "kernel_prob": {"iso": 1, "aniso": 0}},
-         "second": {"blur_prob": 0.0}, "final_sinc_prob": 0.0, "gt_usm": False}
-    )  # fmt: skip
+        {
+            "first": {"blur_sigma": [0.5, 2], "kernel_prob": {"iso": 1, "aniso": 0}},
+            "second": {"blur_prob": 0.0},
+            "final_sinc_prob": 0.0,
+            "gt_usm": False,
+        }
+    )
     assert config.first.blur_sigma == (0.5, 2.0)
     assert config.first.kernel_prob.iso == 1 and config.first.kernel_prob.plateau_iso == 0.12
     assert config.second.blur_sigma == (0.2, 1.5)  # the rest of the second stage's defaults
