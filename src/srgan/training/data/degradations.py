@@ -41,6 +41,7 @@ from srgan.training.data.kernels import (
 )
 
 __all__ = [
+    "DEGRADATIONS",
     "BicubicDegradation",
     "Degradation",
     "DegradationConfig",
@@ -48,9 +49,15 @@ __all__ = [
     "RealESRGANDegradation",
     "add_gaussian_noise",
     "add_poisson_noise",
+    "blur_step",
     "filter2d",
+    "final_step",
     "jpeg_compress",
+    "jpeg_step",
     "make_degradation",
+    "noise_step",
+    "resize",
+    "resize_step",
     "usm_sharpen",
 ]
 
