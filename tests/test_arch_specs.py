@@ -90,3 +90,16 @@ def test_a_zero_sized_or_reshaped_tensor_is_a_mismatch(spec):
     hp = spec.guess(state)
     assert hp is not None and spec.recognise(state) is None
     assert f"{key} has shape" in str(spec.problem(state, hp))
+
+
+def test_load_fills_every_tensor_from_the_state_and_zeroes_missing_counters():
+    from srgan.archs.srresnet import SPEC
+
+    network = random_network(SPEC)
+    state = {k: v for k, v in network.state_dict().items() if "num_batches_tracked" not in k}
+    loaded = SPEC.load(state, SPEC.example)
+    for key, tensor in loaded.state_dict().items():
+        expected = state.get(key, torch.zeros((), dtype=torch.long))
+        assert torch.equal(tensor, expected), key
+    with pytest.raises(ValueError, match="missing"):
+        SPEC.load({k: v for k, v in state.items() if k != "tail.bias"}, SPEC.example)

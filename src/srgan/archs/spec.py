@@ -12,7 +12,8 @@ so recognising them happens in three steps, none of which allocates a network:
 3. `mismatch(state, hp)`: the keys and shapes of a network built on the meta device
    (no memory) compared with the file's.
 
-Only then is the real network built. This module imports only torch.
+`load(state, hp)` does step 3 and then gives that network memory and the weights. This
+module imports only torch.
 """
 
 from __future__ import annotations
@@ -80,19 +81,29 @@ class ArchSpec:
                 reference = self.build(**hp).state_dict()
         except ValueError as exc:  # a combination the constructor refuses
             return str(exc)
-        expected = {k: tuple(v.shape) for k, v in reference.items()}
-        missing = [k for k in expected if k not in state and not _is_bookkeeping(k)]
-        extra = [k for k in state if k not in expected]
-        if missing or extra:
-            parts = [f"missing {', '.join(missing[:3])}"] if missing else []
-            parts += [f"unexpected {', '.join(map(show_key, extra[:3]))}"] if extra else []
-            return f"its keys differ ({'; '.join(parts)})"
-        for key, tensor in state.items():
-            if not isinstance(tensor, torch.Tensor):
-                return f"{key} is not a tensor"
-            if tuple(tensor.shape) != expected[key]:
-                return f"{key} has shape {list(tensor.shape)}, expected {list(expected[key])}"
-        return None
+        return _differences(state, reference)
+
+    def load(self, state: StateDict, hp: Hyperparameters) -> nn.Module:
+        """The network with `state`'s weights; ValueError saying how they do not fit.
+
+        Built on the meta device, compared with `state`, and only then given memory
+        and filled with the weights (no random initialisation to overwrite); `hp` must
+        have passed `out_of_range`. RuntimeError for weights that do not convert."""
+        with torch.device("meta"):
+            network = self.build(**hp)
+        reference = network.state_dict()
+        problem = _differences(state, reference)
+        if problem:
+            raise ValueError(problem)
+        if any(name not in reference for name, _ in network.named_buffers()):
+            network = self.build(**hp)  # non-persistent buffers need their constructor
+        else:
+            network = network.to_empty(device="cpu")
+            for name, buffer in network.named_buffers():
+                if _is_bookkeeping(name):
+                    buffer.zero_()  # a file may leave these counters out
+        network.load_state_dict(state, strict=True)
+        return network
 
     def problem(self, state: StateDict, hp: Hyperparameters) -> str | None:
         return self.out_of_range(hp) or self.mismatch(state, hp)
@@ -102,6 +113,22 @@ class ArchSpec:
         (`num_batches_tracked` may be absent), else None."""
         hp = self.guess(state)
         return hp if hp is not None and self.problem(state, hp) is None else None
+
+
+def _differences(state: StateDict, reference: StateDict) -> str | None:
+    expected = {k: tuple(v.shape) for k, v in reference.items()}
+    missing = [k for k in expected if k not in state and not _is_bookkeeping(k)]
+    extra = [k for k in state if k not in expected]
+    if missing or extra:
+        parts = [f"missing {', '.join(missing[:3])}"] if missing else []
+        parts += [f"unexpected {', '.join(map(show_key, extra[:3]))}"] if extra else []
+        return f"its keys differ ({'; '.join(parts)})"
+    for key, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            return f"{key} is not a tensor"
+        if tuple(tensor.shape) != expected[key]:
+            return f"{key} has shape {list(tensor.shape)}, expected {list(expected[key])}"
+    return None
 
 
 def show_key(key: str) -> str:

@@ -12,6 +12,7 @@ from srgan.defaults import DEFAULT_BICUBIC_SCALE
 from srgan.errors import BadInputError
 from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect
 from srgan.zoo.bicubic import load_bicubic
+from srgan.zoo.cache import CachedWeights
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
 from srgan.zoo.weight_files import read_state_dict
@@ -37,8 +38,15 @@ def load_model(
         return load_bicubic(chosen)
     if name_or_path in PRETRAINED:
         spec = PRETRAINED[name_or_path]
-        weights = load_pretrained_weights(spec)
-        loaded = build(spec.name, weights.architecture, weights.hyperparameters, weights.state_dict)
+        built: list[LoadedModel] = []
+
+        def builds(entry: CachedWeights) -> None:  # a cache entry that does not is damaged
+            built.append(
+                build(spec.name, entry.architecture, entry.hyperparameters, entry.state_dict)
+            )
+
+        load_pretrained_weights(spec, builds)
+        loaded = built[-1]
     elif Path(name_or_path).suffix.lower() in WEIGHT_SUFFIXES or Path(name_or_path).exists():
         loaded = load_file(Path(name_or_path))
     else:
@@ -79,12 +87,10 @@ def build(
             f"{where}: a {architecture} with {in_channels} input and {out_channels} output "
             "channels; srgan runs gray (1 -> 1) and colour (3 -> 3) models"
         )
-    mismatch = arch.mismatch(state_dict, hyperparameters)
-    if mismatch:
-        raise BadInputError(f"{where}: looks like {architecture} but {mismatch}")
-    module = arch.build(**hyperparameters)
     try:
-        module.load_state_dict(state_dict, strict=True)
+        module = arch.load(state_dict, hyperparameters)
+    except ValueError as exc:  # keys or shapes that do not fit
+        raise BadInputError(f"{where}: looks like {architecture} but {exc}") from exc
     except RuntimeError as exc:  # e.g. a dtype that does not convert
         detail = " ".join(str(exc).split())
         detail = detail if len(detail) < 300 else detail[:297] + "..."
