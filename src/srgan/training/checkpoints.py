@@ -35,6 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from srgan.errors import BadInputError
+from srgan.zoo.weight_files import check_safetensors_header
 
 STATE_FILE = "state.pt"
 STATE_FORMAT = 2  # 1 (no "format" key): numpy arrays inside; 2: plain data only
@@ -198,6 +199,7 @@ def load_checkpoint(checkpoint: Path, modules: Mapping[str, torch.nn.Module]) ->
         for name, module in modules.items():
             path = checkpoint / f"{name}.safetensors"
             if path.is_file():
+                check_safetensors_header(path)
                 module.load_state_dict(load_file(str(path)))
     return state
 
