@@ -18,7 +18,15 @@ from srgan.serve.database import Database
 from srgan.serve.schemas import UpscaleParams
 from srgan.serve.settings import RateLimit
 from srgan.serve.store import JobStore
-from tests.serve_support import decode, png_bytes, smooth_image, start_server, wait_for_job
+from tests.serve_support import (
+    decode,
+    metric_samples,
+    png_bytes,
+    sample,
+    smooth_image,
+    start_server,
+    wait_for_job,
+)
 
 # Small tiles make a job take long enough to be caught running (about a second).
 SLOW = {"model": "anime-video", "tile": "16", "tile_pad": "4"}
@@ -94,8 +102,9 @@ def test_full_queue_503_and_timeouts(tmp_path):
                 ids.append(response.json()["id"])
         assert 202 in statuses and 503 in statuses, statuses
         assert all(seconds >= 1 for seconds in retry_after)
-        metrics = client.get("/metrics").text
-        assert 'route="/v1/jobs",method="POST",status="503"' in metrics
+        samples = metric_samples(client.get("/metrics").text)
+        refused = {"route": "/v1/jobs", "method": "POST", "status": "503"}
+        assert sample(samples, "srgan_http_requests_total", **refused) == statuses.count(503)
 
         timed_out = wait_for_job(client, ids[0])
         assert timed_out["state"] == "failed"
