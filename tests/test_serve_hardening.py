@@ -13,6 +13,7 @@ import sqlite3
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -275,7 +276,7 @@ def json_error(answer: bytes) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def strict_server(tmp_path_factory) -> LiveServer:
+def strict_server(tmp_path_factory) -> Iterator[LiveServer]:
     settings = {
         **FAST,
         "require_keys": True,

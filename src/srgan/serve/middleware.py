@@ -174,10 +174,11 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestLimits:
-    """Refuses request heads over `max_head_bytes` (431) and bodies over `max_body_bytes`
-    (413), with JSON: at once when the Content-Length says so, before the app sees the
-    request; else while the body is read. (The HTTP parser refuses a longer head only
-    while it is incomplete: one that arrives in a single read gets here.)"""
+    """Refuses HTTP versions other than 1.0 and 1.1 (505), request heads over
+    `max_head_bytes` (431) and bodies over `max_body_bytes` (413), with JSON. A body is
+    refused at once when its Content-Length says so, before the app sees the request;
+    else while it is read. (The HTTP parser refuses a longer head only while it is
+    incomplete: one that arrives in a single read gets here.)"""
 
     def __init__(self, app: ASGIApp, max_head_bytes: int, max_body_bytes: int) -> None:
         self.app = app
@@ -187,6 +188,9 @@ class RequestLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope.get("http_version") not in ("1.0", "1.1"):  # the parser takes any X.Y
+            await send_json_error(send, 505, "this server speaks HTTP/1.0 and HTTP/1.1 only")
             return
         head = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
         if head + len(scope.get("raw_path") or b"") > self.max_head_bytes:
