@@ -47,6 +47,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 MB = 1024 * 1024
 
@@ -278,11 +279,12 @@ def main() -> None:
         f"end {memory['end']:.0f}"
     )
     served_5xx = sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in metrics.splitlines()
-        if line.startswith("srgan_http_requests_total") and 'status="5' in line
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "srgan_http_requests_total" and sample.labels["status"][0] == "5"
     )
-    print(f"server-side 5xx in /metrics: {served_5xx}")
+    print(f"server-side 5xx in /metrics: {served_5xx:g}")
     errors = computed.server_errors + cached.server_errors + served_5xx
     if statistics.fmean([len(computed.latencies), len(cached.latencies)]) == 0 or errors:
         raise SystemExit(1)
