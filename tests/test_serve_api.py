@@ -159,7 +159,7 @@ def test_keys_are_required_and_revocation_works(server, new_key, cli):
     assert by_header.status_code == 200
 
     listed = cli("serve", "keys", "list", "--json", "--data-dir", server.data_dir).stdout
-    assert "revoke-me" in listed and key.split("_")[2] not in listed  # the secret is not stored
+    assert "revoke-me" in listed and key.split("_", 2)[2] not in listed  # the secret is not stored
     cli("-q", "serve", "keys", "revoke", "revoke-me", "--data-dir", server.data_dir)
     revoked = client.get("/v1/models")
     assert revoked.status_code == 401

@@ -219,7 +219,7 @@ def test_failed_authentication_is_rate_limited_per_client_address(tmp_path, cli)
         **FAST,
         "require_keys": True,
         "rate_limit": {"per_second": 0},
-        "auth_failure_limit": {"per_second": 1, "burst": 3},
+        "auth_failure_limit": {"per_second": 0.2, "burst": 3},
         "trusted_proxies": [],  # X-Forwarded-For is not believed
     }
     server = start_server(tmp_path / "data", settings)
