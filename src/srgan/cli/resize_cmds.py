@@ -40,10 +40,13 @@ from srgan.zoo.selection import open_model
 log = logging.getLogger("srgan.cli")
 
 InputPath = Annotated[
-    Path, typer.Argument(metavar="IN", help="An image file or a folder of images.")
+    Path, typer.Argument(metavar="IN", help="An image file or a folder of images.", readable=False)
 ]
 OutputPath = Annotated[
-    Path, typer.Argument(metavar="OUT", help="Output file (format from its extension) or folder.")
+    Path,
+    typer.Argument(
+        metavar="OUT", help="Output file (format from its extension) or folder.", readable=False
+    ),
 ]
 
 

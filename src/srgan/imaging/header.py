@@ -15,6 +15,7 @@ import os
 import struct
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import tifffile
@@ -202,7 +203,7 @@ def pillow_orientation(pil: PILImage.Image) -> int:
 
 
 def _probe_tiff(stream: BinaryIO, size: int, name: object, max_pixels: int | None) -> ImageHeader:
-    with tifffile.TiffFile(stream) as tif:
+    with tifffile.TiffFile(stream, name=Path(str(name)).name) as tif:
         page = tif.pages.first
         width, height = int(page.imagewidth), int(page.imagelength)
         check_pixel_count(name, width * height, max_pixels)

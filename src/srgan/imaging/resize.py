@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from srgan.imaging.rows import RowStream
+from srgan.imaging.sizes import check_positive_real, output_size
 
 __all__ = ["imresize", "output_size", "resize_rows"]
 
@@ -101,28 +102,6 @@ def _accumulate_taps(x: torch.Tensor, dim: int, idx: torch.Tensor, w: torch.Tens
     return out
 
 
-def _check_positive_real(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
-
-
-def output_size(in_h: int, in_w: int, scale: float) -> tuple[int, int]:
-    """Output ``(height, width)`` MATLAB's ``imresize`` gives for ``scale``: ``ceil(in * scale)``.
-
-    The product is taken in double precision exactly as MATLAB does, with no epsilon
-    guard; so e.g. ``50 * 1.1 = 55.000000000000007`` gives 56, as in MATLAB.
-    """
-    s = _check_positive_real(scale, "scale")
-    for name, n in (("in_h", in_h), ("in_w", in_w)):
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return math.ceil(int(in_h) * s), math.ceil(int(in_w) * s)
-
-
 def _target(
     in_h: int, in_w: int, scale: float | None, size: tuple[int, int] | None
 ) -> tuple[int, int, float, float]:
@@ -130,7 +109,7 @@ def _target(
     if (scale is None) == (size is None):
         raise ValueError("give exactly one of scale or size")
     if scale is not None:
-        s = _check_positive_real(scale, "scale")
+        s = check_positive_real(scale, "scale")
         out_h, out_w = output_size(in_h, in_w, s)
         return out_h, out_w, s, s
     assert size is not None

@@ -13,19 +13,29 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_PNG_LEVEL
+from srgan.errors import BadInputError
 from srgan.imaging.header import ImageHeader, probe_image
 from srgan.imaging.io import Image, check_output_size, output_format, read_image, write_rows
-from srgan.inference.job_memory import MemoryPlan, plan_resize, plan_upscale
-from srgan.inference.tiling import Forward
+from srgan.inference.job_memory import MemoryPlan, format_bytes, plan_resize, plan_upscale
+from srgan.inference.tiling import DEFAULT_TILE_CANDIDATES, Forward
 from srgan.inference.upscaler import (
+    MIN_TILE,
     AnyModel,
     TileProgress,
     UpscaleOptions,
     tile_for_size,
     upscale_rows,
 )
+from srgan.user_files import shown
 
-__all__ = ["FileSettings", "describe", "resize_file", "upscale_file", "upscale_plan"]
+__all__ = [
+    "FileSettings",
+    "describe",
+    "read_within",
+    "resize_file",
+    "upscale_file",
+    "upscale_plan",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +65,43 @@ def upscale_plan(
     source: Path,
     target: Path,
     options: UpscaleOptions,
+    memory_limit: int | None = None,
 ) -> tuple[MemoryPlan, int]:
-    """The memory plan of upscaling `source` into `target`, and the tile side it uses."""
-    tile = tile_for_size(model, header.height, header.width, options)
+    """The memory plan of upscaling `source` into `target`, and the tile side it uses.
+
+    With an automatic tile (`options.tile` None) and a `memory_limit` the first plan does
+    not fit, smaller tiles are tried: a wide image or a tight limit gets shorter bands."""
+    tile = tile_for_size(model, header.height, header.width, options, header.channels)
+    plan = _plan_with_tile(model, header, source, target, options, tile)
+    if options.tile is not None or memory_limit is None or plan.peak <= memory_limit:
+        return plan, tile
+    if not model.descriptor.tileable or model.scale != int(model.scale):
+        return plan, tile
+    longest = max(header.height, header.width)
+    for smaller in sorted(DEFAULT_TILE_CANDIDATES, reverse=True):
+        if smaller >= (tile or longest):
+            continue
+        candidate = _plan_with_tile(model, header, source, target, options, smaller)
+        plan, tile = candidate, smaller
+        if candidate.peak <= memory_limit:
+            break
+    return plan, tile
+
+
+def _plan_with_tile(
+    model: AnyModel,
+    header: ImageHeader,
+    source: Path,
+    target: Path,
+    options: UpscaleOptions,
+    tile: int,
+) -> MemoryPlan:
     descriptor = model.descriptor
     outscale = options.outscale
     scale = float(model.scale)
     if descriptor.in_channels == 0 and outscale is not None:  # bicubic: one exact resize
         scale, outscale = outscale, None
-    plan = plan_upscale(
+    return plan_upscale(
         header,
         source,
         output_format(target),
@@ -75,7 +113,6 @@ def upscale_plan(
         half_precision=options.precision != "fp32",
         activations_on_host=options.device == "cpu",
     )
-    return plan, tile
 
 
 def upscale_file(
@@ -91,12 +128,15 @@ def upscale_file(
     in `settings.memory_limit` or whose result the output format cannot hold."""
     header = probe_image(source, settings.max_pixels)
     log.info("read %s: %s", source, describe(header))
-    plan, tile = upscale_plan(model, header, source, target, options)
-    _check_plan(plan, header, settings, tile_flag=tile != 0 or options.tile is None)
+    limit = settings.memory_limit
+    plan, tile = upscale_plan(model, header, source, target, options, limit)
+    forced = options.tile is not None and (tile == 0 or tile > MIN_TILE)  # --tile can shrink
+    _check_plan(plan, header, settings, tile_flag=forced)
     image = read_image(source, settings.max_pixels)
     if _differs(image, header):  # the file changed, or its header told less than the truth
-        plan, tile = upscale_plan(model, _header_of(image, header), source, target, options)
-        _check_plan(plan, header, settings, tile_flag=True)
+        actual = _header_of(image, header)
+        plan, tile = upscale_plan(model, actual, source, target, options, limit)
+        _check_plan(plan, header, settings, tile_flag=forced)
     rows = upscale_rows(model, image, replace(options, tile=tile), progress, runner)
     write_rows(target, rows, image.meta, settings.quality, compress_level=settings.compress_level)
     log.info(
@@ -128,6 +168,27 @@ def resize_file(
     write_rows(target, rows, image.meta, settings.quality, compress_level=settings.compress_level)
     log.info("wrote %s: %dx%d", target, rows.width, rows.height)
     return plan
+
+
+def read_within(
+    path: Path,
+    max_pixels: int | None,
+    memory_limit: int,
+    bytes_per_pixel: float,
+    purpose: str = "process it",
+) -> Image:
+    """`read_image`, refused before decoding (one line) when decoding plus `bytes_per_pixel`
+    of work per pixel (float copies, metrics, a model's activations) exceeds the limit."""
+    header = probe_image(path, max_pixels)
+    need = header.decode_peak + int(header.pixel_count * bytes_per_pixel)
+    if need > memory_limit:
+        raise BadInputError(
+            f"{shown(path)}: a {header.width}x{header.height} image needs about "
+            f"{format_bytes(need)} of memory to {purpose} but {format_bytes(memory_limit)} "
+            "may be used (refuse such files early with --max-pixels, or allow more memory "
+            "with --max-memory)"
+        )
+    return read_image(path, max_pixels)
 
 
 def _check_plan(

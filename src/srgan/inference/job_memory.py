@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from srgan.errors import BadInputError
 from srgan.imaging.header import ImageHeader
 from srgan.imaging.io import STREAMED_FORMATS
+from srgan.imaging.sizes import output_size
 from srgan.inference.tiling import available_memory_bytes, band_rows
 from srgan.user_files import shown
 
@@ -77,26 +78,26 @@ class MemoryPlan:
         raise BadInputError(
             f"{shown(self.name)}: {width}x{height} -> {out_w}x{out_h} "
             f"({self.output_pixels / 1e6:,.0f} megapixels) needs about "
-            f"{format_bytes(self.peak)} of memory ({held}), {format_bytes(limit)} available; "
-            + self._remedies(limit, tile_flag)
+            f"{format_bytes(self.peak)} of memory ({held}) but {format_bytes(limit)} may be "
+            f"used; {self._remedies(limit, tile_flag)}"
         )
 
     def _remedies(self, limit: int, tile_flag: bool) -> str:
         if self.phases.get("decode", 0) > limit:
             return (
-                "decoding the input alone does not fit: refuse such files with a lower "
-                "--max-pixels, or allow more with --max-memory"
+                "decoding the input alone does not fit (refuse such files early with a lower "
+                "--max-pixels, or allow more memory with --max-memory)"
             )
         steps = []
         output = self.parts.get("output", 0) + self.parts.get("encoder", 0)
         if not self.streamed and output > limit // 4:
             steps.append("write PNG or TIFF, which are written band by band (--ext png)")
         if self.output_pixels > self.input_size[0] * self.input_size[1]:
-            steps.append("a smaller --outscale")
+            steps.append("use a smaller --outscale")
         if tile_flag and self.parts.get("band", 0) + self.parts.get("model", 0) > limit // 4:
-            steps.append("a smaller --tile")
-        steps.append("or allow more with --max-memory")
-        return "use " + ", ".join(steps) if len(steps) > 1 else "allow more with --max-memory"
+            steps.append("use a smaller --tile")
+        steps.append("allow more memory with --max-memory")
+        return "to fit: " + ", or ".join(steps)
 
 
 def format_bytes(count: float) -> str:
@@ -148,8 +149,6 @@ def plan_upscale(
 
     `tile` is the tile side the job will use (0: the whole image), `scale` the model's,
     `outscale` the final one (None: the model's)."""
-    from srgan.imaging.resize import output_size
-
     width, height, channels = header.width, header.height, header.channels
     sample = header.bit_depth // 8
     if scale == int(scale):
@@ -219,7 +218,9 @@ def plan_resize(
 
 def _encoder_bytes(fmt: str, pixels: int, channels: int, sample: int) -> int:
     """Pillow's copy of the image (4 bytes a pixel unless gray), the 8-bit copy of 16-bit
-    data, and the encoded bytes (at most about the raw size) with their copy."""
+    data, and the encoded bytes with their copy (JPEG: at most about half the raw size;
+    lossless WebP and BMP: about the raw size)."""
     pillow = pixels * (1 if channels == 1 else 4)
     eight_bit = pixels * channels if sample == 2 else 0
-    return pillow + eight_bit + 2 * pixels * channels
+    encoded = pixels * channels // (2 if fmt == "JPEG" else 1)
+    return pillow + eight_bit + 2 * encoded

@@ -280,16 +280,21 @@ def auto_tile_size(
     bytes_per_input_pixel: float,
     budget_bytes: int,
     candidates: Sequence[int] = DEFAULT_TILE_CANDIDATES,
+    bytes_per_tile_row: float = 0.0,
 ) -> int:
-    """Largest candidate tile side whose ``side**2 * bytes_per_input_pixel`` fits the budget.
-
-    Falls back to the smallest candidate when none fits.
+    """Largest candidate tile side whose ``side**2 * bytes_per_input_pixel`` (the tile's
+    activations) plus ``side * bytes_per_tile_row`` (the band of output rows one row of
+    tiles fills) fits the budget. Falls back to the smallest candidate when none fits.
     """
     if not candidates:
         raise ValueError("candidates must not be empty")
     if bytes_per_input_pixel <= 0:
         raise ValueError(f"bytes_per_input_pixel must be positive, got {bytes_per_input_pixel}")
-    fitting = [c for c in candidates if c * c * bytes_per_input_pixel <= budget_bytes]
+    fitting = [
+        c
+        for c in candidates
+        if c * c * bytes_per_input_pixel + c * bytes_per_tile_row <= budget_bytes
+    ]
     return max(fitting) if fitting else min(candidates)
 
 

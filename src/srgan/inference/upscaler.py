@@ -117,23 +117,35 @@ def _cpu_only_torch() -> bool:
 
 def choose_tile(model: AnyModel, image: Image, options: UpscaleOptions) -> int:
     """The tile side to use: the user's, or the largest that fits the memory budget."""
-    return tile_for_size(model, image.height, image.width, options)
+    return tile_for_size(model, image.height, image.width, options, image.channels)
 
 
-def tile_for_size(model: AnyModel, height: int, width: int, options: UpscaleOptions) -> int:
-    """`choose_tile` for an image of this size (known from its header, before decoding)."""
+def tile_for_size(
+    model: AnyModel, height: int, width: int, options: UpscaleOptions, channels: int = 3
+) -> int:
+    """`choose_tile` for an image of this size (known from its header, before decoding).
+
+    On the CPU the band of output rows a row of tiles fills (float32, the whole output
+    width) shares the budget with the activations: a wide image gets shorter tiles."""
     if options.tile is not None:
         return options.tile
     if not model.descriptor.tileable or model.descriptor.memory_per_pixel <= 0:
         return 0
-    return tile_for_budget(model.descriptor.memory_per_pixel, height, width, options)
+    scale = max(1.0, float(model.scale))
+    row_bytes = scale * (width * scale) * channels * 4 if options.device == "cpu" else 0.0
+    return tile_for_budget(model.descriptor.memory_per_pixel, height, width, options, row_bytes)
 
 
 def tile_for_budget(
-    bytes_per_pixel: float, height: int, width: int, options: UpscaleOptions
+    bytes_per_pixel: float,
+    height: int,
+    width: int,
+    options: UpscaleOptions,
+    bytes_per_tile_row: float = 0.0,
 ) -> int:
     """The largest tile side whose activations (`bytes_per_pixel` per input pixel in fp32)
-    fit this device's budget, shared between parallel images; 0 when the image fits whole."""
+    and band (`bytes_per_tile_row` per input row of tile) fit this device's budget, shared
+    between parallel images; 0 when the image fits whole."""
     available = available_memory_bytes(options.device)
     if options.device == "cpu":
         budget = min(_CPU_TILE_BUDGET, int(available * 0.25))
@@ -142,7 +154,7 @@ def tile_for_budget(
     budget //= max(1, options.parallel_images)
     if options.precision != "fp32":
         bytes_per_pixel /= 2
-    tile = auto_tile_size(bytes_per_pixel, budget)
+    tile = auto_tile_size(bytes_per_pixel, budget, bytes_per_tile_row=bytes_per_tile_row)
     return 0 if tile >= max(height, width) else tile
 
 
