@@ -146,12 +146,15 @@ def not_an_image(name: object) -> BadInputError:
 
 
 def reason(exc: BaseException) -> str:
-    """An exception as a short phrase; some libraries raise bare numbers or key names."""
+    """An exception of a decoder as a short phrase for the user.
+
+    Decoders fed malformed fields fail in their own code with errors that name Python
+    types or bare keys (``KeyError: 0``, "'<' not supported between 'tuple' and 'int'"):
+    those are reported as what they mean."""
+    if isinstance(exc, KeyError | IndexError | TypeError | AttributeError):
+        return "a field of the file has the wrong type, count or value"
     text = " ".join(str(exc).split())
-    if isinstance(exc, KeyError | IndexError) or not text or text.isdigit():
-        kind = type(exc).__name__
-        return f"{kind} {text}: a required field is missing or out of range" if text else kind
-    return text
+    return text if text and not text.isdigit() else f"{type(exc).__name__} {text}".strip()
 
 
 def _upright(width: int, height: int, orientation: int) -> tuple[int, int]:
@@ -202,24 +205,45 @@ def pillow_orientation(pil: PILImage.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def _tag_int(value: object, name: str, label: object) -> int:
+    """A TIFF field that must be one integer (tifffile hands over what the file says)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInputError(f"{shown(label)}: TIFF {name} field is malformed ({value!r:.40})")
+    return value
+
+
 def _probe_tiff(stream: BinaryIO, size: int, name: object, max_pixels: int | None) -> ImageHeader:
     with tifffile.TiffFile(stream, name=Path(str(name)).name) as tif:
         page = tif.pages.first
-        width, height = int(page.imagewidth), int(page.imagelength)
+        width = _tag_int(page.imagewidth, "ImageWidth", name)
+        height = _tag_int(page.imagelength, "ImageLength", name)
         check_pixel_count(name, width * height, max_pixels)
-        if page.bitspersample <= 8:
+        samples = _tag_int(page.samplesperpixel, "SamplesPerPixel", name)
+        bits = page.bitspersample
+        if isinstance(bits, tuple):
+            raise BadInputError(
+                f"{shown(name)}: TIFF samples of different bit depths {bits!r:.40} are not "
+                "supported"
+            )
+        bits = _tag_int(bits, "BitsPerSample", name)
+        if not 1 <= samples <= 4:
+            # (Pillow's libtiff decoder would print a complaint straight to the terminal.)
+            raise BadInputError(
+                f"{shown(name)}: TIFF with {samples} samples per pixel is not supported "
+                "(expected 1 to 4: gray, gray + alpha, RGB, RGBA or CMYK)"
+            )
+        if bits <= 8:
             stream.seek(0)
             return _probe_pillow(stream, stream.read(32), size, name, max_pixels)
-        if page.photometric not in DEEP_TIFF_PHOTOMETRICS:
+        photometric = page.photometric
+        if photometric not in DEEP_TIFF_PHOTOMETRICS:
+            label = getattr(photometric, "name", repr(photometric))
             raise BadInputError(
-                f"{shown(name)}: 16-bit TIFF with {page.photometric.name} colour is not "
-                "supported (use gray or RGB)"
+                f"{shown(name)}: {bits}-bit TIFF with {label:.40} colour is not supported "
+                "(use gray or RGB)"
             )
-        samples = int(page.samplesperpixel)
-        if not 1 <= samples <= 4:
-            raise BadInputError(f"{shown(name)}: TIFF with {samples} samples per pixel")
         tag = page.tags.get(EXIF_ORIENTATION)
-        orientation = int(tag.value) if tag is not None and tag.value in range(1, 9) else 1
+        orientation = tag.value if tag is not None and tag.value in range(1, 9) else 1
         raw = width * height * samples * page.dtype.itemsize if page.dtype is not None else 0
     width, height = _upright(width, height, orientation)
     return ImageHeader("TIFF", width, height, samples, 16, size, raw, orientation)
