@@ -20,7 +20,7 @@ __all__ = ["PngRowWriter"]
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 _IDAT_BYTES = 1 << 20  # compressed bytes per IDAT chunk
-_FILTER_BYTES = 1 << 20  # raw bytes filtered at a time (bounds the temporaries)
+_FILTER_BYTES = 1 << 18  # raw bytes filtered at a time (bounds the temporaries)
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:

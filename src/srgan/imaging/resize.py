@@ -177,7 +177,7 @@ def resize_rows(
     return RowStream(out_h, out_w, rows.channels, rows.dtype, blocks)
 
 
-_RESIZE_CHUNK_VALUES = 1 << 21  # output values computed at a time (8 MB of float32)
+_RESIZE_CHUNK_VALUES = 1 << 19  # output values computed at a time (2 MB of float32)
 
 
 def _resized_blocks(
