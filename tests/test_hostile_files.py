@@ -248,8 +248,7 @@ def test_every_exif_orientation_reads_upright(tmp_path, fmt, mode, orientation):
     exif = pil.getexif()
     exif[0x0112] = orientation
     path = tmp_path / f"o.{fmt}"
-    options = {"lossless": True} if fmt == "webp" else {}
-    pil.save(path, exif=exif.tobytes() if fmt != "tif" else exif, **options)
+    pil.save(path, exif=exif.tobytes() if fmt != "tif" else exif, lossless=fmt == "webp")
     if fmt == "jpg":  # lossy: the stored pixels are what the decoder gives (never rotated)
         with PILImage.open(path) as jpeg:
             stored = np.asarray(jpeg)

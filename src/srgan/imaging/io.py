@@ -6,7 +6,10 @@ needed to write a result back the way the input was stored.
 
 Pillow decodes everything except 16-bit PNG colour images, which it silently reduces to
 8 bits, and 16-bit TIFFs, which it handles only partly: those go through imagecodecs and
-tifffile instead.
+tifffile instead. Every file is opened through `srgan.user_files` (no pipes or devices)
+and its header is probed (`header`) before decoding. PNG and TIFF are written by srgan's
+own row-by-row encoders (`png_stream`, `tiff_stream`), from a whole image or from a
+stream of rows (`write_rows`); JPEG, WebP and BMP by Pillow.
 """
 
 from __future__ import annotations
@@ -568,7 +571,8 @@ def atomic_output(path: Path) -> Iterator[BinaryIO]:
 
 
 def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
-    """Image files (by extension) in a folder, sorted; hidden and partial files skipped."""
+    """Image files (by extension) in a folder, sorted; hidden and partial files skipped,
+    and so is anything that is not a regular file (a pipe, a device, a symlink loop)."""
     folder = Path(folder)
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(

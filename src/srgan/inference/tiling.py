@@ -205,10 +205,9 @@ def tiled_rows(
         tile = 0
     if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 0:
         raise ValueError(f"tile must be None or an integer >= 0, got {tile!r}")
-    scale, pad, size_multiple, tile = int(scale), int(pad), int(size_multiple), int(tile)
-    if tile == 0:
-        tile = max(height, width)
-    blocks = _blend_bands(source, forward, scale, tile, pad, out_dt, size_multiple, progress)
+    scale, pad, size_multiple = int(scale), int(pad), int(size_multiple)
+    side = int(tile) or max(height, width)
+    blocks = _blend_bands(source, forward, scale, side, pad, out_dt, size_multiple, progress)
     return RowStream(height * scale, width * scale, channels, out_dt, blocks)
 
 
