@@ -322,3 +322,18 @@ def test_library_log_lines_do_not_reach_the_terminal(tmp_path):
     assert result.returncode in (0, 2)
     if result.returncode == 2:
         one_error_line(result.stderr)
+
+
+def test_tiff_without_an_image_directory_says_so(cli, tmp_path):
+    # The first-IFD offset points past the end: tifffile finds no page and used to surface
+    # as `could not decode image (0)`, a bare IndexError(0).
+    path = tmp_path / "empty.tif"
+    tifffile.imwrite(path, np.zeros((4, 4), np.uint8))
+    data = bytearray(path.read_bytes())
+    data[4:8] = (len(data) + 100).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    result = cli("upscale", path, tmp_path / "o.png", "-m", "bicubic", check=False)
+    assert result.returncode == 2
+    assert one_error_line(result.stderr).endswith(
+        "TIFF holds no image (its first image directory is missing or points outside the file)"
+    )

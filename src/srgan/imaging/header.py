@@ -214,6 +214,11 @@ def _tag_int(value: object, name: str, label: object) -> int:
 
 def _probe_tiff(stream: BinaryIO, size: int, name: object, max_pixels: int | None) -> ImageHeader:
     with tifffile.TiffFile(stream, name=Path(str(name)).name) as tif:
+        if len(tif.pages) == 0:  # tifffile's `pages.first` would raise a bare IndexError(0)
+            raise BadInputError(
+                f"{shown(name)}: TIFF holds no image (its first image directory is missing "
+                "or points outside the file)"
+            )
         page = tif.pages.first
         width = _tag_int(page.imagewidth, "ImageWidth", name)
         height = _tag_int(page.imagelength, "ImageLength", name)
