@@ -51,17 +51,32 @@ def make_input(path: Path, width: int, height: int) -> None:
     write_image(path, Image(np.ascontiguousarray(pixels), ImageMeta()))
 
 
-def measure(command: list[str]) -> tuple[float, float, int]:
+# The child's ru_maxrss would include the pages of the process it was forked from (Linux
+# records the old memory's high-water mark at exec): a small launcher forks the command
+# and reports that child's own peak, untouched by this script's big input arrays.
+LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
+def measure(command: list[str], folder: Path) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MB, exit code) of a child process."""
+    peak_file = folder / "peak.txt"
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    result = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(peak_file), *command],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seconds = time.perf_counter() - started
-    errors = child.stderr.read().decode(errors="replace") if child.stderr else ""
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        print(f"  exit {code}: {errors.strip()[-300:]}", file=sys.stderr)
-    return seconds, usage.ru_maxrss / 1024, code
+    if result.returncode:
+        print(f"  exit {result.returncode}: {result.stderr.strip()[-300:]}", file=sys.stderr)
+    peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
+    return seconds, peak, result.returncode
 
 
 def main() -> None:
@@ -94,9 +109,10 @@ def main() -> None:
                     command += [args.model, args.tile]
                 else:
                     command = [*srgan, str(source), str(target), "-m", args.model, *tile]
-                seconds, peak, code = measure(command)
+                seconds, peak, code = measure(command, Path(folder))
                 if code == 0:
                     results[mode].append((seconds, peak))
+                print(f"  {mode}: {seconds:.0f} s, {peak:.0f} MB, exit {code}", flush=True)
                 target.unlink(missing_ok=True)
     output_mb = width * 4 * height * 4 * 3 / 1e6
     print(f"{width}x{height} RGB -> x4 {width * 4}x{height * 4} ({output_mb:.0f} MB of pixels)")
