@@ -131,7 +131,7 @@ def _probe(stream: BinaryIO, size: int, name: object, max_pixels: int | None) ->
     except BadInputError:
         raise
     except (UnidentifiedImageError, SyntaxError) as exc:
-        raise not_an_image(name) from exc
+        raise not_an_image(name, start) from exc
     except Exception as exc:  # Pillow and tifffile raise many classes on bad headers
         raise BadInputError(f"{shown(name)}: image header is damaged ({reason(exc)})") from exc
     if header.width <= 0 or header.height <= 0:
@@ -139,10 +139,30 @@ def _probe(stream: BinaryIO, size: int, name: object, max_pixels: int | None) ->
     return header
 
 
-def not_an_image(name: object) -> BadInputError:
+def not_an_image(name: object, start: bytes = b"") -> BadInputError:
+    """The decoder did not take the file: damaged, when it starts like a known format."""
+    known = sniff_image_format(start)
+    if known is not None:
+        return BadInputError(f"{shown(name)}: damaged {known} file (its header cannot be read)")
     return BadInputError(
         f"{shown(name)}: not a recognised image file (expected PNG, JPEG, WebP, TIFF or BMP)"
     )
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """The format of an image from its first bytes ('PNG', 'JPEG', 'WEBP', 'TIFF', 'BMP'),
+    or None: what a file says it is by name or by content type is not trusted."""
+    if data.startswith(PNG_SIGNATURE):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:4] in TIFF_MAGIC:
+        return "TIFF"
+    if data[:2] == b"BM" and len(data) >= 26:
+        return "BMP"
+    return None
 
 
 def reason(exc: BaseException) -> str:

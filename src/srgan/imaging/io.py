@@ -44,6 +44,7 @@ from srgan.imaging.header import (
     probe_bytes,
     reason,
 )
+from srgan.imaging.header import sniff_image_format as sniff_image_format  # re-exported
 from srgan.imaging.png_stream import PngRowWriter
 from srgan.imaging.rows import RowStream, collect, stream_array
 from srgan.imaging.tiff_stream import write_tiff_rows
@@ -165,7 +166,7 @@ def decode_image(
     except BadInputError:
         raise
     except (UnidentifiedImageError, SyntaxError) as exc:
-        raise not_an_image(name) from exc
+        raise not_an_image(name, data[:32]) from exc
     except (OSError, ValueError, RuntimeError, EOFError, struct.error, zlib.error) as exc:
         raise BadInputError(
             f"{shown(name)}: image data is damaged or truncated ({reason(exc)})"
@@ -245,22 +246,6 @@ def _read_tiff(data: bytes) -> tuple[np.ndarray, ImageMeta, int]:
         pixels[..., :1] = 65535 - pixels[..., :1]
     value = int(orientation.value) if orientation else 1
     return pixels, meta, value if 1 <= value <= 8 else 1
-
-
-def sniff_image_format(data: bytes) -> str | None:
-    """The format of an image from its first bytes ('PNG', 'JPEG', 'WEBP', 'TIFF', 'BMP'),
-    or None: what a file says it is by name or by content type is not trusted."""
-    if data.startswith(PNG_SIGNATURE):
-        return "PNG"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[:4] in TIFF_MAGIC:
-        return "TIFF"
-    if data[:2] == b"BM" and len(data) >= 26:
-        return "BMP"
-    return None
 
 
 def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
