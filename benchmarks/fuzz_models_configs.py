@@ -49,7 +49,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import hostile_files as hostile  # noqa: E402  (shared with the tests)
+from tests import hostile_models as hostile  # noqa: E402  (shared with the tests)
 
 EXPECTED = "exit 2, one line"
 ADDRESS_SPACE_CAP = 6 << 30

@@ -252,9 +252,9 @@ def test_no_unsafe_loading_anywhere_in_the_package():
 
 
 def test_checkpoint_weights_with_a_lying_header_are_refused(tmp_path):
-    from tests import hostile_files
+    from tests import hostile_models
 
     torch.save({"step": 1}, tmp_path / "state.pt")
-    hostile_files.past_the_end(tmp_path / "generator.safetensors")
+    hostile_models.past_the_end(tmp_path / "generator.safetensors")
     with pytest.raises(BadInputError, match="but the file holds 16 bytes"):
         checkpoints.load_checkpoint(tmp_path, {"generator": torch.nn.Conv2d(3, 3, 3)})

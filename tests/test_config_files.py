@@ -14,8 +14,8 @@ from srgan.errors import BadInputError
 from srgan.serve.settings import load_settings
 from srgan.training.config import load_config
 from srgan.training.vsr_config import load_vsr_config
-from tests.hostile_files import CONFIG_CASES as CASES
-from tests.hostile_files import DEEP, HUGE
+from tests.hostile_models import CONFIG_CASES as CASES
+from tests.hostile_models import DEEP, HUGE
 
 
 def write(tmp_path: Path, name: str) -> tuple[Path, str]:

@@ -21,7 +21,7 @@ from srgan.imaging import Image, ImageMeta, write_image
 from srgan.zoo import load_model
 from srgan.zoo.cache import entry_paths
 from srgan.zoo.pretrained import PRETRAINED
-from tests import hostile_files as hostile
+from tests import hostile_models as hostile
 
 
 def expanded(*shape: int) -> torch.Tensor:
