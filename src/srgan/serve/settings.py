@@ -39,6 +39,8 @@ class ServeSettings(BaseModel):
     cors_origins: tuple[str, ...] = ()  # e.g. ("https://example.org",); none by default
 
     models: tuple[str, ...] = NAMED_MODELS  # the models clients may choose
+    # the models the /compare page pits against each other (None: all of `models`)
+    ab_models: tuple[str, ...] | None = None
     default_model: str = DEFAULT_MODEL
     device: str = "auto"
     backend: Literal["auto", "torch", "onnxruntime", "ncnn"] = "auto"
@@ -80,6 +82,12 @@ class ServeSettings(BaseModel):
             raise ValueError(f"models: unknown {unknown} (known: {', '.join(NAMED_MODELS)})")
         if not self.models:
             raise ValueError("models: name at least one model")
+        if self.ab_models is not None:
+            outside = [name for name in self.ab_models if name not in self.models]
+            if outside:
+                raise ValueError(f"ab_models: {outside} are not in models")
+            if len(set(self.ab_models)) < 2:
+                raise ValueError("ab_models: name at least two models")
         if self.default_model not in self.models:
             raise ValueError(f"default_model {self.default_model!r} is not in models")
         if self.sync_max_pixels > self.max_pixels:
