@@ -29,6 +29,7 @@ from srgan.comparison.sheet import (
 )
 
 DEFAULT_MAX_SIDE = 2048  # longer embedded images are shown downscaled (crops stay native)
+CROP_SIDE = 192  # crops are enlarged by a whole factor to at most this many CSS pixels
 
 
 def _data_uri(image: PILImage.Image) -> str:
@@ -89,7 +90,7 @@ class HtmlReport:
         for number, region in enumerate(item.regions):
             red, green, blue = REGION_COLOURS[number % len(REGION_COLOURS)]
             colour = f"#{red:02x}{green:02x}{blue:02x}"
-            magnify = max(1, 256 // max(region.w, region.h))
+            magnify = max(1, CROP_SIDE // max(region.w, region.h))
             figures = []
             for name, pixels in zip(names, column_images(item), strict=True):
                 if name == "input":
@@ -130,11 +131,12 @@ class HtmlReport:
             else ""
         )
         aspect = f"{width} / {height}"
+        shown_width = max(min(width, 1024), min(2 * width, 768))  # small outputs enlarged
         return f"""
 <section class=image id="{key}" data-key="{key}">
   <h2>{e(item.name)}</h2>
   <p class=note>input {item.lr.width}x{item.lr.height}, output {width}x{height} (x{scale:g})</p>
-  <div class=viewer style="aspect-ratio:{aspect}; max-width:{min(width, 1024)}px">
+  <div class=viewer style="aspect-ratio:{aspect}; max-width:{shown_width}px">
     <img class=right-image alt="right side">
     <img class=left-image alt="left side">
     <div class=divider></div>
