@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from srgan.errors import BadInputError
-from srgan.inference.onnx_generic import GenericOnnxRunner, open_generic_onnx
+from srgan.inference.onnx_generic import GenericOnnxRunner
+from srgan.zoo.onnx_generic import open_generic_onnx
 from srgan.inference.tiling import tiled_upscale
 from tests.onnx_oddball import make_oddball_models
 

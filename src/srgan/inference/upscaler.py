@@ -22,6 +22,7 @@ from srgan.errors import BadInputError
 from srgan.imaging.io import Image
 from srgan.inference.tiling import Forward, auto_tile_size, available_memory_bytes, tiled_upscale
 from srgan.zoo.ncnn_model import NcnnModel
+from srgan.zoo.onnx_generic import GenericOnnx
 from srgan.zoo.onnx_model import OnnxModel
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 Precision = Literal["fp32", "fp16", "bf16"]
 AlphaMode = Literal["model", "bicubic"]
 TileProgress = Callable[[int, int], None]
-AnyModel: TypeAlias = "LoadedModel | NcnnModel | OnnxModel"
+AnyModel: TypeAlias = "LoadedModel | NcnnModel | OnnxModel | GenericOnnx"
 
 _BICUBIC_PAD = 3  # the bicubic kernel reaches 2 input pixels: 3 makes tiles exact
 _TILE_BUDGET_FRACTION = 0.25
@@ -116,6 +117,20 @@ def _cpu_only_torch() -> bool:
 
 def choose_tile(model: AnyModel, image: Image, options: UpscaleOptions) -> int:
     """The tile side to use: the user's, or the largest that fits the memory budget."""
+    largest = model.max_tile_input if isinstance(model, GenericOnnx) else 0
+    if largest:  # a fixed input size: tiles and their context must fit in it
+        core = largest - 2 * options.tile_pad
+        if core < MIN_TILE and core < max(image.height, image.width):
+            raise BadInputError(
+                f"{model.name} takes {largest}x{largest} inputs: --tile-pad "
+                f"{options.tile_pad} leaves tiles of {core} pixels; use --tile-pad "
+                f"{max(0, (largest - MIN_TILE) // 2)} or less"
+            )
+        if options.tile is not None and 0 < options.tile <= core:
+            return options.tile
+        if options.tile is not None:
+            log.info("%s: tiles of %d, as its fixed input size allows", model.name, core)
+        return 0 if core >= max(image.height, image.width) else core
     if options.tile is not None:
         return options.tile
     if not model.descriptor.tileable or model.descriptor.memory_per_pixel <= 0:
@@ -141,7 +156,7 @@ def tile_for_budget(
 
 
 def backend_name(model: AnyModel) -> str:
-    if isinstance(model, OnnxModel):
+    if isinstance(model, OnnxModel | GenericOnnx):
         return "onnxruntime"
     return "ncnn" if isinstance(model, NcnnModel) else "torch"
 
@@ -150,6 +165,10 @@ def make_runner(model: AnyModel, options: UpscaleOptions, threads: int | None = 
     """The tile forward for a model. ONNX Runtime and ncnn get `threads` (default: the
     cores shared between parallel images); PyTorch uses its global thread setting."""
     cores = os.cpu_count() or 1
+    if isinstance(model, GenericOnnx):
+        from srgan.inference.onnx_generic import GenericOnnxRunner
+
+        return GenericOnnxRunner(model, threads or cores)
     if isinstance(model, OnnxModel):
         from srgan.inference.onnx_backend import OrtRunner
 
