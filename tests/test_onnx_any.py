@@ -11,8 +11,8 @@ import pytest
 
 from srgan.errors import BadInputError
 from srgan.inference.onnx_generic import GenericOnnxRunner
-from srgan.zoo.onnx_generic import open_generic_onnx
 from srgan.inference.tiling import tiled_upscale
+from srgan.zoo.onnx_generic import open_generic_onnx
 from tests.onnx_oddball import make_oddball_models
 
 

@@ -138,3 +138,37 @@ def test_the_server_serves_an_onnx_file_by_name(oddball, tmp_path):
         assert np.abs(decode(response.content).astype(np.float64) - reference).max() <= 1.0
     finally:
         server.stop()
+
+
+def test_srgan_video_network_as_onnx_runs_on_video(cli, tmp_path):
+    """`srgan convert` writes the video network as ONNX of N frames; `--model` runs it (in
+    PyTorch, from the file's weights: srgan's windows are not of N frames)."""
+    pytest.importorskip("av")
+    import torch
+    from safetensors.torch import save_file
+
+    from srgan.archs.vsr import BidirectionalRecurrentVSR
+    from tests.videos import make_video, pictures, summarise
+
+    torch.manual_seed(0)
+    network = BidirectionalRecurrentVSR(num_features=8, num_blocks=1, scale=2).eval()
+    save_file(network.state_dict(), str(tmp_path / "vsr.safetensors"))
+    cli("convert", tmp_path / "vsr.safetensors", tmp_path / "vsr.onnx", "--frames", "3", "-q")
+    clip = make_video(tmp_path / "in.mp4", frames=5, size=(32, 32), audio=None)
+    cli("video", clip, tmp_path / "out.mp4", "-m", tmp_path / "vsr.onnx", "--window", "3", "-q")
+    summary = summarise(tmp_path / "out.mp4")
+    assert (summary.width, summary.height, summary.frames) == (64, 64, 5)
+    cli("video", clip, tmp_path / "ref.mp4", "-m", tmp_path / "vsr.safetensors", "--window",
+        "3", "-q")  # fmt: skip
+    for ours, reference in zip(pictures(tmp_path / "out.mp4"), pictures(tmp_path / "ref.mp4"),
+                               strict=True):  # fmt: skip
+        assert np.array_equal(ours, reference)
+
+
+def test_compare_takes_an_onnx_file(cli, oddball, tmp_path):
+    folder, image, _ = oddball
+    result = cli("compare", image, "-m", folder / "nhwc_bgr.onnx", "-m", "bicubic", "-o",
+                 tmp_path / "sheet.png", "--json")  # fmt: skip
+    report = json.loads(result.stdout)
+    assert PILImage.open(tmp_path / "sheet.png").size[0] > 0
+    assert "nhwc_bgr" in json.dumps(report)

@@ -85,8 +85,7 @@ class ServeSettings(BaseModel):
         for name, path in self.model_files.items():
             if name in NAMED_MODELS or not _MODEL_NAME.fullmatch(name):
                 raise ValueError(
-                    f"model_files: {name!r} must be a new name of letters, digits, '.', '_' "
-                    "or '-'"
+                    f"model_files: {name!r} must be a new name (letters, digits, . _ -)"
                 )
             if not path.is_file():
                 raise ValueError(f"model_files: {name} = {str(path)!r} is not a file")

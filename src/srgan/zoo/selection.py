@@ -137,6 +137,8 @@ def open_onnx_file(
         raise BadInputError(f"{path}: ONNX files need: pip install onnxruntime onnx")
     if not path.is_file():
         raise BadInputError(f"{path}: no such model file")
+    if _srgan_video_network(path):
+        return _video_network_from_onnx(path, scale, device)  # type: ignore[return-value]
     if device != "cpu":
         log.warning("%s: ONNX files run on the CPU with ONNX Runtime, not on %s", path, device)
     hints = hints or OnnxHints()
@@ -147,6 +149,30 @@ def open_onnx_file(
             "(use --outscale for other output sizes)"
         )
     return model
+
+
+def _srgan_video_network(path: Path) -> bool:
+    """An srgan-written ONNX file of its video network (`srgan convert --frames N`)."""
+    from srgan.zoo.onnx_weights import load_onnx, metadata
+
+    return metadata(load_onnx(path)).get("srgan.layout") == "NTCHW"
+
+
+def _video_network_from_onnx(path: Path, scale: float | None, device: str) -> LoadedModel:
+    """srgan's video network takes windows of any length, which its ONNX export (a fixed
+    number of frames) cannot: it runs in PyTorch from the weights the file carries."""
+    from srgan.zoo.onnx_weights import onnx_to_state_dict
+    from srgan.zoo.registry import build
+
+    architecture, hyperparameters, state = onnx_to_state_dict(path)
+    loaded = build(path.stem, architecture, hyperparameters, state)
+    if scale is not None and scale != loaded.scale:
+        raise BadInputError(
+            f"model {loaded.name} upscales x{loaded.scale:g}; --scale {scale:g} does not match"
+        )
+    log.info("%s: srgan's video network, run in PyTorch from the file's weights", path)
+    loaded.module.to(device)
+    return loaded
 
 
 def onnx_file(spec: PretrainedModel) -> Path:
