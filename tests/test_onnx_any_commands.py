@@ -172,3 +172,15 @@ def test_compare_takes_an_onnx_file(cli, oddball, tmp_path):
     report = json.loads(result.stdout)
     assert PILImage.open(tmp_path / "sheet.png").size[0] > 0
     assert "nhwc_bgr" in json.dumps(report)
+
+
+def test_the_python_api_upscales_with_an_onnx_file(oddball):
+    import srgan
+    from srgan.zoo.selection import open_onnx_file
+
+    folder, image, reference = oddball
+    pixels = np.asarray(PILImage.open(image))
+    by_path = srgan.upscale(pixels, str(folder / "nhwc_bgr.onnx"), tile=20)
+    opened = open_onnx_file(folder / "nhwc_bgr.onnx")
+    assert np.abs(by_path.astype(np.float64) - reference).max() <= 1.0
+    assert np.array_equal(srgan.upscale(pixels, opened, tile=20), by_path)
