@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import MaxPixels
+from srgan.cli.common import MaxPixels, OnnxLayout, OnnxOrder, OnnxRange, onnx_hints
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
 
 if TYPE_CHECKING:
     from srgan.comparison.results import Contender, Summary
+    from srgan.zoo.onnx_generic import OnnxHints
 
 SHEET_MEMORY_LIMIT = 1536 * 1024 * 1024  # RGB bytes of a contact sheet held at once
 _SHEET_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -92,6 +93,9 @@ def compare(
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    onnx_layout: OnnxLayout = None,
+    onnx_range: OnnxRange = None,
+    onnx_order: OnnxOrder = None,
 ) -> None:
     """Compare models on the same images: a sheet with a row per image and a column per
     model, magnified crops where they differ most, and the numbers (PSNR/SSIM and wins
@@ -104,7 +108,10 @@ def compare(
     fixed = [parse_region(text) for text in crop or ()]
     crop_count = len(fixed) or crops
     sheet_format = _check_outputs(paths, references, output, html_report, per_image)
-    contenders, target = _contenders(models, scale, hr is not None, tile, tile_pad, device, backend)
+    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
+    contenders, target = _contenders(
+        models, scale, hr is not None, tile, tile_pad, device, backend, hints
+    )
     labels = [c.label for c in contenders]
     columns = ("input", *labels, *(("ground truth",) if hr is not None else ()))
     title = f"x{target:g}: " + ", ".join(labels) + (f" against {hr.name}" if hr else "")
@@ -173,6 +180,7 @@ def _contenders(
     tile_pad: int,
     device: str,
     backend: str,
+    hints: OnnxHints | None = None,
 ) -> tuple[list[Contender], float]:
     """Open every model; the comparison's scale is --scale or the first trained model's."""
     from srgan.comparison.results import Contender
@@ -186,7 +194,7 @@ def _contenders(
     target: float | None = float(scale) if scale is not None else None
     for index, name in enumerate(names):
         if name != "bicubic":
-            opened[index] = open_model(name, None, chosen_device, "fp32", backend)
+            opened[index] = open_model(name, None, chosen_device, "fp32", backend, hints)
             if target is None:
                 target = float(opened[index].scale)  # type: ignore[attr-defined]
     target = target or 4.0
