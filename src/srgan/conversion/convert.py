@@ -161,9 +161,9 @@ def _reread(path: Path, fmt: str):
     """The written PyTorch file read back as `srgan` reads it (weights_only=True)."""
     from srgan.conversion.network import Network
     from srgan.zoo.architectures import detect
-    from srgan.zoo.registry import _read_state_dict
+    from srgan.zoo.weight_files import read_state_dict
 
-    state = {k: v.float() for k, v in _read_state_dict(path).items()}
+    state = {k: v.float() for k, v in read_state_dict(path).items()}
     found = detect(state)
     if found is None:
         raise SrganError(f"{path}: the written weights are not recognised again")

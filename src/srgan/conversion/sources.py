@@ -73,9 +73,9 @@ def read_network(source: Source) -> Network:
         architecture, hp, state = onnx_to_state_dict(path)
         return Network(source.name, architecture, hp, state)
     from srgan.zoo.architectures import BY_NAME, detect
-    from srgan.zoo.registry import _read_state_dict
+    from srgan.zoo.weight_files import read_state_dict
 
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     found = detect(state)
     if found is None:
         raise BadInputError(
