@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from srgan.inference.backends import open_model
 
 from srgan.imaging import Image, ImageMeta, read_image, write_image
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.zoo.onnx_model import OnnxModel
-from srgan.zoo.selection import choose_backend, open_model
 from tests.torchfree import cli_imports_torch
 
 pytest.importorskip("onnxruntime")
@@ -33,12 +33,6 @@ def test_onnxruntime_matches_torch_within_one_level(name, size):
         a = upscale_image(ort_model, image, options).pixels.astype(int)
         b = upscale_image(torch_model, image, options).pixels.astype(int)
         assert np.abs(a - b).max() <= 1
-
-
-def test_auto_prefers_onnxruntime_then_ncnn_on_the_cpu():
-    assert choose_backend("natural", "cpu", "fp32", "auto") == "onnxruntime"
-    assert choose_backend("natural", "cpu", "bf16", "auto") == "torch"
-    assert choose_backend("my.pth", "cpu", "fp32", "auto") == "torch"
 
 
 def test_onnx_cache_is_checked_and_rebuilt(tmp_path):

@@ -12,11 +12,16 @@ import typer
 from srgan.cli import console
 from srgan.cli.common import (
     DEFAULT_QUALITY,
+    Backend,
     BatchSettings,
+    Bf16,
     ChunkSize,
+    Device,
+    Half,
     MaxPixels,
     Pattern,
     PngCompression,
+    Precision,
     Quality,
     Recursive,
     ReportFile,
@@ -24,16 +29,29 @@ from srgan.cli.common import (
     Shard,
     SkipExisting,
     Threads,
+    Tile,
+    TilePad,
     batch_settings,
     parse_size,
     plan_for,
+    precision_from,
     run_jobs,
+    seconds_since_start,
+    warn_int8_quality,
 )
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_PNG_LEVEL, DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
-from srgan.imaging.io import Image, read_image, write_image
+from srgan.imaging.io import (
+    Image,
+    encode_image,
+    output_format,
+    read_image,
+    write_bytes_atomically,
+    write_image,
+)
+from srgan.inference.backends import default_threads, open_model
+from srgan.inference.pipeline import Stages, Timings
 from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device, upscale_image
-from srgan.zoo.selection import open_model
 
 log = logging.getLogger("srgan.cli")
 
@@ -62,34 +80,16 @@ def upscale(
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
     ] = None,
-    tile: Annotated[
-        int | None,
-        typer.Option(
-            "--tile",
-            "-t",
-            min=0,
-            help="Tile side in input pixels; 0 = whole image; default: from the memory available.",
-        ),
-    ] = None,
-    tile_pad: Annotated[
-        int, typer.Option("--tile-pad", min=0, help="Context pixels around each tile (blended).")
-    ] = DEFAULT_TILE_PAD,
+    tile: Tile = None,
+    tile_pad: TilePad = DEFAULT_TILE_PAD,
     alpha_mode: Annotated[
         str, typer.Option("--alpha-mode", help="Upscale alpha with the model or bicubic.")
     ] = "model",
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-    ] = "auto",
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            help="auto (named models on the CPU: onnxruntime, else ncnn; otherwise torch), "
-            "torch, onnxruntime or ncnn.",
-        ),
-    ] = "auto",
-    half: Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")] = False,
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 inference.")] = False,
+    device: Device = "auto",
+    backend: Backend = "auto",
+    precision: Precision = "fp32",
+    half: Half = False,
+    bf16: Bf16 = False,
     suffix: Annotated[str, typer.Option("--suffix", help="Add _SUFFIX to output names.")] = "",
     ext: Annotated[
         str, typer.Option("--ext", help="Output format for folders: auto (keep), png, jpg...")
@@ -111,38 +111,64 @@ def upscale(
     For folders (also as `srgan batch-process` / `srgan batch`): --recursive keeps the
     structure, --skip-existing resumes, --threads runs files in parallel, --shard i/n splits
     the work across machines, and a file that fails is reported while the others go on.
+    The next file is read and the previous one written while the network computes.
     """
     settings = batch_settings(
         recursive, pattern, skip_existing, threads, sequential, chunk_size, shard, report
     )
-    if half and bf16:
-        raise BadInputError("choose one of --half and --bf16")
+    folder = source.is_dir()
     try:
         options = UpscaleOptions(
             tile=tile,
             tile_pad=tile_pad,
             outscale=outscale,
             alpha_mode=alpha_mode,  # type: ignore[arg-type]
-            precision="fp16" if half else "bf16" if bf16 else "fp32",
+            precision=precision_from(precision, half, bf16),  # type: ignore[arg-type]
             device=resolve_device(device),
-            parallel_images=settings.workers if source.is_dir() else 1,
+            parallel_images=settings.workers if folder else 1,
         )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
     jobs = plan_for(source, target, settings, suffix, ext)
-    loaded = open_model(model, scale, options.device, options.precision, backend)
-    runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
+    timings = Timings()
+    with timings.measure("model"):
+        loaded = open_model(
+            model,
+            scale,
+            options.device,
+            options.precision,
+            backend,
+            threads=default_threads(options.parallel_images),
+        )
+        runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
+    warn_int8_quality(loaded.name, options.precision)
+    log.info("ready %.2f s after the process started", seconds_since_start())
 
-    def action(src: Path, dst: Path) -> None:
-        image = read_image(src, max_pixels)
+    def read(src: Path) -> Image:
+        with timings.measure("decode"):
+            image = read_image(src, max_pixels)
         log.info("read %s: %s", src, describe(image))
-        with console.tile_progress(src.name, enabled=not source.is_dir()) as progress:
-            result = upscale_image(loaded, image, options, progress, runner)
-        write_image(dst, result, quality, compress_level=png_compression)
+        return image
+
+    def compute(image: Image) -> Image:
+        with (
+            timings.measure("compute"),
+            console.tile_progress(source.name, enabled=not folder) as progress,
+        ):
+            return upscale_image(loaded, image, options, progress, runner)
+
+    def write(result: Image, dst: Path) -> None:
+        with timings.measure("encode"):
+            encoded = encode_image(
+                result, output_format(dst), quality, png_compression, name=dst.name
+            )
+        with timings.measure("write"):
+            write_bytes_atomically(dst, encoded)
         log.info("wrote %s: %s", dst, describe(result))
 
-    run_jobs(jobs, action, "upscale", settings, folder=source.is_dir())
+    run_jobs(jobs, Stages(read, compute, write), "upscale", settings, folder=folder)
+    log.info("timing: %s; total %.2f s", timings.describe(), seconds_since_start())
 
 
 def downscale(

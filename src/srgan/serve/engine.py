@@ -165,12 +165,19 @@ class Engine:
             return opened
         with self._opening:
             if name not in self._models:
-                from srgan.zoo.selection import open_model
+                from srgan.inference.backends import open_model
 
                 started = time.monotonic()
                 # bicubic is PyTorch's alone: the CPU backends run the named networks.
                 backend = "torch" if name == "bicubic" else self.settings.backend
-                model = open_model(name, None, self.device, self.settings.precision, backend)
+                model = open_model(
+                    name,
+                    None,
+                    self.device,
+                    self.settings.precision,
+                    backend,
+                    threads=self.settings.threads,
+                )
                 runner = None
                 if name != "bicubic":
                     options = UpscaleOptions(precision=self.settings.precision, device=self.device)

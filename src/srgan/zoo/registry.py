@@ -16,11 +16,9 @@ from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect, unwrap_sta
 from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
+from srgan.zoo.sources import KNOWN_MODELS, WEIGHT_SUFFIXES, generator_in
 
 log = logging.getLogger(__name__)
-
-KNOWN_MODELS = ("bicubic", *PRETRAINED)
-WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param")
 
 
 def load_model(
@@ -45,7 +43,8 @@ def load_model(
     else:
         known = ", ".join(KNOWN_MODELS)
         raise BadInputError(
-            f"unknown model {name_or_path!r} (known: {known}; or a .pth/.safetensors/.param file)"
+            f"unknown model {name_or_path!r} (known: {known}; or a "
+            ".pth/.safetensors/.param/.onnx file)"
         )
     if scale is not None and scale != loaded.scale:
         raise BadInputError(
@@ -87,10 +86,12 @@ def build(
 
 def load_file(path: Path) -> LoadedModel:
     if path.is_dir():
-        path = _generator_in(path)
+        path = generator_in(path)
     if not path.is_file():
         raise BadInputError(f"{path}: no such model file")
     suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        raise BadInputError(f"{path}: an ONNX file runs on onnxruntime, not PyTorch")
     if suffix == ".param":
         from srgan.zoo.ncnn_format import ncnn_to_state_dict
 
@@ -134,19 +135,3 @@ def _read_state_dict(path: Path) -> dict:
     except Exception as exc:  # zip, pickle and safetensors errors have many classes
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInputError(f"{path}: not a readable weights file ({reason})") from exc
-
-
-def _generator_in(folder: Path) -> Path:
-    """The generator of a training checkpoint folder, or of a run folder's best (else
-    latest) checkpoint."""
-    for candidate in (
-        folder / "generator.safetensors",
-        folder / "checkpoints" / "best" / "generator.safetensors",
-        folder / "checkpoints" / "latest" / "generator.safetensors",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise BadInputError(
-        f"{folder}: is a folder without a trained generator; give a weights file "
-        "(.pth, .safetensors, .param) or a training checkpoint or run folder"
-    )

@@ -1,12 +1,44 @@
-"""Running the original ncnn files with the ncnn runtime, without importing PyTorch."""
+"""The ncnn backend: a model's original ncnn files on the CPU in fp32, without PyTorch."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from srgan.zoo.ncnn_model import NcnnModel
+
+if TYPE_CHECKING:
+    from srgan.inference.backends.base import AnyModel, Runner
+    from srgan.zoo.sources import ModelSource
+
+
+class NcnnBackend:
+    name = "ncnn"
+    modules = ("ncnn",)
+    packages = ("ncnn",)
+
+    def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
+        if device != "cpu":
+            return f"ncnn runs on the CPU here, not {device}"
+        if precision != "fp32":
+            return f"ncnn runs fp32 here, not {precision}"
+        if source.ncnn_files is None or not source.is_network:
+            return f"{source.name} has no ncnn files (named models and checked .param files do)"
+        return None
+
+    def prepare(self, source: ModelSource, device: str, precision: str) -> AnyModel:
+        assert source.ncnn_files is not None and source.descriptor is not None
+        param, weights = source.ncnn_files
+        return NcnnModel(source.descriptor, param, weights)
+
+    def runner(self, model: AnyModel, threads: int, device: str, precision: str) -> Runner:
+        assert isinstance(model, NcnnModel)
+        return NcnnRunner(model, threads)
+
+    def owns(self, model: AnyModel) -> bool:
+        return isinstance(model, NcnnModel)
 
 
 class NcnnRunner:
