@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from srgan.inference.backends import open_model
 
 from srgan.imaging import Image, ImageMeta, read_image, write_image
+from srgan.inference.backends import open_model
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.zoo.onnx_model import OnnxModel
 from tests.torchfree import cli_imports_torch

@@ -49,7 +49,7 @@ from srgan.imaging.io import (
     write_bytes_atomically,
     write_image,
 )
-from srgan.inference.backends import default_threads, open_model
+from srgan.inference.backends import open_model
 from srgan.inference.pipeline import Stages, Timings
 from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device, upscale_image
 
@@ -132,14 +132,9 @@ def upscale(
     jobs = plan_for(source, target, settings, suffix, ext)
     timings = Timings()
     with timings.measure("model"):
-        loaded = open_model(
-            model,
-            scale,
-            options.device,
-            options.precision,
-            backend,
-            threads=default_threads(options.parallel_images),
-        )
+        # The backend is chosen for all cores whatever --threads: parallel and sequential
+        # runs then use the same one, and write the same bytes.
+        loaded = open_model(model, scale, options.device, options.precision, backend)
         runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
     warn_int8_quality(loaded.name, options.precision)

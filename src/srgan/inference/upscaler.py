@@ -143,8 +143,11 @@ def backend_name(model: AnyModel) -> str:
 
 def make_runner(model: AnyModel, options: UpscaleOptions, threads: int | None = None) -> Forward:
     """The tile forward for a model. ONNX Runtime and ncnn get `threads` (default: the
-    cores shared between parallel images); PyTorch uses its global thread setting."""
-    threads = threads or default_threads(options.parallel_images)
+    cores shared between parallel images, or all of them for ONNX Runtime, whose one
+    session serves every image); PyTorch uses its global thread setting."""
+    if threads is None:
+        shared = backend_of(model).shares_threads
+        threads = default_threads(1 if shared else options.parallel_images)
     return runner_for(model, threads, options.device, options.precision)
 
 

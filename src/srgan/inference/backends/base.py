@@ -29,6 +29,7 @@ class Backend(Protocol):
     name: str
     modules: tuple[str, ...]  # importable modules it needs
     packages: tuple[str, ...]  # what `pip install` needs for them
+    shares_threads: bool  # one runner's thread pool serves all parallel images
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         """Why this backend cannot run the model so; None when it can."""

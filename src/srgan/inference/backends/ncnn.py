@@ -18,6 +18,7 @@ class NcnnBackend:
     name = "ncnn"
     modules = ("ncnn",)
     packages = ("ncnn",)
+    shares_threads = False
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if device != "cpu":

@@ -22,6 +22,7 @@ class OnnxBackend:
     name = "onnxruntime"
     modules = ("onnxruntime", "onnx")  # onnx: to export and quantize
     packages = ("onnxruntime", "onnx")
+    shares_threads = True
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if device != "cpu":

@@ -3,9 +3,9 @@
 The probe is sized so that one run on the first backend takes about PROBE_TARGET_S (a
 compact model gets a 96-128 px tile, a large one 32 px), which keeps the whole
 measurement well under the time of one real image. Each backend runs the tile once to
-warm up (allocations, kernel selection), then up to PROBE_REPEATS timed runs; the least
-time counts. A backend whose first timed run is already ELIMINATE times slower than the
-best so far is not timed further.
+warm up (allocations, kernel selection), then timed runs: up to PROBE_REPEATS while they
+stay within TIMING_BUDGET_S, at least one; the least time counts. A backend whose timed
+run is already ELIMINATE times slower than the best so far is not timed further.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import numpy as np
 from srgan.inference.backends.base import AnyModel, Backend, Runner
 from srgan.inference.backends.choice import Probe
 
-PROBE_TARGET_S = 0.05
-PROBE_REPEATS = 3
+PROBE_TARGET_S = 0.05  # seconds per probe run on the first backend
+PROBE_REPEATS = 3  # timed runs at most, while they stay cheap (TIMING_BUDGET_S)
+TIMING_BUDGET_S = 3 * PROBE_TARGET_S
 ELIMINATE = 3.0
 MIN_SIDE, SIZING_SIDE, MAX_SIDE = 32, 32, 128
 
@@ -62,7 +63,6 @@ def measure(
     errors: dict[str, str] = {}
     eliminated: list[str] = []
     side = 0
-    sample: float | None = None
     setup = timing = 0.0
     for backend in backends:
         context = threads_context(backend) if threads_context else nullcontext()
@@ -72,18 +72,19 @@ def measure(
                 runner = make_runner(backend, prepare(backend))
                 ready = time.perf_counter()
                 setup += ready - started
+                runs: list[float] = []
                 if not side:
                     side, sample = _size_probe(runner, channels, size_multiple)
+                    runs += [sample] if sample is not None else []
                 tile = probe_tile(side, channels)
-                runner(tile)  # warm-up: allocations and kernel choices for this size
-                runs = [_timed(runner, tile)]
-                if runs[0] > ELIMINATE * min(times.values(), default=math.inf):
-                    eliminated.append(backend.name)
-                else:
-                    runs += [_timed(runner, tile) for _ in range(PROBE_REPEATS - 1)]
-                if sample is not None:
-                    runs.append(sample)
-                    sample = None
+                if not runs:
+                    runner(tile)  # warm-up: allocations and kernel choices for this size
+                best = min(times.values(), default=math.inf)
+                while len(runs) < PROBE_REPEATS and (not runs or sum(runs) < TIMING_BUDGET_S):
+                    runs.append(_timed(runner, tile))
+                    if runs[-1] > ELIMINATE * best:
+                        eliminated.append(backend.name)
+                        break
                 times[backend.name] = min(runs)
                 timing += time.perf_counter() - ready
         except Exception as exc:  # one backend failing must not stop the others

@@ -29,6 +29,7 @@ class TorchBackend:
     name = "torch"
     modules = ("torch",)
     packages = ("torch",)
+    shares_threads = False
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if source.load_torch is None:
