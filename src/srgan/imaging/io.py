@@ -22,11 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import imagecodecs
 import numpy as np
-import tifffile
 from PIL import Image as PILImage
-from PIL import ImageCms, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_PNG_LEVEL
 from srgan.errors import BadInputError, ImageTooLargeError
@@ -55,11 +53,7 @@ NO_ALPHA_FORMATS = {"JPEG", "BMP"}  # Pillow writes 32-bit BMPs that it reads ba
 
 _EXIF_ORIENTATION = 0x0112
 _TIFF_ICC_PROFILE = 34675
-_DEEP_TIFF_PHOTOMETRICS = (
-    tifffile.PHOTOMETRIC.MINISBLACK,
-    tifffile.PHOTOMETRIC.MINISWHITE,
-    tifffile.PHOTOMETRIC.RGB,
-)
+_DEEP_TIFF_PHOTOMETRICS = ("MINISBLACK", "MINISWHITE", "RGB")
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -204,6 +198,8 @@ def _read_tiff(
 ) -> tuple[np.ndarray, ImageMeta, int]:
     """8-bit TIFFs go through Pillow (it knows more compressions); deeper ones, and layouts
     Pillow cannot open (16-bit gray + alpha), through tifffile."""
+    import tifffile  # imported on use, like imagecodecs: start-up stays short
+
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages.first
         _check_pixel_count(path, int(page.imagewidth) * int(page.imagelength), max_pixels)
@@ -218,7 +214,7 @@ def _read_tiff(
             source_format="TIFF",
         )
         photometric = page.photometric
-        if photometric not in _DEEP_TIFF_PHOTOMETRICS:
+        if photometric.name not in _DEEP_TIFF_PHOTOMETRICS:
             raise BadInputError(
                 f"{path}: 16-bit TIFF with {photometric.name} colour is not supported "
                 "(use gray or RGB)"
@@ -265,6 +261,8 @@ def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
     """(width, height) from the header alone, without decoding the pixels."""
     try:
         if data[:4] in _TIFF_MAGIC:
+            import tifffile
+
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
                 page = tif.pages.first
                 return int(page.imagewidth), int(page.imagelength)
@@ -299,6 +297,8 @@ def _png_bit_depth(data: bytes) -> int:
 
 
 def _decode_png16(data: bytes) -> np.ndarray:
+    import imagecodecs
+
     pixels = imagecodecs.png_decode(data)
     if pixels.dtype != np.uint16:
         raise ValueError(f"unexpected 16-bit PNG sample type {pixels.dtype}")
@@ -357,6 +357,8 @@ def pil_to_pixels(pil: PILImage.Image) -> np.ndarray:
 
 def _cmyk_to_rgb(pil: PILImage.Image, meta: ImageMeta) -> tuple[PILImage.Image, ImageMeta]:
     """Convert CMYK through its embedded profile to sRGB; the CMYK profile is then dropped."""
+    from PIL import ImageCms
+
     if meta.icc_profile:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile))
@@ -447,6 +449,8 @@ def _encode(
     if fmt == "TIFF":
         return _encode_tiff(pixels, meta)
     if fmt == "PNG":  # libpng through imagecodecs: 16-bit colour, and faster than Pillow
+        import imagecodecs
+
         encoded = imagecodecs.png_encode(_squeeze_gray(pixels), level=compress_level)
         # imagecodecs' encoder takes no metadata: add the chunks right after IHDR.
         if meta.exif:
@@ -475,6 +479,8 @@ def _squeeze_gray(pixels: np.ndarray) -> np.ndarray:
 
 
 def _encode_tiff(pixels: np.ndarray, meta: ImageMeta) -> bytes:
+    import tifffile
+
     channels = pixels.shape[2]
     photometric = "minisblack" if channels in (1, 2) else "rgb"
     extratags = []

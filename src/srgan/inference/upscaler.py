@@ -175,9 +175,10 @@ def upscale_pixels(
     if is_network and tile and options.tile_pad < _SMALL_PAD:
         log.warning("--tile-pad %d is too little context: tile borders may show", options.tile_pad)
     log.info(
-        "%s: %s on %s, tile %s, pad %d",
+        "%s: %s %s on %s, tile %s, pad %d",
         model.name,
         backend_name(model),
+        getattr(model, "precision", options.precision),
         options.device,
         tile or "whole image",
         options.tile_pad,

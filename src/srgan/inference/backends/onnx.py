@@ -30,9 +30,7 @@ class OnnxBackend:
         if precision not in PRECISIONS:
             return f"onnxruntime runs fp32 and int8, not {precision} (use --backend torch)"
         if source.onnx_file is not None:
-            if source.onnx_precision == "int8" and precision != "int8":
-                return f"{source.name} is quantized: run it with --precision int8"
-            return None
+            return None  # an int8 file runs in int8 whatever the precision asked
         if source.load_torch is None or not source.is_network:
             return f"{source.name} cannot be exported to ONNX (not an image network)"
         return None
@@ -41,8 +39,8 @@ class OnnxBackend:
         from srgan.zoo.onnx_model import exported_onnx
 
         assert source.descriptor is not None
-        if source.onnx_file is not None and source.onnx_precision == precision:
-            return OnnxModel(source.descriptor, source.onnx_file, precision)
+        if source.onnx_file is not None and precision in (source.onnx_precision, "fp32"):
+            return OnnxModel(source.descriptor, source.onnx_file, source.onnx_precision)
         fp32 = source.onnx_file or exported_onnx(source)
         if precision == "int8":
             from srgan.inference.backends.int8 import quantized_model
