@@ -213,7 +213,7 @@ def _read_tiff(
             icc_profile=bytes(icc.value) if icc is not None else None,
             source_format="TIFF",
         )
-        photometric = page.photometric
+        photometric = tifffile.PHOTOMETRIC(page.photometric)
         if photometric.name not in _DEEP_TIFF_PHOTOMETRICS:
             raise BadInputError(
                 f"{path}: 16-bit TIFF with {photometric.name} colour is not supported "

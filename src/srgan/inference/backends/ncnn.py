@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 
 
 class NcnnBackend:
-    name = "ncnn"
-    modules = ("ncnn",)
-    packages = ("ncnn",)
-    shares_threads = False
+    name: str = "ncnn"
+    modules: tuple[str, ...] = ("ncnn",)
+    packages: tuple[str, ...] = ("ncnn",)
+    shares_threads: bool = False
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if device != "cpu":

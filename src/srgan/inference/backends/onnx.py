@@ -4,12 +4,16 @@ the cache holds the file."""
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from srgan.zoo.onnx_model import OnnxModel
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from srgan.inference.backends.base import AnyModel, Runner
@@ -19,10 +23,10 @@ PRECISIONS = ("fp32", "int8")
 
 
 class OnnxBackend:
-    name = "onnxruntime"
-    modules = ("onnxruntime", "onnx")  # onnx: to export and quantize
-    packages = ("onnxruntime", "onnx")
-    shares_threads = True
+    name: str = "onnxruntime"
+    modules: tuple[str, ...] = ("onnxruntime", "onnx")  # onnx: to export and quantize
+    packages: tuple[str, ...] = ("onnxruntime", "onnx")
+    shares_threads: bool = True
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if device != "cpu":
@@ -58,7 +62,11 @@ class OnnxBackend:
 
 class OrtRunner:
     """One ONNX Runtime session; each call runs a [1, C, h, w] float32 tile. Sessions are
-    safe to call from several threads at once (parallel images share one)."""
+    safe to call from several threads at once (parallel images share one).
+
+    ONNX Runtime's graph optimisations (fusions, and the blocked NCHWc layout for this
+    CPU's vector width) take longer than the rest of the start-up, so the optimised graph
+    is cached per CPU and ONNX Runtime version and later sessions load it as it is."""
 
     def __init__(self, model: OnnxModel, threads: int | None = None) -> None:
         import onnxruntime
@@ -67,11 +75,37 @@ class OrtRunner:
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        path = optimized_graph(model.path)
+        if path is not None:
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         self.session = onnxruntime.InferenceSession(
-            str(model.path), options, providers=["CPUExecutionProvider"]
+            str(path or model.path), options, providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, tile: np.ndarray) -> np.ndarray:
         (output,) = self.session.run(None, {self.input_name: np.ascontiguousarray(tile)})
-        return output
+        return np.asarray(output)
+
+
+def optimized_graph(path: Path) -> Path | None:
+    """`path` as ONNX Runtime optimises it for this CPU, cached; None if it cannot be."""
+    import onnxruntime
+
+    from srgan.errors import SrganError
+    from srgan.inference.machine import cpu_signature
+    from srgan.zoo.cache import cached_file
+    from srgan.zoo.digests import file_digest
+
+    def build(target: Path) -> None:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.optimized_model_filepath = str(target)
+        onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    name = f"{path.stem[:80]}-{file_digest(path)[:12]}"
+    try:
+        return cached_file(f"{name}.ort{onnxruntime.__version__}-{cpu_signature()}.onnx", build)
+    except (OSError, SrganError) as exc:
+        log.info("optimised ONNX graph not cached (%s)", exc)
+        return None

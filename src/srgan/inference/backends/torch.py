@@ -26,10 +26,10 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class TorchBackend:
-    name = "torch"
-    modules = ("torch",)
-    packages = ("torch",)
-    shares_threads = False
+    name: str = "torch"
+    modules: tuple[str, ...] = ("torch",)
+    packages: tuple[str, ...] = ("torch",)
+    shares_threads: bool = False
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if source.load_torch is None:
