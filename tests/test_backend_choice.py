@@ -197,11 +197,15 @@ def test_one_candidate_needs_no_measurement_and_forcing_is_checked():
     source = with_known_descriptor(resolve_source("anime-video"))
     never = FakeMeasure({})
     assert select_backend(source, precision="bf16", measure=never).backend == "torch"
-    assert select_backend(source, precision="int8", measure=never).backend == "onnxruntime"
+    assert select_backend(source, device="cuda", measure=never).backend == "torch"
     assert never.calls == 0
+    int8 = FakeMeasure({"onnxruntime": 0.05, "ncnn": 0.04, "torch": 0.01})
+    chosen = select_backend(source, precision="int8", measure=int8, recalibrate=True)
+    assert chosen.choice is not None and "torch" not in chosen.choice.key.backends
+    assert chosen.backend == ("ncnn" if "ncnn" in chosen.choice.key.backends else "onnxruntime")
     assert select_backend(source, backend="ncnn", measure=never).reason == "forced with --backend"
     for backend, precision, message in (
-        ("ncnn", "int8", "ncnn runs fp32"),
+        ("ncnn", "bf16", "ncnn runs fp32 and int8"),
         ("torch", "int8", "runs on onnxruntime"),
         ("onnxruntime", "bf16", "onnxruntime runs fp32 and int8"),
         ("tpu", "fp32", "--backend 'tpu'"),

@@ -80,6 +80,22 @@ def test_precision_int8_quantizes_once_into_the_cache(cli, tmp_path, picture):
     )
 
 
+def test_ncnn_int8_is_calibrated_once_and_close_to_fp32(cli, tmp_path, picture):
+    pytest.importorskip("ncnn")
+    args = ("-q", "upscale", str(picture))
+    cli(*args, tmp_path / "n8.png", "-m", "anime-video", "--precision", "int8", "--backend", "ncnn")
+    cli(*args, tmp_path / "fp32.png", "-m", "anime-video", "--backend", "ncnn")
+    assert 35 < y_psnr(tmp_path / "n8.png", tmp_path / "fp32.png") < 80
+    cached = sorted((cache_dir() / "models").glob("anime-video-*-ncnn-int8-*"))
+    assert [p.suffix for p in cached if p.suffix in (".param", ".bin")] == [".bin", ".param"]
+    param = next(p for p in cached if p.suffix == ".param").read_text()
+    assert all(" 8=1" in line for line in param.splitlines() if line.startswith("Convolution"))
+    target = str(tmp_path / "again.png")
+    assert not cli_imports_torch(
+        *args, target, "-m", "anime-video", "--precision", "int8", "--backend", "ncnn"
+    )
+
+
 def test_video_runs_in_int8(cli, tmp_path):
     from tests.videos import make_video
 
@@ -100,7 +116,7 @@ def test_video_runs_in_int8(cli, tmp_path):
         (["--half", "--bf16"], "choose one of"),
         (["--precision", "int4"], "--precision 'int4'"),
         (["--precision", "int8", "--backend", "torch"], "runs on onnxruntime"),
-        (["--precision", "int8", "--backend", "ncnn"], "ncnn runs fp32"),
+        (["--precision", "bf16", "--backend", "ncnn"], "ncnn runs fp32 and int8"),
         (["--precision", "int8", "-m", "bicubic"], "no backend runs bicubic"),
     ],
 )

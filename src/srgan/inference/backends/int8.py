@@ -1,6 +1,7 @@
-"""int8 models for ONNX Runtime: a model's fp32 export, statically quantized once on the
+"""int8 models: for ONNX Runtime, a model's fp32 export statically quantized once on the
 sample photos and cached beside the export (`--precision int8`), or a file from
-`srgan quantize` run as it is."""
+`srgan quantize` run as it is; for ncnn, the model's ncnn files with int8 convolutions
+calibrated on the same photos (`srgan.zoo.ncnn_int8`), cached."""
 
 from __future__ import annotations
 
@@ -36,6 +37,31 @@ log = logging.getLogger(__name__)
 def reduce_range_here() -> bool:
     """7-bit weights where the CPU lacks VNNI (see `srgan.zoo.quantize`)."""
     return not has_vnni()
+
+
+def ncnn_int8_files(source: ModelSource) -> tuple[Path, Path]:
+    """The cached int8-ready ncnn files of `source` (calibrated on first use)."""
+    from srgan.inference.backends.ncnn import blob_maxima
+    from srgan.zoo import ncnn_int8
+    from srgan.zoo.ncnn_model import NcnnModel
+
+    assert source.ncnn_files is not None and source.descriptor is not None
+    param, weights = source.ncnn_files
+    descriptor = source.descriptor
+    stem = f"{source.identity}-ncnn-int8-q{ncnn_int8.INT8_VERSION}-{DEFAULT_CALIBRATION}"
+
+    def build_param(path: Path) -> None:
+        path.write_text(ncnn_int8.int8_param_text(param))
+
+    def build_bin(path: Path) -> None:
+        log.warning("%s: calibrating ncnn int8 on the sample photos (once; cached)", source.name)
+        model = ncnn_int8.read_model(param, weights)
+        tiles = calibration_tiles(sample_photos(), descriptor.in_channels)
+        blobs = ncnn_int8.convolution_inputs(model)
+        fp32 = NcnnModel(descriptor, param, weights)
+        path.write_bytes(ncnn_int8.int8_bin(model, blob_maxima(fp32, blobs, tiles, 0)))
+
+    return cached_file(f"{stem}.param", build_param), cached_file(f"{stem}.bin", build_bin)
 
 
 def quantized_model(source: ModelSource, fp32: Path) -> Path:
