@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +46,9 @@ def sample_photos() -> list[np.ndarray]:
     return photos
 
 
-def folder_images(folder: Path, max_pixels: int | None) -> list[np.ndarray]:
-    """Up to MAX_CALIBRATION_IMAGES images of a folder, as (H, W, C) arrays."""
+def folder_images(folder: Path, max_pixels: int | None) -> Iterator[np.ndarray]:
+    """Up to MAX_CALIBRATION_IMAGES images of a folder, as (H, W, C) arrays, read one at a
+    time (only crops of each are kept)."""
     from srgan.imaging.io import list_images, read_image
 
     if not folder.is_dir():
@@ -55,27 +56,38 @@ def folder_images(folder: Path, max_pixels: int | None) -> list[np.ndarray]:
     paths = list_images(folder)[:MAX_CALIBRATION_IMAGES]
     if not paths:
         raise BadInputError(f"--calibration {folder}: no images found")
-    return [read_image(path, max_pixels).pixels for path in paths]
+    return (read_image(path, max_pixels).pixels for path in paths)
 
 
 def calibration_tiles(
-    images: Sequence[np.ndarray], channels: int, seed: int = 0
+    images: Iterable[np.ndarray], channels: int, seed: int = 0
 ) -> list[np.ndarray]:
     """[1, channels, s, s] float32 crops in [0, 1]: CROPS_PER_IMAGE random crops of each
     image and of its half-size copy (inputs to super-resolution are often small and soft)."""
+    return split_tiles(images, channels, seed, 0)[0]
+
+
+def split_tiles(
+    images: Iterable[np.ndarray], channels: int, seed: int = 0, check_images: int = 4
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Calibration crops of every image and, from the first `check_images`, other crops
+    (another seed) to check the quantized model on; the images are read once."""
     from PIL import Image as PILImage
 
-    rng = np.random.default_rng(seed)
-    tiles = []
-    for pixels in images:
+    rng, check_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    tiles: list[np.ndarray] = []
+    check: list[np.ndarray] = []
+    for index, pixels in enumerate(images):
         scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
         colour = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, 2)
         as8 = (colour / scale * 255).round().astype(np.uint8)
-        half = PILImage.fromarray(as8).reduce(2)
-        for version in (as8, np.asarray(half)):
+        half = np.asarray(PILImage.fromarray(as8).reduce(2))
+        for version in (as8, half):
             for _ in range(CROPS_PER_IMAGE // 2):
                 tiles.append(_crop(version, rng, channels))
-    return tiles
+                if index < check_images:
+                    check.append(_crop(version, check_rng, channels))
+    return tiles, check
 
 
 def _crop(pixels: np.ndarray, rng: np.random.Generator, channels: int) -> np.ndarray:

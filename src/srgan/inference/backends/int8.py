@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,7 @@ from srgan.zoo.quantize import (
     quantize_onnx,
     quantize_to_file,
     sample_photos,
+    split_tiles,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class QuantizeReport:
 def quantize_model(
     source: ModelSource,
     target: Path,
-    images: Sequence[np.ndarray] | None = None,
+    images: Iterable[np.ndarray] | None = None,
     reduce_range: bool | None = None,
 ) -> QuantizeReport:
     """Quantize a model to `target` (atomically), calibrated on `images` (default: the
@@ -108,11 +109,10 @@ def quantize_model(
     descriptor = source.descriptor
     fp32 = OnnxBackend().prepare(source, "cpu", "fp32")
     assert isinstance(fp32, OnnxModel)
-    pictures = list(images) if images is not None else sample_photos()
-    tiles = calibration_tiles(pictures, descriptor.in_channels)
+    pictures = images if images is not None else sample_photos()
+    tiles, held_out = split_tiles(pictures, descriptor.in_channels)
     chosen_range = reduce_range_here() if reduce_range is None else reduce_range
     quantize_to_file(fp32.path, target, tiles, descriptor, chosen_range)
-    held_out = calibration_tiles(pictures[:4], descriptor.in_channels, seed=1)
     quality = int8_psnr(fp32, OnnxModel(descriptor, target, "int8"), held_out)
     return QuantizeReport(len(tiles), quality, time.perf_counter() - started, chosen_range)
 
