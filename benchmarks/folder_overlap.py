@@ -25,7 +25,7 @@ import numpy as np
 from srgan.imaging.io import Image, ImageMeta, encode_image, read_image, write_bytes_atomically
 from srgan.inference.backends import backend_of, open_model
 from srgan.inference.batch import plan, run_batch
-from srgan.inference.machine import describe_cpu
+from srgan.inference.machine import describe_cpu, load_average
 from srgan.inference.pipeline import Stages, Timings
 from srgan.inference.upscaler import UpscaleOptions, make_runner, upscale_image
 
@@ -57,7 +57,7 @@ def main() -> None:
     options = UpscaleOptions(tile=0)
     model = open_model(args.model)
     runner = make_runner(model, options)
-    print(f"CPU: {describe_cpu()}; {os.cpu_count()} threads; load average {os.getloadavg()}")
+    print(f"CPU: {describe_cpu()}; {os.cpu_count()} threads; load average {load_average()}")
     print(f"{args.files} files of {width}x{height}, {args.model} on {backend_of(model).name}\n")
 
     with tempfile.TemporaryDirectory() as work:
@@ -102,7 +102,7 @@ def main() -> None:
     for key in walls:
         wall, compute = statistics.median(walls[key]), statistics.median(computes[key])
         print(f"| {key} | {wall:.2f} | {compute:.2f} | {wall / compute:.2f} |")
-    print(f"\nload average at the end {os.getloadavg()}")
+    print(f"\nload average at the end {load_average()}")
 
 
 if __name__ == "__main__":

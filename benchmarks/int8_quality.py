@@ -24,7 +24,7 @@ from srgan.imaging.io import list_images, read_image
 from srgan.imaging.transform import crop_to_multiple, resize_image
 from srgan.inference.backends import backend_of, open_model
 from srgan.inference.evaluate import score
-from srgan.inference.machine import describe_cpu
+from srgan.inference.machine import describe_cpu, load_average
 from srgan.inference.upscaler import UpscaleOptions, make_runner, upscale_image
 from srgan.zoo.pretrained import INT8_VISIBLE_LOSS_DB, PRETRAINED
 
@@ -46,7 +46,7 @@ def main() -> None:
     paths = list_images(args.dataset)[: args.images or None]
     if not paths:
         raise SystemExit(f"{args.dataset}: no images (see ../shared/datasets/README.md)")
-    print(f"CPU: {describe_cpu()}; {os.cpu_count()} threads; load average {os.getloadavg()}")
+    print(f"CPU: {describe_cpu()}; {os.cpu_count()} threads; load average {load_average()}")
     print(f"{args.dataset.name} x4, {len(paths)} images, PSNR (dB) on Y, border 4\n")
     print(
         "| model | int8 vs fp32 | min int8 vs fp32 | fp32 vs HR | int8 vs HR "
@@ -82,7 +82,7 @@ def main() -> None:
             f"| {backend_of(auto).name} | {seconds['int8'] / seconds['auto']:.2f} |",
             flush=True,
         )
-    print(f"\nload average at the end {os.getloadavg()}")
+    print(f"\nload average at the end {load_average()}")
 
 
 if __name__ == "__main__":

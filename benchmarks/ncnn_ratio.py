@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srgan.inference.machine import describe_cpu
+from srgan.inference.machine import describe_cpu, load_average
 
 NCNN_SCRIPT = """
 import io, json, os, sys, time
@@ -152,7 +152,7 @@ def main() -> None:
     srgan = [sys.executable, "-m", "srgan"]
     print(f"CPU: {describe_cpu()}")
     print(f"{threads} threads, median of {args.repeats} alternating runs, whole-process wall")
-    print(f"time; load average at the start {os.getloadavg()}\n")
+    print(f"time; load average at the start {load_average()}\n")
     header = "| model | input | ncnn script s |" + "".join(
         f" srgan {v} s | ratio |" for v in args.variants
     )
@@ -211,7 +211,7 @@ def main() -> None:
     print("| model | run | " + " | ".join(STAGES) + " |")
     print("|---|---|" + "---:|" * len(STAGES))
     print("\n".join(profiles))
-    print(f"\nload average at the end {os.getloadavg()}")
+    print(f"\nload average at the end {load_average()}")
 
 
 def _profile_row(model: str, run: str, stages: dict[str, float]) -> str:

@@ -62,7 +62,7 @@ def test_devices_and_benchmark_show_the_choice_and_calibrate_remeasures(measured
     _, selection = measured
     table = cli("devices").stdout
     row = next(line for line in table.splitlines() if line.startswith("anime-video "))
-    assert selection.backend in row.split()[3]
+    assert row.split()[3] == selection.backend
     listed = json.loads(cli("devices", "--json").stdout)
     stored = [c for c in listed[0]["backend_choices"] if c["key"]["name"] == "anime-video"]
     assert any(c["backend"] == selection.backend for c in stored)

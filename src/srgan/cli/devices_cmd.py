@@ -50,8 +50,8 @@ def choices_table(choices: Sequence[Choice]) -> str:
             "measures; `srgan benchmark --calibrate -m MODEL` does it now)"
         )
     header = (
-        f"{'model':<16}{'precision':<10}{'threads':>7}  {'auto picks':<12}"
-        f"{'ms per probe (probe side)':<44}measured"
+        f"{'model':<16}{'precision':<10}{'threads':>7}  {'auto picks':<13}{'measured':<18}"
+        "ms per probe tile"
     )
     lines = ["backend auto, as measured on this CPU:", header]
     for choice in choices:
@@ -62,6 +62,6 @@ def choices_table(choices: Sequence[Choice]) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(choice.measured_at))
         lines.append(
             f"{choice.key.name:<16}{choice.key.precision:<10}{choice.key.threads:>7}  "
-            f"{choice.backend:<12}{times + f' ({side}x{side})':<44}{when}"
+            f"{choice.backend:<13}{when:<18}{times} ({side}x{side})"
         )
     return "\n".join(lines)

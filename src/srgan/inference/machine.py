@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import platform
 
 # The flags that decide which kernels the backends pick; shown in tables and headers.
@@ -82,3 +83,11 @@ def describe_cpu() -> str:
     """'Intel(R) Xeon(R) ... (avx2, fma, avx512f, ...)', for benchmark headers."""
     flags = notable_flags()
     return f"{cpu_model_name()} ({', '.join(flags) if flags else 'no notable flags'})"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for benchmark tables ('-' where unknown)."""
+    try:
+        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "-"
