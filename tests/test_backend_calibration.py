@@ -55,6 +55,11 @@ def test_a_later_process_reads_the_cache_without_measuring(measured, tmp_path):
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stderr.splitlines() if "srgan: info: backend " in x)
     assert f"backend {selection.backend}: {selection.backend}" in line and "cached" in line
+    # the stage profile that benchmarks/ncnn_ratio.py reads
+    ready = next(x for x in result.stderr.splitlines() if " after the process started" in x)
+    assert 0 < float(ready.split("ready ")[1].split(" s")[0]) < 600
+    timing = next(x for x in result.stderr.splitlines() if "info: timing: " in x)
+    assert all(f"{stage} " in timing for stage in ("model", "decode", "compute", "encode", "write"))
     assert choice_cache().path.stat().st_mtime_ns == stamp  # nothing measured, nothing written
 
 
