@@ -3,7 +3,8 @@
 For each HR image: crop to a multiple of 4, make the LR input with MATLAB bicubic
 (`srgan.imaging.transform.resize_image`, as `srgan eval` does), upscale it untiled with
 the fp32 model on ONNX Runtime and with its int8 version (`--precision int8`: quantized
-once on the sample photos, cached), and score on the Y channel with 4 pixels cropped:
+once on the sample photos, cached; ONNX Runtime or ncnn, as `auto` measures), and
+score on the Y channel with 4 pixels cropped:
 int8 against fp32, fp32 against HR, int8 against HR (mean PSNR over the images). The
 speed columns are the summed compute times (same threads, same inputs) of int8 over
 fp32 ONNX Runtime, and over the fp32 backend that `--backend auto` picks here.
@@ -49,10 +50,10 @@ def main() -> None:
     print(f"CPU: {describe_cpu()}; {os.cpu_count()} threads; load average {load_average()}")
     print(f"{args.dataset.name} x4, {len(paths)} images, PSNR (dB) on Y, border 4\n")
     print(
-        "| model | int8 vs fp32 | min int8 vs fp32 | fp32 vs HR | int8 vs HR "
+        "| model | int8 vs fp32 | min int8 vs fp32 | fp32 vs HR | int8 vs HR | int8 backend "
         "| int8 / fp32 ORT time | auto fp32 backend | int8 / auto fp32 time |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---:|---:|---:|---:|---|---:|---|---:|")
     for name in args.models:
         fp32 = open_model(name, backend="onnxruntime")
         int8 = open_model(name, precision="int8")
@@ -78,7 +79,8 @@ def main() -> None:
         flag = " (visible loss)" if mean < INT8_VISIBLE_LOSS_DB else ""
         print(
             f"| {name} | {mean:.2f}{flag} | {min(vs_fp32):.2f} | {statistics.mean(fp32_hr):.2f} "
-            f"| {statistics.mean(int8_hr):.2f} | {seconds['int8'] / seconds['fp32']:.2f} "
+            f"| {statistics.mean(int8_hr):.2f} | {backend_of(int8).name} "
+            f"| {seconds['int8'] / seconds['fp32']:.2f} "
             f"| {backend_of(auto).name} | {seconds['int8'] / seconds['auto']:.2f} |",
             flush=True,
         )
