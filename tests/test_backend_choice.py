@@ -112,6 +112,18 @@ def test_recalibrate_measures_again_and_replaces(cache):
     assert choose(key(), FakeMeasure({}), ChoiceCache(cache.path.parent)).backend == "ncnn"
 
 
+def test_a_choice_measured_on_a_busy_machine_is_measured_again_when_quiet(cache):
+    busy, quiet = (lambda: 4.0), (lambda: 0.2)
+    first = FakeMeasure(INTEL_AVX512)
+    measured = choose(key(), first, cache, load=busy)
+    assert measured.measured_busy and "busy machine" in measured.explain()
+    assert choose(key(), FakeMeasure({}), cache, load=busy).from_cache  # still busy: kept
+    again = FakeMeasure(AMD_AVX2)
+    remeasured = choose(key(), again, cache, load=quiet)
+    assert remeasured.backend == "ncnn" and not remeasured.measured_busy and again.calls == 1
+    assert choose(key(), FakeMeasure({}), cache, load=quiet).backend == "ncnn"  # final
+
+
 def test_failing_backends_are_skipped_and_reported(cache):
     measure = FakeMeasure({"torch": 0.2}, errors={"onnxruntime": "RuntimeError: boom"})
     choice = choose(key(), measure, cache)

@@ -8,6 +8,11 @@ digest), the precision, the device and each candidate backend's version. Any cha
 is a different key, so the old choice is simply not found and a new measurement is made.
 Later runs read the file and measure nothing.
 
+OpenMP runtimes (ncnn, PyTorch) slow down far more than ONNX Runtime's thread pool when
+other processes compete for the cores, so a choice measured on a busy machine (the load
+average per core above BUSY_LOAD_PER_CORE) is measured once more the first time srgan
+runs while the machine is quiet (below QUIET_LOAD_PER_CORE).
+
 Measuring and storing happen under an exclusive file lock, so concurrent processes (a
 batch split over many jobs) measure once: the others wait, then read the result. The
 file is replaced atomically (temporary file + rename). An unreadable file counts as empty;
@@ -40,6 +45,16 @@ log = logging.getLogger(__name__)
 CHOICES_FILE = "backend-choices.json"
 FORMAT_VERSION = 1
 MAX_ENTRIES = 256
+BUSY_LOAD_PER_CORE = 1.5
+QUIET_LOAD_PER_CORE = 0.75
+
+
+def load_per_core() -> float:
+    """The 1-minute load average per core (0 where the system does not tell)."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,11 @@ class Choice:
     probe: Probe
     measured_at: float  # Unix time
     from_cache: bool = False
+    load_per_core: float = 0.0  # the machine's load when it was measured
+
+    @property
+    def measured_busy(self) -> bool:
+        return self.load_per_core > BUSY_LOAD_PER_CORE
 
     def explain(self) -> str:
         """One line: what was picked, the times behind it, and when they were measured."""
@@ -102,6 +122,11 @@ class Choice:
         failed = "".join(f"; {name} failed: {why}" for name, why in self.probe.errors.items())
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.measured_at))
         how = f"measured {when}, cached" if self.from_cache else "measured now"
+        if self.measured_busy:
+            how += (
+                f" on a busy machine (load {self.load_per_core:.1f} per core; "
+                "measured again once it is quiet)"
+            )
         side = self.probe.side
         return (
             f"{self.backend} ({self.probe.times[self.backend] * 1000:.0f} ms per {side}x{side} "
@@ -123,6 +148,7 @@ class Choice:
             "probe_seconds": round(self.probe.seconds, 3),
             "setup_seconds": round(self.probe.setup_seconds, 3),
             "measured_at": self.measured_at,
+            "load_per_core": round(self.load_per_core, 2),
         }
 
 
@@ -138,26 +164,37 @@ _IN_PROCESS: dict[tuple[str, str], Choice] = {}  # this process's, for unwritabl
 
 
 def choose(
-    key: ChoiceKey, measure: Measure, cache: ChoiceCache, recalibrate: bool = False
+    key: ChoiceKey,
+    measure: Measure,
+    cache: ChoiceCache,
+    recalibrate: bool = False,
+    load: Callable[[], float] = load_per_core,
 ) -> Choice:
     """The cached choice for `key`, else measure the key's backends and keep the fastest.
 
-    `recalibrate` measures again and replaces the cached choice."""
+    `recalibrate` measures again and replaces the cached choice; so does a quiet machine
+    (`load`) for a choice that was measured on a busy one."""
     memo = (str(cache.path), key.id)
-    if not recalibrate:
-        known = cache.lookup(key) or _IN_PROCESS.get(memo)
-        if known is not None:
-            return known
+
+    def usable(known: Choice | None) -> bool:
+        if known is None or recalibrate:
+            return False
+        return not (known.measured_busy and load() < QUIET_LOAD_PER_CORE)
+
+    known = cache.lookup(key) or _IN_PROCESS.get(memo)
+    if usable(known):
+        assert known is not None
+        return known
     with cache.locked():
-        if not recalibrate:
-            known = cache.lookup(key)  # another process may have measured while we waited
-            if known is not None:
-                return known
+        known = cache.lookup(key)  # another process may have measured while we waited
+        if usable(known):
+            assert known is not None
+            return known
         probe = measure(key.backends)
         if not probe.times:
             reasons = "; ".join(f"{name}: {why}" for name, why in probe.errors.items())
             raise SrganError(f"no backend could run {key.name} ({reasons})")
-        choice = Choice(key, fastest(probe.times), probe, time.time())
+        choice = Choice(key, fastest(probe.times), probe, time.time(), load_per_core=load())
         _IN_PROCESS[memo] = choice
         try:
             cache.store(choice)
@@ -268,6 +305,7 @@ def _parse(entry: object) -> Choice | None:
             eliminated=tuple(str(name) for name in entry.get("eliminated", [])),
             setup_seconds=float(entry.get("setup_seconds", 0.0)),
         )
-        return Choice(key, backend, probe, float(entry["measured_at"]), from_cache=True)
+        load = float(entry.get("load_per_core", 0.0))
+        return Choice(key, backend, probe, float(entry["measured_at"]), True, load)
     except (KeyError, TypeError, ValueError):
         return None

@@ -5,7 +5,8 @@ compact model gets a 96-128 px tile, a large one 32 px), which keeps the whole
 measurement well under the time of one real image. Each backend runs the tile once to
 warm up (allocations, kernel selection), then timed runs: up to PROBE_REPEATS while they
 stay within TIMING_BUDGET_S, at least one; the least time counts. A backend whose timed
-run is already ELIMINATE times slower than the best so far is not timed further.
+run is already ELIMINATE times slower than the best so far is not timed further, nor one
+whose warm-up alone is ELIMINATE_WARM times slower (its warm-up time stands).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ PROBE_TARGET_S = 0.05  # seconds per probe run on the first backend
 PROBE_REPEATS = 3  # timed runs at most, while they stay cheap (TIMING_BUDGET_S)
 TIMING_BUDGET_S = 3 * PROBE_TARGET_S
 ELIMINATE = 3.0
+# A warm-up this much slower than the best timed run (and at least WARM_FLOOR_S) is not
+# followed by timed runs: one-off set-up costs are far smaller than that.
+ELIMINATE_WARM, WARM_FLOOR_S = 10.0, 1.0
 MIN_SIDE, SIZING_SIDE, MAX_SIDE = 32, 32, 128
 
 
@@ -77,9 +81,14 @@ def measure(
                     side, sample = _size_probe(runner, channels, size_multiple)
                     runs += [sample] if sample is not None else []
                 tile = probe_tile(side, channels)
-                if not runs:
-                    runner(tile)  # warm-up: allocations and kernel choices for this size
                 best = min(times.values(), default=math.inf)
+                if not runs:
+                    warm = _timed(runner, tile)  # allocations and kernel choices: not counted
+                    if warm > max(ELIMINATE_WARM * best, WARM_FLOOR_S):
+                        times[backend.name] = warm
+                        eliminated.append(backend.name)
+                        timing += time.perf_counter() - ready
+                        continue
                 while len(runs) < PROBE_REPEATS and (not runs or sum(runs) < TIMING_BUDGET_S):
                     runs.append(_timed(runner, tile))
                     if runs[-1] > ELIMINATE * best:
