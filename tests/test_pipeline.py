@@ -150,3 +150,61 @@ def test_folder_upscale_through_the_pipeline_matches_single_files(cli, tmp_path)
         cli("-q", "upscale", folder / f"{index}.png", tmp_path / f"{index}.png", "-m", "bicubic")
         single = read_image(tmp_path / f"{index}.png").pixels
         assert np.array_equal(read_image(tmp_path / "out" / f"{index}.png").pixels, single)
+
+
+def test_a_single_image_is_encoded_band_by_band_while_the_next_band_computes(tmp_path):
+    """The writer holds band i until band i + 1 has been made: a stream made only when
+    the writer asks for the next band would wait here forever."""
+    from srgan.imaging.io import write_rows
+    from srgan.imaging.rows import RowStream
+    from srgan.inference.pipeline import prefetched
+
+    count = 4
+    made = [threading.Event() for _ in range(count)]
+
+    def bands():
+        for index in range(count):
+            made[index].set()
+            yield np.full((1, 4, 3), index, np.uint8)
+
+    def encoder_view(stream: RowStream):
+        for index, block in enumerate(stream):
+            if index + 1 < count:
+                assert made[index + 1].wait(WAIT_S), f"band {index + 1} not computed ahead"
+            yield block
+
+    timings = Timings()
+    ahead = prefetched(RowStream(count, 4, 3, np.dtype(np.uint8), bands()), timings)
+    rows = ahead.rows
+    checked = RowStream(rows.height, rows.width, rows.channels, rows.dtype, encoder_view(rows))
+    write_rows(tmp_path / "out.png", checked, ImageMeta())
+    pixels = read_image(tmp_path / "out.png").pixels
+    assert [int(pixels[i, 0, 0]) for i in range(count)] == list(range(count))
+    assert timings.seconds["compute"] >= 0 and ahead.waited >= 0
+
+
+def test_band_errors_reach_the_writer_and_an_abandoned_stream_stops(tmp_path):
+    from srgan.imaging.rows import RowStream
+    from srgan.inference.pipeline import prefetched
+
+    def failing():
+        yield np.zeros((1, 2, 1), np.uint8)
+        raise RuntimeError("band 2 failed")
+
+    stream = prefetched(RowStream(3, 2, 1, np.dtype(np.uint8), failing())).rows
+    with pytest.raises(RuntimeError, match="band 2 failed"):
+        list(stream)
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(1)
+            yield np.zeros((1, 2, 1), np.uint8)
+
+    blocks = iter(prefetched(RowStream(10**9, 2, 1, np.dtype(np.uint8), endless())).rows)
+    next(blocks)
+    before = threading.active_count()
+    blocks.close()  # the writer gave up: the band thread ends
+    assert threading.active_count() < before
+    assert len(produced) < 10

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from srgan.user_files import shown
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, ProgressColumn
@@ -39,12 +41,13 @@ class Verbosity:
 
 
 verbosity = Verbosity()
+_LIBRARY_LOGGERS = ("tifffile", "imagecodecs", "PIL")
 
 
 class _OneLineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
-        message = " ".join(record.getMessage().split())
+        message = shown(" ".join(record.getMessage().split()))
         _line(f"srgan: {level}: {message}")
         if record.exc_info and verbosity.verbose:  # -v: the traceback behind the line
             _line(logging.Formatter().formatException(record.exc_info))
@@ -63,16 +66,24 @@ def configure(quiet: bool, verbose: bool) -> None:
     library_warnings.handlers[:] = [_OneLineHandler()]
     library_warnings.propagate = False
     library_warnings.setLevel(logging.WARNING if verbose and not quiet else logging.CRITICAL)
+    # tifffile logs what it finds odd in a file (Python's last-resort handler would print
+    # it raw): -v shows it as one-line notes, otherwise the one-line error says enough.
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [_OneLineHandler()]
+        library.propagate = False
+        library.setLevel(logging.WARNING if verbose and not quiet else logging.CRITICAL + 1)
 
 
 def note(message: str) -> None:
-    """A summary line on stderr, hidden with -q."""
+    """A summary line on stderr, hidden with -q. Control characters (from file names) are
+    escaped, so that a message stays one line and cannot drive the terminal."""
     if not verbosity.quiet:
-        _line(f"srgan: {message}")
+        _line(f"srgan: {shown(message)}")
 
 
 def error(message: str) -> None:
-    _line(f"srgan: error: {message}")
+    _line(f"srgan: error: {shown(message)}")
 
 
 @dataclass

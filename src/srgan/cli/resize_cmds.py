@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from srgan.cli.common import (
     ChunkSize,
     Device,
     Half,
+    MaxMemory,
     MaxPixels,
     Pattern,
     PngCompression,
@@ -41,25 +43,30 @@ from srgan.cli.common import (
 )
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_PNG_LEVEL, DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
-from srgan.imaging.io import (
-    Image,
-    encode_image,
-    output_format,
-    read_image,
-    write_bytes_atomically,
-    write_image,
-)
+from srgan.imaging.io import Image, encode_image, output_format, write_bytes_atomically
 from srgan.inference.backends import open_model
+from srgan.inference.image_job import (
+    FileSettings,
+    PreparedUpscale,
+    describe,
+    finish_upscale,
+    prepare_upscale,
+    resize_file,
+)
+from srgan.inference.job_memory import memory_limit
 from srgan.inference.pipeline import Stages, Timings
 from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device, upscale_image
 
 log = logging.getLogger("srgan.cli")
 
 InputPath = Annotated[
-    Path, typer.Argument(metavar="IN", help="An image file or a folder of images.")
+    Path, typer.Argument(metavar="IN", help="An image file or a folder of images.", readable=False)
 ]
 OutputPath = Annotated[
-    Path, typer.Argument(metavar="OUT", help="Output file (format from its extension) or folder.")
+    Path,
+    typer.Argument(
+        metavar="OUT", help="Output file (format from its extension) or folder.", readable=False
+    ),
 ]
 
 
@@ -97,6 +104,7 @@ def upscale(
     quality: Quality = DEFAULT_QUALITY,
     png_compression: PngCompression = DEFAULT_PNG_LEVEL,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_memory: MaxMemory = None,
     recursive: Recursive = False,
     pattern: Pattern = None,
     skip_existing: SkipExisting = False,
@@ -140,20 +148,32 @@ def upscale(
     warn_int8_quality(loaded.name, options.precision)
     log.info("ready %.2f s after the process started", seconds_since_start())
 
-    def read(src: Path) -> Image:
+    files = FileSettings(
+        memory_limit(max_memory, settings.workers if folder else 1),
+        max_pixels,
+        quality,
+        png_compression,
+    )
+    targets = {job.source: job.target for job in jobs}
+
+    def read(src: Path) -> PreparedUpscale:
         with timings.measure("decode"):
-            image = read_image(src, max_pixels)
-        log.info("read %s: %s", src, describe(image))
-        return image
+            return prepare_upscale(loaded, src, targets[src], options, files)
 
-    def compute(image: Image) -> Image:
-        with (
-            timings.measure("compute"),
-            console.tile_progress(source.name, enabled=not folder) as progress,
-        ):
-            return upscale_image(loaded, image, options, progress, runner)
+    def compute(job: PreparedUpscale) -> Image | None:
+        """PNG and TIFF are written here, band by band as the network finishes them;
+        other formats are encoded and written by the writer thread."""
+        with console.tile_progress(source.name, enabled=not folder) as progress:
+            if job.plan.streamed:
+                finish_upscale(loaded, job, options, files, progress, runner, timings)
+                return None
+            tiled = replace(options, tile=job.tile)
+            with timings.measure("compute"):
+                return upscale_image(loaded, job.image, tiled, progress, runner)
 
-    def write(result: Image, dst: Path) -> None:
+    def write(result: Image | None, dst: Path) -> None:
+        if result is None:
+            return  # streamed by `compute`
         with timings.measure("encode"):
             encoded = encode_image(
                 result, output_format(dst), quality, png_compression, name=dst.name
@@ -178,10 +198,9 @@ def downscale(
     quality: Quality = DEFAULT_QUALITY,
     png_compression: PngCompression = DEFAULT_PNG_LEVEL,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Shrink with MATLAB's antialiased bicubic imresize (makes LR inputs for evaluation)."""
-    from srgan.imaging.transform import resize_image
-
     if (scale is None) == (size is None):
         raise BadInputError("give exactly one of --scale or --size")
     if scale is not None and not (math.isfinite(scale) and scale > 0):
@@ -190,20 +209,10 @@ def downscale(
     settings = BatchSettings()
     jobs = plan_for(source, target, settings)
 
+    files = FileSettings(memory_limit(max_memory), max_pixels, quality, png_compression)
+    shrink = None if exact_size else 1 / scale  # type: ignore[operator]
+
     def action(src: Path, dst: Path) -> None:
-        image = read_image(src, max_pixels)
-        log.info("read %s: %s", src, describe(image))
-        if exact_size:
-            resized = resize_image(image, size=exact_size)
-        else:
-            resized = resize_image(image, scale=1 / scale)  # type: ignore[operator]
-        write_image(dst, resized, quality, compress_level=png_compression)
-        log.info("wrote %s: %s", dst, describe(resized))
+        resize_file(src, dst, files, scale=shrink, size=exact_size)
 
     run_jobs(jobs, action, "downscale", settings, folder=source.is_dir())
-
-
-def describe(image: Image) -> str:
-    layout = {1: "gray", 2: "gray+alpha", 3: "RGB", 4: "RGBA"}[image.channels]
-    icc = ", ICC profile" if image.meta.icc_profile else ""
-    return f"{image.width}x{image.height} {layout} {image.meta.bit_depth}-bit{icc}"

@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
+from srgan.imaging.rows import RowStream
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -187,3 +191,72 @@ def run_pipeline(
     for thread in threads:
         thread.join()
     return done
+
+
+@dataclass
+class Prefetched:
+    """`rows` computed one block ahead in a thread of their own; `waited` is how long the
+    consumer waited for blocks (the rest of its time is its own work: encoding)."""
+
+    rows: RowStream
+    waited: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+def prefetched(rows: RowStream, timings: Timings | None = None) -> Prefetched:
+    """Let the blocks of `rows` (bands of a tiled upscale) be made in a thread while the
+    consumer handles the previous one, so that a writer encodes band k as band k+1
+    computes. At most one finished block waits. The thread starts on the first block
+    asked for and is joined when the stream ends or is abandoned (after the band being
+    computed); an error in it is raised in the consumer. `timings` gets "compute"."""
+    handoff: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    result = Prefetched(rows)
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        source = iter(rows.blocks)
+        try:
+            while True:
+                started = time.perf_counter()
+                block = next(source, _END)
+                if timings is not None:
+                    timings.add("compute", time.perf_counter() - started)
+                if block is _END or not put(block):
+                    break
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(_Failed(exc))
+            return
+        put(_END)
+
+    def blocks() -> Iterator[np.ndarray]:
+        thread = threading.Thread(target=produce, name="srgan-bands", daemon=True)
+        thread.start()
+        try:
+            while True:
+                started = time.perf_counter()
+                item = handoff.get()
+                result.waited += time.perf_counter() - started
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+            thread.join()
+
+    result.rows = RowStream(rows.height, rows.width, rows.channels, rows.dtype, blocks())
+    return result

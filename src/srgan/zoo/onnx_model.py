@@ -84,4 +84,15 @@ def exported_onnx(source: ModelSource, loaded: LoadedModel | None = None) -> Pat
             model = source.load_torch()
         export_onnx(model.module, path, source.descriptor or model.descriptor)
 
-    return cached_file(f"{source.identity}-opset{ONNX_OPSET}.onnx", build)
+    return cached_file(f"{source.identity}-opset{ONNX_OPSET}.onnx", build, check_onnx_start)
+
+
+def check_onnx_start(path: Path) -> None:
+    """Raise unless `path` starts like an ONNX model (a ModelProto's ir_version field).
+
+    The cache's digest already guards against damage; this catches a file replaced along
+    with its digest, without importing `onnx` (whose import would cost start-up)."""
+    with path.open("rb") as stream:
+        head = stream.read(2)
+    if len(head) < 2 or head[0] != 0x08 or not 3 <= head[1] <= 20:
+        raise ValueError(f"{path.name} is not an ONNX model")
