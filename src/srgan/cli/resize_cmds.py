@@ -121,6 +121,7 @@ def upscale(
     the work across machines, and a file that fails is reported while the others go on.
     The next file is read and the previous one written while the network computes.
     """
+    start_up = seconds_since_start()  # interpreter, imports and arguments
     settings = batch_settings(
         recursive, pattern, skip_existing, threads, sequential, chunk_size, shard, report
     )
@@ -146,7 +147,12 @@ def upscale(
         runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
     warn_int8_quality(loaded.name, options.precision)
-    log.info("ready %.2f s after the process started", seconds_since_start())
+    log.info(
+        "ready %.2f s after the process started (start-up %.2f s, then the model %.2f s)",
+        seconds_since_start(),
+        start_up,
+        timings.seconds["model"],
+    )
 
     files = FileSettings(
         memory_limit(max_memory, settings.workers if folder else 1),
