@@ -144,3 +144,15 @@ def test_quantize_refusals_leave_no_file(cli, tmp_path, photos):
         result = cli("quantize", *args, check=False)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_quantize_a_weights_file_and_upscale_with_it(cli, tmp_path, picture, photos):
+    from srgan.inference.backends import open_model
+
+    weights = tmp_path / "mine.pth"
+    torch.save(open_model("anime-video", backend="torch").module.state_dict(), weights)
+    target = tmp_path / "mine-int8.onnx"
+    cli("-q", "quantize", weights, "--calibration", photos, "-o", target)
+    cli("-q", "upscale", picture, tmp_path / "int8.png", "-m", target)
+    cli("-q", "upscale", picture, tmp_path / "fp32.png", "-m", weights, "--backend", "torch")
+    assert 30 < y_psnr(tmp_path / "int8.png", tmp_path / "fp32.png") < 80
