@@ -156,3 +156,21 @@ def test_quantize_a_weights_file_and_upscale_with_it(cli, tmp_path, picture, pho
     cli("-q", "upscale", picture, tmp_path / "int8.png", "-m", target)
     cli("-q", "upscale", picture, tmp_path / "fp32.png", "-m", weights, "--backend", "torch")
     assert 30 < y_psnr(tmp_path / "int8.png", tmp_path / "fp32.png") < 80
+
+
+def test_a_measured_visible_int8_loss_is_flagged_in_models_and_at_run_time(
+    cli, tmp_path, picture, monkeypatch
+):
+    from srgan.zoo import pretrained
+
+    monkeypatch.setitem(pretrained.INT8_PSNR_VS_FP32, "anime-video", 33.5)
+    listing = cli("models").stdout
+    assert "33.5*" in listing and "visible loss" in listing
+    result = cli("upscale", picture, tmp_path / "o.png", "-m", "anime-video",
+                 "--precision", "int8")  # fmt: skip
+    assert "loses visible quality (33.5 dB" in result.stderr
+    monkeypatch.setitem(pretrained.INT8_PSNR_VS_FP32, "anime-video", 41.8)
+    row = next(r for r in cli("models").stdout.splitlines() if r.startswith("anime-video"))
+    assert "41.8 " in row and "*" not in row
+    quiet = cli("upscale", picture, tmp_path / "p.png", "-m", "anime-video", "--precision", "int8")
+    assert "loses visible quality" not in quiet.stderr
