@@ -62,7 +62,8 @@ def test_quantize_writes_a_model_that_runs_close_to_fp32(cli, tmp_path, picture,
 
 def test_precision_int8_quantizes_once_into_the_cache(cli, tmp_path, picture):
     cli("-q", "upscale", picture, tmp_path / "a.png", "-m", "anime-video", "--precision", "int8")
-    cached = sorted((cache_dir() / "models").glob("anime-video-*-int8-*.onnx"))
+    models = (cache_dir() / "models").glob("anime-video-*-int8-*.onnx")
+    cached = sorted(p for p in models if ".ort" not in p.name)  # not ORT's optimised graph
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
     folder = tmp_path / "folder"

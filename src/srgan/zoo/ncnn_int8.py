@@ -16,11 +16,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from srgan.errors import BadInputError
-from srgan.zoo.ncnn_format import NcnnParam, read_ncnn
+
+if TYPE_CHECKING:  # the parser imports PyTorch: only a calibration needs it
+    from srgan.zoo.ncnn_format import NcnnParam
 
 INT8_VERSION = 1
 _INT8_SCALE_TERM = 8
@@ -32,6 +35,8 @@ def convolution_inputs(model: NcnnParam) -> dict[str, str]:
 
 
 def read_model(param: Path, weights: Path) -> NcnnParam:
+    from srgan.zoo.ncnn_format import read_ncnn
+
     model = read_ncnn(param, weights)
     if not convolution_inputs(model):
         raise BadInputError(f"{param}: no convolutions to quantize")
