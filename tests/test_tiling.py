@@ -15,8 +15,8 @@ from skimage import data
 from srgan.imaging.io import pixels_to_tensor, tensor_to_pixels
 from srgan.imaging.resize import imresize
 from srgan.inference import tiling
+from srgan.inference.backends.torch import as_numpy_forward
 from srgan.inference.tiling import auto_tile_size, available_memory_bytes
-from srgan.inference.torch_backend import as_numpy_forward
 
 
 def tiled_upscale(source, forward, *args, **kwargs):

@@ -13,12 +13,25 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import OnnxLayout, OnnxOrder, OnnxRange, onnx_hints
+from srgan.cli.common import (
+    Backend,
+    Bf16,
+    Device,
+    Half,
+    OnnxLayout,
+    OnnxOrder,
+    OnnxRange,
+    Precision,
+    Tile,
+    onnx_hints,
+    precision_from,
+    warn_int8_quality,
+)
 from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
+from srgan.inference.backends import open_model
 from srgan.inference.batch import failure_message
 from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device
-from srgan.zoo.selection import open_model
 
 if TYPE_CHECKING:
     from srgan.inference.tiling import Forward
@@ -48,21 +61,12 @@ def video(
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
     ] = None,
-    tile: Annotated[
-        int | None,
-        typer.Option(
-            "--tile",
-            "-t",
-            min=0,
-            help="Tile side in input pixels; 0 = whole frame; default: from the memory available.",
-        ),
-    ] = None,
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-    ] = "auto",
-    backend: Annotated[
-        str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn (as upscale).")
-    ] = "auto",
+    tile: Tile = None,
+    device: Device = "auto",
+    backend: Backend = "auto",
+    precision: Precision = "fp32",
+    half: Half = False,
+    bf16: Bf16 = False,
     onnx_layout: OnnxLayout = None,
     onnx_range: OnnxRange = None,
     onnx_order: OnnxOrder = None,
@@ -143,7 +147,7 @@ def video(
         parse_time(start) if start is not None else None,
         parse_time(end) if end is not None else None,
     )
-    options = _upscale_options(tile, outscale, device)
+    options = _upscale_options(tile, outscale, device, precision_from(precision, half, bf16))
     hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     try:
         if preview is not None:
@@ -198,9 +202,16 @@ def video(
     )
 
 
-def _upscale_options(tile: int | None, outscale: float | None, device: str) -> UpscaleOptions:
+def _upscale_options(
+    tile: int | None, outscale: float | None, device: str, precision: str
+) -> UpscaleOptions:
     try:
-        return UpscaleOptions(tile=tile, outscale=outscale, device=resolve_device(device))
+        return UpscaleOptions(
+            tile=tile,
+            outscale=outscale,
+            device=resolve_device(device),
+            precision=precision,  # type: ignore[arg-type]
+        )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
 
@@ -208,6 +219,7 @@ def _upscale_options(tile: int | None, outscale: float | None, device: str) -> U
 def _load(
     name: str, options: UpscaleOptions, backend: str, hints: OnnxHints
 ) -> tuple[AnyModel, Forward]:
-    loaded = open_model(name, None, options.device, options.precision, backend, hints)
+    loaded = open_model(name, None, options.device, options.precision, backend, onnx=hints)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
+    warn_int8_quality(loaded.name, options.precision)
     return loaded, make_runner(loaded, options)  # one runner for every frame
