@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.defaults import DEFAULT_VSR_WINDOW
+from srgan.defaults import DEFAULT_REUSE_THRESHOLD, DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
 from srgan.inference.batch import failure_message
 from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device
@@ -120,6 +120,18 @@ def video(
             "longer = more context, slower).",
         ),
     ] = DEFAULT_VSR_WINDOW,
+    reuse_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--reuse-threshold",
+            help="Reuse the upscaled frame, or the tiles of it, whose picture changed by at "
+            f"most this many 8-bit levels (after a 3x3 blur); default {DEFAULT_REUSE_THRESHOLD:g}, "
+            "0 = exact repeats only. See docs/VIDEO.md.",
+        ),
+    ] = None,
+    no_reuse: Annotated[
+        bool, typer.Option("--no-reuse", help="Upscale every frame in full, reusing nothing.")
+    ] = False,
 ) -> None:
     """Upscale a video frame by frame, streaming in bounded memory.
 
@@ -129,6 +141,10 @@ def video(
     Audio and subtitles are copied packet for packet (re-encoded, with a warning, only where
     the output container cannot hold them); frame timestamps, rotation and colour tags are
     kept. The output is written to a temporary file and renamed when complete.
+
+    Frames that repeat the one before (anime drawn on twos, still shots) are not upscaled
+    again, and where only part of a frame changed only that part is: --reuse-threshold
+    tunes what counts as unchanged, --no-reuse turns it off.
     """
     from srgan.inference import video as pipeline
     from srgan.inference.video_probe import TimeRange, parse_rate, parse_time
@@ -138,6 +154,10 @@ def video(
         parse_time(end) if end is not None else None,
     )
     options = _upscale_options(tile, outscale, device)
+    if no_reuse and reuse_threshold is not None:
+        raise BadInputError("--no-reuse and --reuse-threshold contradict each other: give one")
+    default = DEFAULT_REUSE_THRESHOLD if reuse_threshold is None else reuse_threshold
+    reuse = None if no_reuse else default
     try:
         if preview is not None:
             unused = {
@@ -148,6 +168,8 @@ def video(
                 "--fps": fps,
                 "--no-audio": no_audio or None,
                 "--window": window if window != DEFAULT_VSR_WINDOW else None,
+                "--reuse-threshold": reuse_threshold,
+                "--no-reuse": no_reuse or None,
             }
             if given := [flag for flag, value in unused.items() if value is not None]:
                 log.warning(f"--preview writes single PNG frames: {', '.join(given)} not used")
@@ -166,6 +188,7 @@ def video(
             fps=parse_rate(fps) if fps is not None else None,
             audio=not no_audio,
             window=window,
+            reuse_threshold=reuse,
         )
         job = pipeline.plan_video(source, target, video_options)
         log.info(
@@ -185,9 +208,15 @@ def video(
         raise SrganError(failure_message(source, exc)) from exc
     for note in report.streams:
         log.info("%s", note)
+    reused = ""
+    if report.reuse is not None:
+        log.info(
+            "frame reuse: %s, %d upscaled in full", report.reuse.summary(), report.reuse.upscaled
+        )
+        reused = f"; {report.reuse.summary()}"
     console.note(
         f"video: {report.frames} frames, {report.width}x{report.height} {report.encoder}, "
-        f"in {report.seconds:.1f} s ({report.fps:.2f} fps) -> {target}"
+        f"in {report.seconds:.1f} s ({report.fps:.2f} fps){reused} -> {target}"
     )
 
 

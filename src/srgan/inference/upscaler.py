@@ -197,7 +197,7 @@ def upscale_pixels(
         options.tile_pad,
     )
     runner = runner or make_runner(model, options)
-    groups = _channel_groups(model, image, runner, options)
+    groups = channel_groups(model, image, runner, options)
     height, width, channels = image.pixels.shape
     output = np.empty((height * scale, width * scale, channels), dtype=image.pixels.dtype)
     for index, (selection, forward, pad) in enumerate(groups):
@@ -228,7 +228,7 @@ def _gray_through_colour(run: Forward) -> Forward:
     return forward
 
 
-def _channel_groups(
+def channel_groups(
     model: AnyModel, image: Image, runner: Forward, options: UpscaleOptions
 ) -> list[tuple[slice, Forward, int]]:
     """Which channels go through which forward function, with their tile padding."""

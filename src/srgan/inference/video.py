@@ -43,6 +43,7 @@ from av.container import InputContainer, OutputContainer
 from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
+from srgan.defaults import DEFAULT_REUSE_THRESHOLD
 from srgan.errors import BadInputError, SrganError
 from srgan.imaging.io import Image, ImageMeta, write_image
 from srgan.inference.tiling import Forward
@@ -59,6 +60,7 @@ from srgan.inference.video_probe import (
     probe_video,
     seek_before,
 )
+from srgan.inference.video_reuse import FrameReuse, ReuseCounts, check_reuse_threshold
 from srgan.inference.video_streams import (
     FAMILIES,
     EncoderSettings,
@@ -102,6 +104,8 @@ class VideoOptions:
     fps: Fraction | None = None  # constant output rate: frames repeated or dropped
     audio: bool = True
     window: int = DEFAULT_WINDOW  # frames per temporal window (video SR models only)
+    # reuse unchanged frames and tiles (image models): 8-bit levels, None: never
+    reuse_threshold: float | None = DEFAULT_REUSE_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.codec is not None and self.codec not in FAMILIES:
@@ -109,6 +113,8 @@ class VideoOptions:
         if self.crf is not None and self.crf < 0:
             raise BadInputError(f"--crf {self.crf}: must be 0 or more")
         TemporalWindows(self.window)  # checks it
+        if self.reuse_threshold is not None:
+            check_reuse_threshold(self.reuse_threshold)
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,7 @@ class VideoReport:
     height: int
     encoder: str
     streams: list[str] = field(default_factory=list)
+    reuse: ReuseCounts | None = None  # None: reuse was off
 
     @property
     def fps(self) -> float:
@@ -544,7 +551,7 @@ def upscale_video(
     started = time.perf_counter()
     try:
         with _upscaler_notes_once():
-            frames, notes = _encode_all(
+            frames, notes, reuse = _encode_all(
                 job, model, options, runner, temp, (width, height), progress
             )
         _sync(temp)
@@ -553,7 +560,7 @@ def upscale_video(
         temp.unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - started
-    return VideoReport(frames, seconds, width, height, job.encoder.spec.name, notes)
+    return VideoReport(frames, seconds, width, height, job.encoder.spec.name, notes, reuse)
 
 
 def _sync(path: Path) -> None:
@@ -569,7 +576,7 @@ def _encode_all(
     temp: Path,
     size: tuple[int, int],
     progress: VideoProgress | None,
-) -> tuple[int, list[str]]:
+) -> tuple[int, list[str], ReuseCounts | None]:
     window = _Window(job.probe.start, job.probe.end)
     container_options = {"movflags": "+faststart"} if job.format_name in ("mp4", "mov") else {}
     run = _Run()
@@ -583,7 +590,7 @@ def _encode_all(
         copy_chapters(source, output, window.shift, window.end)
         _open_encoder(video, job, size)
         encoder = _Encoder(output, video, job, time_base)
-        _run_stages(
+        reuse = _run_stages(
             run, job, model, options, runner, source, window, encoder, plan.carried, progress
         )
         output.close()
@@ -594,7 +601,7 @@ def _encode_all(
     finally:
         if run.idle():
             source.close()
-    return encoder.frames, plan.notes
+    return encoder.frames, plan.notes, reuse
 
 
 def _close_quietly(output: OutputContainer) -> None:
@@ -648,7 +655,7 @@ def _run_stages(
     encoder: _Encoder,
     carried: dict[int, SideStream],
     progress: VideoProgress | None,
-) -> None:
+) -> ReuseCounts | None:
     probe = job.probe
     timing: _Timeline | _ConstantRate = (
         _ConstantRate(job.options.fps, probe.time_base, window, probe.rate)
@@ -663,7 +670,7 @@ def _run_stages(
     run.spawn("reader", reader)
     run.spawn("writer", _Writer(run, upscaled, encoder, carried, job.target))
     total, done = expected_frames(job), 0
-    stage = _model_stage(model, options, runner, job.options.window)
+    stage = _model_stage(model, options, runner, job.options)
     try:
         while (batch := run.get(decoded)) is not _END:
             for ready in _batches(stage.feed(batch), batch_frames):  # type: ignore[arg-type]
@@ -685,6 +692,7 @@ def _run_stages(
         raise run.error
     if encoder.frames == 0:
         raise BadInputError(f"{job.source}: no video frame could be decoded in range")
+    return stage.reuse.counts if isinstance(stage, _FrameByFrame) and stage.reuse else None
 
 
 def _batches(items: list[_Frame | _Side], frames: int) -> Iterator[list[_Frame | _Side]]:
@@ -704,16 +712,41 @@ def _batches(items: list[_Frame | _Side], frames: int) -> Iterator[list[_Frame |
 
 
 class _FrameByFrame:
-    """The model stage for image models: every frame is upscaled on its own, in place."""
+    """The model stage for image models: every frame is upscaled on its own, in place,
+    or reused (whole or in part) from the frame before (`video_reuse`)."""
 
-    def __init__(self, model: AnyModel, options: UpscaleOptions, runner: Forward) -> None:
+    def __init__(
+        self,
+        model: AnyModel,
+        options: UpscaleOptions,
+        runner: Forward,
+        reuse_threshold: float | None,
+    ) -> None:
         self.model, self.options, self.runner = model, options, runner
+        self.reuse_threshold = reuse_threshold
+        self.reuse: FrameReuse | None = None
 
     def feed(self, batch: list[_Frame | _Side]) -> list[_Frame | _Side]:
         for item in batch:
             if isinstance(item, _Frame):
-                item.pixels = _upscale_frame(self.model, item.pixels, self.options, self.runner)
+                item.pixels = self._upscale(item.pixels)
         return batch
+
+    def _upscale(self, pixels: np.ndarray) -> np.ndarray:
+        if self.reuse_threshold is None:
+            return _upscale_frame(self.model, pixels, self.options, self.runner)
+        if self.reuse is None:
+            height, width = pixels.shape[:2]
+            self.reuse = FrameReuse(
+                self.model,
+                self.options,
+                self.runner,
+                self.reuse_threshold,
+                height,
+                width,
+                pixels.dtype,
+            )
+        return self.reuse.upscale(pixels)
 
     def finish(self) -> list[_Frame | _Side]:
         return []
@@ -758,12 +791,13 @@ class _TemporalWindows:
 
 
 def _model_stage(
-    model: AnyModel, options: UpscaleOptions, runner: Forward, window: int
+    model: AnyModel, options: UpscaleOptions, runner: Forward, video: VideoOptions
 ) -> _FrameByFrame | _TemporalWindows:
     if not model.descriptor.temporal:
-        return _FrameByFrame(model, options, runner)
+        return _FrameByFrame(model, options, runner, video.reuse_threshold)
+    window = video.window
     vsr = windowed_runner(model, options, TemporalWindows(window), runner)
-    log.info("%s: temporal windows of %d frames", model.name, window)
+    log.info("%s: temporal windows of %d frames (no frame reuse)", model.name, window)
     return _TemporalWindows(vsr, options, model.scale)
 
 
