@@ -34,6 +34,7 @@ with av.open(source) as inp, av.open(target, "w") as out:
                 out.mux(packet)
             continue
         for frame in packet.decode():
+            assert isinstance(frame, av.VideoFrame)
             pixels = frame.to_ndarray(format="rgb24").transpose(2, 0, 1) / np.float32(255)
             planar = np.ascontiguousarray(pixels, dtype=np.float32)
             with net.create_extractor() as extractor:

@@ -319,7 +319,7 @@ def test_retile_blends_recomputed_and_kept_tiles_without_seams(small_net: _Small
     untiled = _untiled(after, small_net)
     assert diff.max() <= np.abs(full.astype(int) - untiled).max()
     for axis in (0, 1):
-        flags = changed.any(axis=1 - axis)
+        flags = np.asarray(changed.any(axis=1 - axis))
         edges = [i for i in range(1, len(flags)) if flags[i] != flags[i - 1]]
         lines = [i * tile * scale for i in edges]
         at_edge, elsewhere, energy_ratio = _seam_stats(got, untiled, lines, axis)

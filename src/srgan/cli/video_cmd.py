@@ -210,9 +210,7 @@ def video(
         log.info("%s", note)
     reused = ""
     if report.reuse is not None:
-        log.info(
-            "frame reuse: %s, %d upscaled in full", report.reuse.summary(), report.reuse.upscaled
-        )
+        log.info("frame reuse: %s", report.reuse.explain())
         reused = f"; {report.reuse.summary()}"
     console.note(
         f"video: {report.frames} frames, {report.width}x{report.height} {report.encoder}, "

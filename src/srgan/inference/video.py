@@ -14,6 +14,9 @@ the video and packet-exact for copied audio and subtitles: the packets that star
 the range are kept (so the sound is within one audio packet, about 20 ms, of the cut),
 and all timestamps are shifted so that the first kept video frame is at 0.
 
+Frames that repeat the one before, wholly or in part, reuse its upscaled output
+(`video_reuse`, on unless `VideoOptions.reuse_threshold` is None).
+
 `video_probe` checks the input, `video_streams` chooses the encoder and carries the other
 streams; this module runs the pipeline and writes previews.
 

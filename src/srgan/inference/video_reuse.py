@@ -68,6 +68,7 @@ class ReuseCounts:
     partial: int = 0  # only some tiles recomputed
     tiles: int = 1  # tiles per frame
     tiles_recomputed: int = 0  # in the partial frames
+    work: float = 0.0  # network input pixels (context included), in frames upscaled in full
 
     @property
     def upscaled(self) -> int:
@@ -80,6 +81,14 @@ class ReuseCounts:
             share = self.tiles_recomputed / (self.partial * self.tiles)
             text += f", {self.partial} in part ({share:.0%} of their tiles recomputed)"
         return text
+
+    def explain(self) -> str:
+        """The summary and how much network work it left (for -v)."""
+        share = self.work / self.frames if self.frames else 0.0
+        return (
+            f"{self.summary()}, {self.upscaled} upscaled in full; the network did "
+            f"{share:.0%} of the work of upscaling every frame"
+        )
 
 
 class ChangedTiles:
@@ -143,6 +152,7 @@ class FrameReuse:
             model.descriptor.in_channels == 0 and options.outscale is not None
         )
         pad = options.tile_pad
+        self.full_cost = height * width
         if self.regions:
             (_, self.forward, pad), *more = channel_groups(model, probe, runner, options)
             assert not more, "video frames are RGB: one group of channels"
@@ -181,6 +191,7 @@ class FrameReuse:
             )
             if cost < _WORTH_IT * self.full_cost:
                 self.counts.partial += 1
+                self.counts.work += cost / self.full_cost
                 self.counts.tiles_recomputed += int(changed.sum())
                 self.model_output = retile(
                     pixels,
@@ -192,6 +203,7 @@ class FrameReuse:
                 )
                 self.tiles.remember(pixels, changed)
                 return self._finish(self.model_output)
+        self.counts.work += 1
         everything = np.ones(self.grid.shape, dtype=bool)
         self.tiles.remember(pixels, everything)
         image = Image(pixels, self.meta)
