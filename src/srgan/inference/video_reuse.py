@@ -144,19 +144,23 @@ class FrameReuse:
         dtype: np.dtype,
     ) -> None:
         self.model, self.options, self.runner = model, options, runner
-        probe = Image(np.zeros((height, width, 3), dtype), ImageMeta(bit_depth=dtype.itemsize * 8))
-        self.meta = probe.meta
+        blank = Image(np.zeros((height, width, 3), dtype), ImageMeta(bit_depth=dtype.itemsize * 8))
+        self.meta = blank.meta
         self.source_size = (height, width)
-        # Only whole frames are reused for a scale-free resize (bicubic to --outscale).
-        self.regions = float(model.scale).is_integer() and not (
-            model.descriptor.in_channels == 0 and options.outscale is not None
+        # Tiles need a tileable model at an integer scale; a scale-free resize (bicubic to
+        # --outscale) and untileable models reuse whole frames only.
+        described = model.descriptor
+        self.regions = (
+            described.tileable
+            and float(model.scale).is_integer()
+            and not (described.in_channels == 0 and options.outscale is not None)
         )
         pad = options.tile_pad
         self.full_cost = height * width
         if self.regions:
-            (_, self.forward, pad), *more = channel_groups(model, probe, runner, options)
+            (_, self.forward, pad), *more = channel_groups(model, blank, runner, options)
             assert not more, "video frames are RGB: one group of channels"
-            full_tile = choose_tile(model, probe, options)
+            full_tile = choose_tile(model, blank, options)
             self.max_side = full_tile + 2 * pad if full_tile else 0
             self.full_cost = _padded_area(tile_grid(height, width, 1, full_tile, pad))
         scale = int(model.scale) if self.regions else 1
