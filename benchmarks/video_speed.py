@@ -37,7 +37,7 @@ noise (two encodes of nearly the same pictures differ by about 43 dB) is part of
 `--sweep 2 4 6 8` adds a table of reuse counts and quality per threshold (no timing).
 
     python benchmarks/video_speed.py [--clips DIR] [--cache DIR] [--frames 48] [--rounds 1]
-        [--only held bbb] [--sweep 3 6 10] [--skip-speed]
+        [--only held bbb] [--sweep 3 6 10] [--skip-speed | --skip-quality]
 """
 
 from __future__ import annotations
@@ -247,6 +247,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=["held", "bbb", "bikes", "carphone"])
     parser.add_argument("--sweep", nargs="+", type=float, help="reuse thresholds to compare")
     parser.add_argument("--skip-speed", action="store_true", help="quality tables only")
+    parser.add_argument("--skip-quality", action="store_true", help="speed table only")
     args = parser.parse_args()
     folder = samples(args.clips, args.cache)
     plans = [
@@ -297,6 +298,8 @@ def main() -> None:
                 f"{np.mean(encoded):.1f} | {loads[0]} / {loads[-1]} |",
                 flush=True,
             )
+    if args.skip_quality:
+        return
     thresholds = sorted({DEFAULT_REUSE_THRESHOLD, *(float(t) for t in args.sweep or [])})
     print("\nquality before encoding: reuse output against every frame upscaled in full")
     print("| clip | frames | still pairs | threshold | reused whole / in part | network work "
