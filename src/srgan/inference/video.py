@@ -500,6 +500,7 @@ class _Writer:
     encoder: _Encoder
     carried: dict[int, SideStream]
     target: Path
+    waits: _Waits
 
     def __call__(self) -> None:
         try:
@@ -509,7 +510,7 @@ class _Writer:
             raise SrganError(f"{self.target}: FFmpeg failed to write it ({reason})") from exc
 
     def _write_all(self) -> None:
-        while (batch := self.run.get(self.queue)) is not _END:
+        while (batch := self.waits.timed("idle", lambda: self.run.get(self.queue))) is not _END:
             for item in batch:  # type: ignore[attr-defined]
                 if isinstance(item, _Frame):
                     self.encoder.encode(item)
@@ -671,20 +672,22 @@ def _run_stages(
     batch_frames = _batch_frames(width, height, probe.high_bit_depth)
     reader = _Reader(run, source, probe, window, timing, set(carried), batch_frames, decoded)
     run.spawn("reader", reader)
-    run.spawn("writer", _Writer(run, upscaled, encoder, carried, job.target))
+    waits = _Waits()
+    run.spawn("writer", _Writer(run, upscaled, encoder, carried, job.target, waits))
     total, done = expected_frames(job), 0
     stage = _model_stage(model, options, runner, job.options)
     try:
-        while (batch := run.get(decoded)) is not _END:
+        while (batch := waits.timed("frames", lambda: run.get(decoded))) is not _END:
             for ready in _batches(stage.feed(batch), batch_frames):  # type: ignore[arg-type]
-                run.put(upscaled, ready)
+                waits.timed("encoder", lambda ready=ready: run.put(upscaled, ready))
                 done += sum(item.repeat for item in ready if isinstance(item, _Frame))
             if progress:
                 progress(done, total)
         for ready in _batches(stage.finish(), batch_frames):
-            run.put(upscaled, ready)
+            waits.timed("encoder", lambda ready=ready: run.put(upscaled, ready))
         run.put(upscaled, _END)
         run.finish()
+        log.info("%s", waits.explain())
     except BaseException as exc:
         run.stop.set()
         run.finish(timeout=10)
@@ -696,6 +699,31 @@ def _run_stages(
     if encoder.frames == 0:
         raise BadInputError(f"{job.source}: no video frame could be decoded in range")
     return stage.reuse.counts if isinstance(stage, _FrameByFrame) and stage.reuse else None
+
+
+class _Waits:
+    """Seconds the model stage waited for the reader ("frames") and for the writer
+    ("encoder"), and the writer for the model ("idle"): for -v, which stage holds up the
+    others."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds = {"frames": 0.0, "encoder": 0.0, "idle": 0.0}
+
+    def timed(self, what: str, work: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.seconds[what] += time.perf_counter() - started
+
+    def explain(self) -> str:
+        spent, waited = time.perf_counter() - self.started, self.seconds
+        return (
+            f"pipeline {spent:.1f} s: the model waited {waited['frames']:.1f} s for decoded "
+            f"frames and {waited['encoder']:.1f} s for the encoder, which waited "
+            f"{waited['idle']:.1f} s for upscaled frames"
+        )
 
 
 def _batches(items: list[_Frame | _Side], frames: int) -> Iterator[list[_Frame | _Side]]:
