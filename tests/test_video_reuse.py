@@ -217,3 +217,19 @@ def test_ncnn_backend_runs_video_with_reuse(cli, tmp_path):
     ncnn, torch = pictures(tmp_path / "ncnn.mp4"), pictures(tmp_path / "torch.mp4")
     assert len(ncnn) == len(torch) == 5
     assert min(_psnr(a, b) for a, b in zip(ncnn, torch, strict=True)) > 50  # the same network
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "ncnn"])
+def test_video_runner_threads_sleep_when_idle_and_compute_the_same(backend):
+    from srgan.inference.video import video_runner
+
+    model = open_model("anime-video", backend=backend)
+    options = UpscaleOptions()
+    sleeping, spinning = video_runner(model, options), make_runner(model, options)
+    if backend == "ncnn":
+        assert (sleeping.net.opt.openmp_blocktime, spinning.net.opt.openmp_blocktime) == (0, 20)
+    else:
+        entry = "session.intra_op.allow_spinning"
+        assert sleeping.session.get_session_options().get_session_config_entry(entry) == "0"
+    tile = np.random.default_rng(3).random((1, 3, 24, 32), dtype=np.float32)
+    assert np.array_equal(sleeping(tile), spinning(tile))

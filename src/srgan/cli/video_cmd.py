@@ -7,6 +7,7 @@ the other commands start without them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -199,7 +200,7 @@ def video(
             job.probe.codec,
             job.probe.pix_fmt,
         )
-        loaded, runner = _load(model, options, backend)
+        loaded, runner = _load(model, options, backend, pipeline.video_runner)
         with console.rate_progress(source.name) as progress:
             report = pipeline.upscale_video(job, loaded, options, progress, runner)
     except SrganError:
@@ -225,7 +226,12 @@ def _upscale_options(tile: int | None, outscale: float | None, device: str) -> U
         raise BadInputError(str(exc)) from None
 
 
-def _load(name: str, options: UpscaleOptions, backend: str) -> tuple[AnyModel, Forward]:
+def _load(
+    name: str,
+    options: UpscaleOptions,
+    backend: str,
+    runner: Callable[[AnyModel, UpscaleOptions], Forward] = make_runner,
+) -> tuple[AnyModel, Forward]:
     loaded = open_model(name, None, options.device, options.precision, backend)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
-    return loaded, make_runner(loaded, options)  # one runner for every frame
+    return loaded, runner(loaded, options)  # one runner for every frame

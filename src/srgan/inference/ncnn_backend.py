@@ -16,7 +16,7 @@ class NcnnRunner:
     (within 1e-5 here); on x86 they brought no speed.
     """
 
-    def __init__(self, model: NcnnModel, threads: int | None = None) -> None:
+    def __init__(self, model: NcnnModel, threads: int | None = None, spinning: bool = True) -> None:
         import ncnn
 
         self._ncnn = ncnn
@@ -28,6 +28,8 @@ class NcnnRunner:
         options.use_fp16_arithmetic = False
         options.use_bf16_storage = False
         options.num_threads = threads or os.cpu_count() or 1
+        if not spinning:  # idle OpenMP threads sleep at once instead of after 20 ms
+            options.openmp_blocktime = 0
         if self.net.load_param(str(model.param)) != 0 or self.net.load_model(str(model.bin)) != 0:
             raise RuntimeError(f"ncnn could not load {model.param}")
         (self.input_name,) = self.net.input_names()

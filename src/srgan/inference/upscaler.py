@@ -146,20 +146,24 @@ def backend_name(model: AnyModel) -> str:
     return "ncnn" if isinstance(model, NcnnModel) else "torch"
 
 
-def make_runner(model: AnyModel, options: UpscaleOptions, threads: int | None = None) -> Forward:
+def make_runner(
+    model: AnyModel, options: UpscaleOptions, threads: int | None = None, spinning: bool = True
+) -> Forward:
     """The tile forward for a model. ONNX Runtime and ncnn get `threads` (default: the
-    cores shared between parallel images); PyTorch uses its global thread setting."""
+    cores shared between parallel images) and, with `spinning` off, threads that sleep as
+    soon as they are idle rather than busy-wait for the next call (for callers that run
+    other work on the same cores between calls); PyTorch uses its global thread setting."""
     cores = os.cpu_count() or 1
     if isinstance(model, OnnxModel):
         from srgan.inference.onnx_backend import OrtRunner
 
         # One session serves every worker and its pool is shared between their calls.
-        return OrtRunner(model, threads or cores)
+        return OrtRunner(model, threads or cores, spinning)
     threads = threads or max(1, cores // max(1, options.parallel_images))
     if isinstance(model, NcnnModel):
         from srgan.inference.ncnn_backend import NcnnRunner
 
-        return NcnnRunner(model, threads)
+        return NcnnRunner(model, threads, spinning)
     from srgan.inference.torch_backend import TorchRunner
 
     return TorchRunner(model, options.device, options.precision)

@@ -535,6 +535,16 @@ def expected_frames(job: VideoJob) -> int | None:
     return max(1, round(span * rate))
 
 
+def video_runner(model: AnyModel, options: UpscaleOptions) -> Forward:
+    """The network for the model stage: all the cores, with threads that sleep when idle.
+
+    The stages share the cores: while the network waits for the next frame, the decoder
+    and the encoder need them. ONNX Runtime's threads otherwise busy-wait between calls
+    (ncnn's OpenMP threads for 20 ms), which on 2 cores took 18% more CPU time for the same
+    frames (`benchmarks/video_threads.py`, docs/VIDEO.md "How it works")."""
+    return make_runner(model, options, spinning=False)
+
+
 def upscale_video(
     job: VideoJob,
     model: AnyModel,
@@ -546,7 +556,7 @@ def upscale_video(
     options = options or UpscaleOptions()
     width, height = output_size(job.probe, model, options)
     _check_even(width, height, job.encoder.pix_fmt)
-    runner = runner or make_runner(model, options)
+    runner = runner or video_runner(model, options)
     temp = job.target.parent / f".{job.target.name}.{secrets.token_hex(4)}.part"
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
