@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import OnnxLayout, OnnxOrder, OnnxRange, onnx_hints
 from srgan.defaults import DEFAULT_REUSE_THRESHOLD, DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
 from srgan.inference.batch import failure_message
@@ -23,6 +24,7 @@ from srgan.zoo.selection import open_model
 if TYPE_CHECKING:
     from srgan.inference.tiling import Forward
     from srgan.inference.upscaler import AnyModel
+    from srgan.zoo.onnx_generic import OnnxHints
 
 log = logging.getLogger("srgan.cli")
 
@@ -30,12 +32,13 @@ DEFAULT_VIDEO_MODEL = "anime-video"
 
 
 def video(
-    source: Annotated[Path, typer.Argument(metavar="IN", help="A video file.")],
+    source: Annotated[Path, typer.Argument(metavar="IN", help="A video file.", readable=False)],
     target: Annotated[
         Path,
         typer.Argument(
             metavar="OUT",
             help="Output video: .mp4, .m4v, .mov, .mkv or .webm (a folder with --preview).",
+            readable=False,
         ),
     ],
     model: Annotated[
@@ -61,6 +64,9 @@ def video(
     backend: Annotated[
         str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn (as upscale).")
     ] = "auto",
+    onnx_layout: OnnxLayout = None,
+    onnx_range: OnnxRange = None,
+    onnx_order: OnnxOrder = None,
     codec: Annotated[
         str | None,
         typer.Option(
@@ -159,6 +165,7 @@ def video(
         raise BadInputError("--no-reuse and --reuse-threshold contradict each other: give one")
     default = DEFAULT_REUSE_THRESHOLD if reuse_threshold is None else reuse_threshold
     reuse = None if no_reuse else default
+    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     try:
         if preview is not None:
             unused = {
@@ -175,7 +182,7 @@ def video(
             if given := [flag for flag, value in unused.items() if value is not None]:
                 log.warning(f"--preview writes single PNG frames: {', '.join(given)} not used")
             preview_job = pipeline.plan_preview(source, target, preview, time_range)
-            loaded, runner = _load(model, options, backend)
+            loaded, runner = _load(model, options, backend, hints)
             with console.rate_progress(f"preview {source.name}", "frames/s") as progress:
                 written = pipeline.preview_video(preview_job, loaded, options, progress, runner)
             console.note(f"video: {len(written)} preview frames in {target}")
@@ -200,7 +207,7 @@ def video(
             job.probe.codec,
             job.probe.pix_fmt,
         )
-        loaded, runner = _load(model, options, backend, pipeline.video_runner)
+        loaded, runner = _load(model, options, backend, hints, pipeline.video_runner)
         with console.rate_progress(source.name) as progress:
             report = pipeline.upscale_video(job, loaded, options, progress, runner)
     except SrganError:
@@ -230,8 +237,9 @@ def _load(
     name: str,
     options: UpscaleOptions,
     backend: str,
+    hints: OnnxHints,
     runner: Callable[[AnyModel, UpscaleOptions], Forward] = make_runner,
 ) -> tuple[AnyModel, Forward]:
-    loaded = open_model(name, None, options.device, options.precision, backend)
+    loaded = open_model(name, None, options.device, options.precision, backend, hints)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
     return loaded, runner(loaded, options)  # one runner for every frame
