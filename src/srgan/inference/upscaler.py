@@ -182,14 +182,18 @@ def backend_name(model: AnyModel) -> str:
     return backend_of(model).name
 
 
-def make_runner(model: AnyModel, options: UpscaleOptions, threads: int | None = None) -> Forward:
+def make_runner(
+    model: AnyModel, options: UpscaleOptions, threads: int | None = None, spinning: bool = True
+) -> Forward:
     """The tile forward for a model. ONNX Runtime and ncnn get `threads` (default: the
     cores shared between parallel images, or all of them for ONNX Runtime, whose one
-    session serves every image); PyTorch uses its global thread setting."""
+    session serves every image) and, with `spinning` off, threads that sleep as soon as
+    they are idle rather than busy-wait for the next call (for callers that run other
+    work on the same cores between calls); PyTorch uses its global thread setting."""
     if threads is None:
         shared = backend_of(model).shares_threads
         threads = default_threads(1 if shared else options.parallel_images)
-    return runner_for(model, threads, options.device, options.precision)
+    return runner_for(model, threads, options.device, options.precision, spinning)
 
 
 def upscale_pixels(
@@ -232,7 +236,7 @@ def model_rows(
         options.tile_pad,
     )
     runner = runner or make_runner(model, options)
-    groups = _channel_groups(model, image, runner, options)
+    groups = channel_groups(model, image, runner, options)
     tiles = [0] * len(groups)
 
     def reporter(index: int) -> TileProgress:
@@ -302,7 +306,7 @@ def _gray_through_colour(run: Forward) -> Forward:
     return forward
 
 
-def _channel_groups(
+def channel_groups(
     model: AnyModel, image: Image, runner: Forward, options: UpscaleOptions
 ) -> list[tuple[slice, Forward, int]]:
     """Which channels go through which forward function, with their tile padding."""

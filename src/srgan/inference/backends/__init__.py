@@ -195,8 +195,10 @@ def backend_of(model: AnyModel) -> Backend:
     return next(b for b in BACKENDS if b.owns(model))
 
 
-def runner_for(model: AnyModel, threads: int, device: str, precision: str) -> Runner:
-    return backend_of(model).runner(model, threads, device, precision)
+def runner_for(
+    model: AnyModel, threads: int, device: str, precision: str, spinning: bool = True
+) -> Runner:
+    return backend_of(model).runner(model, threads, device, precision, spinning)
 
 
 def _measure(

@@ -38,7 +38,12 @@ class Backend(Protocol):
 
     def prepare(self, source: ModelSource, device: str, precision: str) -> AnyModel: ...
 
-    def runner(self, model: AnyModel, threads: int, device: str, precision: str) -> Runner: ...
+    def runner(
+        self, model: AnyModel, threads: int, device: str, precision: str, spinning: bool = True
+    ) -> Runner:
+        """`spinning`: idle threads wait busily (fastest alone; False leaves the cores to
+        other stages, as in video)."""
+        ...
 
     def owns(self, model: AnyModel) -> bool: ...
 

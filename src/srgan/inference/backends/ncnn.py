@@ -41,9 +41,11 @@ class NcnnBackend:
         param, weights = source.ncnn_files
         return NcnnModel(source.descriptor, param, weights)
 
-    def runner(self, model: AnyModel, threads: int, device: str, precision: str) -> Runner:
+    def runner(
+        self, model: AnyModel, threads: int, device: str, precision: str, spinning: bool = True
+    ) -> Runner:
         assert isinstance(model, NcnnModel)
-        return NcnnRunner(model, threads)
+        return NcnnRunner(model, threads, spinning)
 
     def owns(self, model: AnyModel) -> bool:
         return isinstance(model, NcnnModel)
@@ -57,7 +59,7 @@ class NcnnRunner:
     int8 (their weights quantized by ncnn as it loads them).
     """
 
-    def __init__(self, model: NcnnModel, threads: int | None = None) -> None:
+    def __init__(self, model: NcnnModel, threads: int | None = None, spinning: bool = True) -> None:
         import ncnn
 
         self._ncnn = ncnn
@@ -70,6 +72,8 @@ class NcnnRunner:
         options.use_bf16_storage = False
         options.use_int8_inference = model.precision == "int8"
         options.num_threads = threads or os.cpu_count() or 1
+        if not spinning:  # idle OpenMP threads sleep at once instead of after 20 ms
+            options.openmp_blocktime = 0
         if self.net.load_param(str(model.param)) != 0 or self.net.load_model(str(model.bin)) != 0:
             raise RuntimeError(f"ncnn could not load {model.param}")
         (self.input_name,) = self.net.input_names()

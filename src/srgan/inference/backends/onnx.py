@@ -53,13 +53,15 @@ class OnnxBackend:
             return OnnxModel(source.descriptor, quantized_model(source, fp32), "int8")
         return OnnxModel(source.descriptor, fp32)
 
-    def runner(self, model: AnyModel, threads: int, device: str, precision: str) -> Runner:
+    def runner(
+        self, model: AnyModel, threads: int, device: str, precision: str, spinning: bool = True
+    ) -> Runner:
         if isinstance(model, GenericOnnx):
             from srgan.inference.onnx_generic import GenericOnnxRunner
 
-            return GenericOnnxRunner(model, threads)
+            return GenericOnnxRunner(model, threads, spinning)
         assert isinstance(model, OnnxModel)
-        return OrtRunner(model, threads)
+        return OrtRunner(model, threads, spinning)
 
     def owns(self, model: AnyModel) -> bool:
         return isinstance(model, OnnxModel | GenericOnnx)  # srgan's exports, any ONNX file
@@ -73,12 +75,14 @@ class OrtRunner:
     CPU's vector width) take longer than the rest of the start-up, so the optimised graph
     is cached per CPU and ONNX Runtime version and later sessions load it as it is."""
 
-    def __init__(self, model: OnnxModel, threads: int | None = None) -> None:
+    def __init__(self, model: OnnxModel, threads: int | None = None, spinning: bool = True) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        if not spinning:  # idle threads sleep: the cores go to other stages (video)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only
         path = optimized_graph(model.path)
         if path is not None:

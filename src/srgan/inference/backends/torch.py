@@ -44,7 +44,9 @@ class TorchBackend:
         loaded.module.to(device)
         return loaded
 
-    def runner(self, model: AnyModel, threads: int, device: str, precision: str) -> Runner:
+    def runner(
+        self, model: AnyModel, threads: int, device: str, precision: str, spinning: bool = True
+    ) -> Runner:
         assert isinstance(model, LoadedModel)
         return TorchRunner(model, device, precision)
 
