@@ -31,7 +31,7 @@ def prepare(
 ) -> None:
     """Cut photos into overlapping sub-images with matching LR copies:
     DST/{train,val}/HR and DST/{train,val}/LR_xS, split by source photo."""
-    from srgan.training.prepare import PrepareSettings, prepare_dataset
+    from srgan.training.data.prepare import PrepareSettings, prepare_dataset
 
     settings = PrepareSettings(size, step, tuple(scales or [4]), val_fraction, seed)
     report = _over_photos("prepare", source, target, settings, prepare_dataset)
@@ -64,7 +64,7 @@ def clips(
 ) -> None:
     """Make synthetic video clips from photos (a camera panning and zooming slowly at
     sub-pixel steps): DST/{train,val}/<photo>_<k>/frame_0000.png ..."""
-    from srgan.training.clips import ClipSettings, make_clips
+    from srgan.training.data.synthetic_clips import ClipSettings, make_clips
 
     settings = ClipSettings(
         frames, size, clips_per_photo, max_shift, max_zoom, shrink, val_fraction, seed

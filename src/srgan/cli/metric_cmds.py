@@ -14,7 +14,7 @@ from srgan.cli.common import MaxPixels
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
 
 if TYPE_CHECKING:
-    from srgan.inference.evaluate import ScoreTable
+    from srgan.evaluation import ScoreTable
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -34,7 +34,7 @@ def psnr(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """PSNR and SSIM of images against references, as the papers compute them."""
-    from srgan.inference.evaluate import compare_paths, pair_paths
+    from srgan.evaluation import compare_paths, pair_paths
 
     pairs = pair_paths(first, second)
     with console.progress_bar("compare", len(pairs)) as bar:
@@ -55,7 +55,8 @@ def evaluate(
         typer.Option(
             "--dataset",
             "-d",
-            help="Folder of HR images, or of clip folders of numbered frames (Vid4 layout).",
+            help="Folder of HR images, or of clip folders of numbered frames (Vid4 layout) or "
+            "video files.",
         ),
     ],
     scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.", min=1)] = 4,
@@ -79,21 +80,25 @@ def evaluate(
     On clip folders, image models upscale each frame alone and video SR models run on
     overlapping windows of --window frames.
     """
-    from srgan.inference import evaluate as evaluation
+    from srgan import evaluation
     from srgan.inference.vsr import TemporalWindows
     from srgan.zoo.registry import load_model
 
     windows = TemporalWindows(window)
     by_clip = clips or evaluation.holds_clips(dataset)
-    items = evaluation.dataset_clips(dataset) if by_clip else evaluation.dataset_images(dataset)
     loaded = [load_model(name, scale) for name in models]
-    with console.progress_bar("evaluate", len(items)) as bar:
-        if by_clip:
+    if by_clip:
+        clip_list = evaluation.dataset_clips(dataset, max_pixels)
+        with console.progress_bar("evaluate", len(clip_list)) as bar:
             tables = evaluation.evaluate_clips(
-                loaded, items, scale, windows, max_pixels, bar.advance
+                loaded, clip_list, scale, windows, progress=bar.advance
+            ).tables
+    else:
+        paths = evaluation.dataset_images(dataset)
+        with console.progress_bar("evaluate", len(paths)) as bar:
+            tables = evaluation.evaluate_images(
+                loaded, paths, scale, max_pixels=max_pixels, progress=bar.advance
             )
-        else:
-            tables = evaluation.evaluate_models(loaded, items, scale, max_pixels, bar.advance)
     if as_json:
         reports = [
             {"model": name, "dataset": str(dataset), "scale": scale, **table.as_dict()}

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from srgan.errors import BadInputError
+from srgan.imaging.clips import as_rgb
 from srgan.imaging.io import list_images, read_image
 from srgan.imaging.resize import imresize
 
@@ -24,18 +25,23 @@ from srgan.imaging.resize import imresize
 @dataclass(frozen=True)
 class PatchSettings:
     scale: int = 4
-    hr_size: int = 96  # HR patch side; the LR patch is hr_size / scale (24 by default)
+    crop: int = 96  # HR patch side; the LR patch is crop / scale (24 by default)
     augment: bool = True  # horizontal/vertical flips and 90-degree rotations
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.hr_size % self.scale:
-            raise ValueError(f"hr_size {self.hr_size} must be a multiple of scale {self.scale}")
+        if self.crop % self.scale:
+            raise ValueError(f"crop {self.crop} must be a multiple of scale {self.scale}")
 
 
 def augment_together(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
     """The same random flip/rotation for every (H, W, C) array."""
-    hflip, vflip, transpose = rng.random(3) < 0.5
+    return apply_flips(arrays, rng.random(3))
+
+
+def apply_flips(arrays: list[np.ndarray], draws: np.ndarray) -> list[np.ndarray]:
+    """Horizontal flip, vertical flip, transpose: each where its draw is below 1/2."""
+    hflip, vflip, transpose = draws < 0.5
     out = []
     for a in arrays:
         if hflip:
@@ -64,10 +70,7 @@ class _ImageCache:
         if path in self.items:
             self.items.move_to_end(path)
             return self.items[path]
-        image = read_image(path)
-        pixels = image.pixels[..., :3] if image.channels >= 3 else image.pixels[..., :1]
-        if pixels.shape[2] == 1:
-            pixels = np.repeat(pixels, 3, axis=2)
+        pixels = as_rgb(read_image(path).pixels)
         if self.capacity:
             self.items[path] = pixels
             while len(self.items) > self.capacity:
@@ -98,7 +101,7 @@ class _PatchDataset(Dataset):
 class HRFolderDataset(_PatchDataset):
     """Random HR patches from a folder of images; the LR patch is MATLAB-bicubic shrunk
     and rounded to 8 bits, as a saved LR file would be. Items: (lr, hr) float tensors in
-    [0, 1], shapes (3, hr/scale, hr/scale) and (3, hr, hr)."""
+    [0, 1], shapes (3, crop/scale, crop/scale) and (3, crop, crop)."""
 
     def __init__(
         self,
@@ -117,11 +120,11 @@ class HRFolderDataset(_PatchDataset):
         rng = self._rng(index)
         hr_image = self._cache.get(self.paths[index % len(self.paths)])
         height, width = hr_image.shape[:2]
-        if height < s.hr_size or width < s.hr_size:
+        if height < s.crop or width < s.crop:
             raise BadInputError(f"{self.paths[index % len(self.paths)]}: smaller than a patch")
-        top = int(rng.integers(0, height - s.hr_size + 1))
-        left = int(rng.integers(0, width - s.hr_size + 1))
-        hr = hr_image[top : top + s.hr_size, left : left + s.hr_size]
+        top = int(rng.integers(0, height - s.crop + 1))
+        left = int(rng.integers(0, width - s.crop + 1))
+        hr = hr_image[top : top + s.crop, left : left + s.crop]
         if s.augment:
             (hr,) = augment_together([hr], rng)
         hr_tensor = pixels_to_unit_tensor(hr)
@@ -154,7 +157,7 @@ class PairedFolderDataset(_PatchDataset):
         lr_path, hr_path = self.pairs[index % len(self.pairs)]
         rng = self._rng(index)
         lr_image, hr_image = self._cache.get(lr_path), self._cache.get(hr_path)
-        lr_size = s.hr_size // s.scale
+        lr_size = s.crop // s.scale
         height, width = lr_image.shape[:2]
         if hr_image.shape[:2] != (height * s.scale, width * s.scale):
             raise BadInputError(f"{hr_path}: not {s.scale}x the size of {lr_path.name}")
@@ -164,7 +167,7 @@ class PairedFolderDataset(_PatchDataset):
         left = int(rng.integers(0, width - lr_size + 1))
         lr = lr_image[top : top + lr_size, left : left + lr_size]
         hr_top, hr_left = top * s.scale, left * s.scale
-        hr = hr_image[hr_top : hr_top + s.hr_size, hr_left : hr_left + s.hr_size]
+        hr = hr_image[hr_top : hr_top + s.crop, hr_left : hr_left + s.crop]
         if s.augment:
             lr, hr = augment_together([lr, hr], rng)
         return pixels_to_unit_tensor(lr), pixels_to_unit_tensor(hr)

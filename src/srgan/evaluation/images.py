@@ -1,0 +1,139 @@
+"""Scoring image sets: a model (or several, side by side) on a folder of HR images, and
+images against reference images (`srgan psnr`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from srgan.defaults import DEFAULT_MAX_PIXELS
+from srgan.errors import BadInputError
+from srgan.evaluation.protocol import (
+    check_scales,
+    low_resolution,
+    reference,
+    score_output,
+    upscale,
+)
+from srgan.evaluation.scores import ImageScore, ScoreTable, score
+from srgan.imaging.clips import natural_sorted
+from srgan.imaging.io import Image, list_images, read_image
+from srgan.zoo.descriptor import LoadedModel
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One HR image through every model: its LR input, each model's output and score."""
+
+    name: str
+    hr: Image
+    lr: Image
+    outputs: list[Image]
+    scores: list[ImageScore]
+
+
+def dataset_images(dataset: Path) -> list[Path]:
+    """The HR images of a benchmark folder in natural order, or BadInputError."""
+    if not dataset.is_dir():
+        raise BadInputError(f"{dataset}: not a folder of HR images")
+    paths = natural_sorted(list_images(dataset))
+    if not paths:
+        raise BadInputError(f"{dataset}: no images found")
+    return paths
+
+
+def iter_image_results(
+    models: Sequence[LoadedModel],
+    paths: Sequence[Path],
+    scale: int,
+    crop: int = 0,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Iterator[ImageResult]:
+    """The protocol (`evaluation.protocol`) image by image, every model on the same LR
+    input; one image is held at a time."""
+    check_scales(list(models), scale)
+    for path in paths:
+        hr = reference(read_image(path, max_pixels), scale, crop, str(path))
+        lr = low_resolution(hr, scale)
+        outputs = [upscale(model, lr) for model in models]
+        scores = [score_output(path.stem, sr, hr, scale) for sr in outputs]
+        yield ImageResult(path.stem, hr, lr, outputs, scores)
+
+
+def evaluate_images(
+    models: Sequence[LoadedModel],
+    paths: Sequence[Path],
+    scale: int,
+    crop: int = 0,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> list[ScoreTable]:
+    """One table per model: each image's PSNR/SSIM (Y, border = scale) and the means."""
+    tables = [ScoreTable() for _ in models]
+    for result in iter_image_results(models, paths, scale, crop, max_pixels):
+        for table, image_score in zip(tables, result.scores, strict=True):
+            table.images.append(image_score)
+        if progress:
+            progress(result.name)
+    return tables
+
+
+def score_model(
+    model: LoadedModel,
+    dataset: Path,
+    scale: int,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> ScoreTable:
+    """`model` on the HR images of `dataset`: per-image scores and their means."""
+    (table,) = evaluate_images([model], dataset_images(dataset), scale, 0, max_pixels, progress)
+    return table
+
+
+def pair_paths(first: Path, second: Path) -> list[tuple[str, Path, Path]]:
+    """Two files, or two folders whose images are paired by file stem."""
+    for path in (first, second):
+        if not path.exists():
+            raise BadInputError(f"{path}: no such file or folder")
+    if first.is_dir() != second.is_dir():
+        raise BadInputError(f"{first} and {second}: give two files or two folders")
+    if not first.is_dir():
+        return [(first.stem, first, second)]
+    by_stem = {p.stem: p for p in list_images(second)}
+    pairs, missing = [], []
+    for path in natural_sorted(list_images(first)):
+        partner = by_stem.get(path.stem)
+        if partner is None:
+            missing.append(path.name)
+        else:
+            pairs.append((path.stem, path, partner))
+    if missing:
+        raise BadInputError(
+            f"{second}: no image with the stem of {', '.join(missing[:3])}"
+            + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        )
+    if not pairs:
+        raise BadInputError(f"{first}: no images found")
+    return pairs
+
+
+def compare_paths(
+    pairs: list[tuple[str, Path, Path]],
+    crop_border: int = 0,
+    y_channel: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> ScoreTable:
+    table = ScoreTable()
+    for name, a, b in pairs:
+        table.images.append(
+            score(
+                name, read_image(a, max_pixels), read_image(b, max_pixels), crop_border, y_channel
+            )
+        )
+        if progress:
+            progress(name)
+    return table
