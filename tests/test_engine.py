@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -251,6 +252,15 @@ def test_a_crafted_state_file_is_refused_without_running_it(photos, tmp_path):
     torch.save({"recipe_kind": "image", "plan": {"batch_size": 1}}, last / "state.pt")
     with pytest.raises(BadInputError, match="does not fit"):
         engine(config).run(resume=True)
+    # a pointer may only name a step folder beside it, never a state elsewhere
+    elsewhere = tmp_path / "elsewhere" / "step_0000002"
+    shutil.copytree(last, elsewhere)
+    latest = tmp_path / "run" / "checkpoints" / "latest"
+    for target in (str(elsewhere), "../../elsewhere/step_0000002"):
+        latest.unlink()
+        latest.symlink_to(target)
+        with pytest.raises(BadInputError, match="no checkpoint to resume from"):
+            engine(config).run(resume=True)
 
 
 def test_a_run_folder_is_never_overwritten_and_resume_needs_the_same_recipe(

@@ -158,3 +158,25 @@ def test_train_command(cli, photos, tmp_path):
     assert "moved the old run to" in again.stderr
     (old_run,) = tmp_path.glob("run.old-*")
     assert (old_run / "training.log").is_file()
+
+
+def test_validation_on_given_lr_images_matches_bicubic_made_ones(photos, tmp_path):
+    from srgan.imaging import read_image, write_image
+    from srgan.imaging.transform import resize_image
+
+    lr_folder = tmp_path / "lr"
+    for path in sorted(photos.iterdir()):
+        write_image(lr_folder / path.name, resize_image(read_image(path), scale=1 / 4))
+    val = (f"data.val={photos}", "val_interval=2", "val_images=1")
+    engine(tiny_image(photos, tmp_path / "made", *val, steps=(2, 0))).run()
+    engine(tiny_image(photos, tmp_path / "given", *val, f"data.val_lr={lr_folder}",
+                      steps=(2, 0))).run()  # fmt: skip
+    made, given = (
+        [r for r in records(tmp_path / run) if "val_psnr" in r] for run in ("made", "given")
+    )
+    assert len(made) == len(given) == 1
+    assert given[0]["val_psnr"] == pytest.approx(made[0]["val_psnr"], abs=1e-9)
+    assert given[0]["val_bicubic_psnr"] == pytest.approx(made[0]["val_bicubic_psnr"], abs=1e-9)
+    with pytest.raises(BadInputError, match="not 1/4"):
+        engine(tiny_image(photos, tmp_path / "wrong", *val, f"data.val_lr={photos}",
+                          steps=(2, 0))).run()  # fmt: skip

@@ -8,7 +8,9 @@ and on clips (per-frame scores averaged per clip). Files are taken in natural or
     table.mean_psnr, [(s.name, s.psnr) for s in table.images]
 
 `iter_image_results` yields each image's LR input, every model's output and score, for
-callers that also want the pictures (comparison sheets, validation grids).
+callers that also want the pictures (comparison sheets, validation grids);
+`evaluate_pairs` / `iter_pair_results` score given LR inputs (real or synthetic
+degradations) against their HR images instead of making bicubic ones.
 """
 
 from srgan.evaluation.clips import (
@@ -24,7 +26,9 @@ from srgan.evaluation.images import (
     compare_paths,
     dataset_images,
     evaluate_images,
+    evaluate_pairs,
     iter_image_results,
+    iter_pair_results,
     pair_paths,
     score_model,
 )
@@ -43,8 +47,10 @@ __all__ = [
     "dataset_images",
     "evaluate_clips",
     "evaluate_images",
+    "evaluate_pairs",
     "holds_clips",
     "iter_image_results",
+    "iter_pair_results",
     "pair_paths",
     "score",
     "score_model",

@@ -63,6 +63,48 @@ def iter_image_results(
         yield ImageResult(path.stem, hr, lr, outputs, scores)
 
 
+def iter_pair_results(
+    models: Sequence[LoadedModel],
+    pairs: Sequence[tuple[str, Path, Path]],
+    scale: int,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Iterator[ImageResult]:
+    """Given LR inputs instead of bicubic ones: each (name, LR, HR) pair, the HR
+    modcropped to `scale` and the LR exactly 1/scale of it (real or synthetic degradations
+    saved beside their HR images); scored like the protocol (Y, border = scale)."""
+    check_scales(list(models), scale)
+    for name, lr_path, hr_path in pairs:
+        hr = reference(read_image(hr_path, max_pixels), scale, 0, str(hr_path))
+        lr = read_image(lr_path, max_pixels)
+        if lr.has_alpha:
+            lr = Image(lr.pixels[..., :-1], lr.meta)
+        if (lr.height * scale, lr.width * scale) != (hr.height, hr.width):
+            raise BadInputError(
+                f"{lr_path}: {lr.width}x{lr.height} is not 1/{scale} of its HR image "
+                f"({hr.width}x{hr.height} after cropping to a multiple of {scale})"
+            )
+        outputs = [upscale(model, lr) for model in models]
+        scores = [score_output(name, sr, hr, scale) for sr in outputs]
+        yield ImageResult(name, hr, lr, outputs, scores)
+
+
+def evaluate_pairs(
+    models: Sequence[LoadedModel],
+    pairs: Sequence[tuple[str, Path, Path]],
+    scale: int,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Progress | None = None,
+) -> list[ScoreTable]:
+    """`evaluate_images` on given LR/HR pairs (`pair_paths(lr_folder, hr_folder)`)."""
+    tables = [ScoreTable() for _ in models]
+    for result in iter_pair_results(models, pairs, scale, max_pixels):
+        for table, image_score in zip(tables, result.scores, strict=True):
+            table.images.append(image_score)
+        if progress:
+            progress(result.name)
+    return tables
+
+
 def evaluate_images(
     models: Sequence[LoadedModel],
     paths: Sequence[Path],

@@ -56,6 +56,7 @@ class DataConfig(Section):
     train: Path | None = None  # HR images / clips; LR made on the fly (data.degradation)
     train_lr: Path | None = None  # optional paired LR images / clips (same names)
     val: Path | None = None  # validation HR images / clips (scored on Y, border = scale)
+    val_lr: Path | None = None  # images only: paired validation LR (else bicubic of val)
     scale: int = Field(default=4, ge=1, le=8)
     crop: int = Field(default=96, gt=0)  # HR crop side; the LR crop is crop / scale
     batch_size: int = Field(default=16, gt=0)  # samples per forward pass (per process)

@@ -4,10 +4,17 @@ or clips, and a bicubic | model | HR picture of the first few."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from srgan.evaluation import ClipSelection, comparison_grid, evaluate_clips, iter_image_results
+from srgan.evaluation import (
+    ClipSelection,
+    ImageResult,
+    comparison_grid,
+    evaluate_clips,
+    iter_image_results,
+    iter_pair_results,
+)
 from srgan.evaluation.scores import ScoreTable
 from srgan.imaging.clips import Clip
 from srgan.inference.vsr import TemporalWindows
@@ -19,10 +26,22 @@ from srgan.zoo.descriptor import LoadedModel
 def validate_images(
     model: LoadedModel, paths: Sequence[Path], scale: int, crop: int = 0, grid_rows: int = 0
 ) -> Validation:
-    bicubic = load_bicubic(scale)
+    """On HR images, their LR made by MATLAB bicubic (the benchmark protocol)."""
+    results = iter_image_results([model, load_bicubic(scale)], paths, scale, crop)
+    return _collect(results, grid_rows)
+
+
+def validate_pairs(
+    model: LoadedModel, pairs: Sequence[tuple[str, Path, Path]], scale: int, grid_rows: int = 0
+) -> Validation:
+    """On given (name, LR, HR) pairs, e.g. held-out images degraded like the training ones."""
+    return _collect(iter_pair_results([model, load_bicubic(scale)], pairs, scale), grid_rows)
+
+
+def _collect(results: Iterator[ImageResult], grid_rows: int) -> Validation:
     tables = [ScoreTable(), ScoreTable()]
     rows = []
-    for index, result in enumerate(iter_image_results([model, bicubic], paths, scale, crop)):
+    for index, result in enumerate(results):
         for table, score in zip(tables, result.scores, strict=True):
             table.images.append(score)
         if index < grid_rows:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import secrets
 import shutil
 import time
@@ -37,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from srgan.errors import BadInputError
 
 STATE_FILE = "state.pt"
+STEP_NAME = re.compile(r"step_\d{7,}")
 Kind = Literal["regular", "emergency", "candidate"]
 Weights = dict[str, dict[str, torch.Tensor]]
 
@@ -88,15 +90,22 @@ def point(folder: Path, name: str, target: Path) -> None:
 
 
 def resolve(folder: Path, name: str = "latest") -> Path | None:
-    """The checkpoint a pointer names, or None."""
+    """The checkpoint a pointer names, or None. Only a `step_N` folder beside the pointer
+    counts: a shared run folder cannot point a resume anywhere else."""
     link = folder / name
-    if link.is_symlink():
-        target = folder / os.readlink(link)
-    elif link.is_file():
-        target = folder / link.read_text().strip()
-    else:
+    try:
+        if link.is_symlink():
+            target = os.readlink(link)
+        elif link.is_file() and link.stat().st_size < 256:
+            target = link.read_text().strip()
+        else:
+            return None
+    except (OSError, UnicodeDecodeError):
         return None
-    return target if (target / STATE_FILE).is_file() else None
+    if not STEP_NAME.fullmatch(target):
+        return None
+    checkpoint = folder / target
+    return checkpoint if (checkpoint / STATE_FILE).is_file() else None
 
 
 def load_state(checkpoint: Path) -> dict[str, Any]:

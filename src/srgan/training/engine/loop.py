@@ -149,7 +149,7 @@ class Engine:
             if checkpoint is None:
                 raise BadInputError(f"{ckpt_dir}: no checkpoint to resume from")
             state = load_state(checkpoint)
-        elif holds_run(self.run_dir):
+        elif self.context.is_main and holds_run(self.run_dir):
             raise BadInputError(
                 f"{self.run_dir} already holds a run: add --resume to continue it or --fresh "
                 "to move it aside and start again"

@@ -82,6 +82,7 @@ class SRGANRecipe(Recipe):
                 f"for this network{' and discriminator' if config.gan.steps else ''}"
             )
         self._val_paths: list[Path] | None = None
+        self._val_pairs: list[tuple[str, Path, Path]] | None = None
 
     def _content_loss(self) -> nn.Module:
         gan = self.config.gan
@@ -149,14 +150,24 @@ class SRGANRecipe(Recipe):
 
     def prepare(self) -> None:
         self.dataset(self.config.data.crop)  # lists the images: refuses an empty folder
-        self.validation_paths()
+        self.validation_set()
 
-    def validation_paths(self) -> list[Path]:
-        from srgan.evaluation import dataset_images
+    def validation_set(self) -> list[Path] | list[tuple[str, Path, Path]]:
+        """The HR images of data.val, or (name, LR, HR) pairs with data.val_lr."""
+        from srgan.evaluation import dataset_images, pair_paths
 
-        if self._val_paths is None and self.config.data.val is not None:
-            self._val_paths = dataset_images(self.config.data.val)
-        return self._val_paths or []
+        data = self.config.data
+        if data.val is None:
+            if data.val_lr is not None:
+                raise BadInputError("data.val_lr: set data.val to the matching HR images")
+            return []
+        if data.val_lr is not None:
+            if self._val_pairs is None:
+                self._val_pairs = pair_paths(data.val_lr, data.val)
+            return self._val_pairs
+        if self._val_paths is None:
+            self._val_paths = dataset_images(data.val)
+        return self._val_paths
 
     def example_batch(self, batch_size: int, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
         side = crop // self.config.data.scale
@@ -200,13 +211,15 @@ class SRGANRecipe(Recipe):
         return LoadedModel(UnitRangeGenerator(module) if self.symmetric else module, descriptor)
 
     def validate(self, model: LoadedModel, step: int) -> Validation | None:
-        from srgan.training.validation import validate_images
+        from srgan.training.validation import validate_images, validate_pairs
 
-        paths = self.validation_paths()
-        if not paths:
-            return None
-        data = self.config.data
-        return validate_images(model, paths, data.scale, data.val_crop, self.config.val_images)
+        data, rows = self.config.data, self.config.val_images
+        self.validation_set()
+        if self._val_pairs is not None:
+            return validate_pairs(model, self._val_pairs, data.scale, rows)
+        if self._val_paths is not None:
+            return validate_images(model, self._val_paths, data.scale, data.val_crop, rows)
+        return None
 
     def export(self, nets: Networks) -> Weights:
         generator = nets.averaged()

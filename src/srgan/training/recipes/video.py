@@ -48,6 +48,8 @@ class VideoRecipe(Recipe):
             adaptive.max_change,
             adaptive.enabled,
         )
+        if config.data.val_lr is not None:
+            raise BadInputError("data.val_lr: paired validation is for images; video uses data.val")
         if config.data.crop % self.crop_multiple():
             raise BadInputError(
                 f"data.crop {config.data.crop} must be a multiple of {self.crop_multiple()}"
