@@ -61,7 +61,7 @@ def test_interruption_after_a_step_saves_that_step(photos, tmp_path):
 def test_vgg_phase_refuses_without_weights(photos, tmp_path, monkeypatch):
     monkeypatch.delenv("SRGAN_VGG19", raising=False)
     with pytest.raises(BadInputError, match=r"vgg19-dcbb9e9d\.pth"):
-        engine(tiny_image(photos, tmp_path / "v", 'gan.content_loss="vgg"'))
+        engine(tiny_image(photos, tmp_path / "v", "loss.perceptual.weight=1"))
 
 
 ARCHS = {
@@ -138,7 +138,7 @@ def test_model_settings_that_do_not_fit_are_one_line_errors(photos, tmp_path, ov
 def test_train_command(cli, photos, tmp_path):
     cli("train", "--example-config", tmp_path / "example.toml")
     example = load_image_config(tmp_path / "example.toml")
-    assert example.gan.content_loss == "vgg" and example.data.crop == 96
+    assert example.loss.perceptual.preset == "srgan" and example.data.crop == 96
     quick = ["--train-steps", "5", "--arch", "srvgg", "--init", "anime-video"]
     shown = json.loads(
         cli("train", "-c", tmp_path / "example.toml", *quick, "--print-config").stdout
@@ -149,7 +149,7 @@ def test_train_command(cli, photos, tmp_path):
     old = cli("train", "--set", "data.train_hr=photos", check=False)
     assert old.returncode == 2 and "data.train_hr was renamed: use data.train" in old.stderr
     args = ["train", "--train-hr", photos, "-o", tmp_path / "run", "--pretrain-steps", "2",
-            "--train-steps", "1", "--set", "gan.content_loss=mse", *TINY_CLI]  # fmt: skip
+            "--train-steps", "1", "--set", "loss.perceptual.weight=0", "--set", "loss.pixel.weight=1", *TINY_CLI]  # fmt: skip
     result = cli(*args)
     assert "step 3 [gan" in result.stderr and "generator.safetensors" in result.stderr
     refused = cli(*args, check=False)  # not a terminal: no question, a one-line error
@@ -180,3 +180,27 @@ def test_validation_on_given_lr_images_matches_bicubic_made_ones(photos, tmp_pat
     with pytest.raises(BadInputError, match="not 1/4"):
         engine(tiny_image(photos, tmp_path / "wrong", *val, f"data.val_lr={photos}",
                           steps=(2, 0))).run()  # fmt: skip
+
+
+def test_realesrgan_degradations_and_the_unet_discriminator(photos, tmp_path):
+    """Real-ESRGAN's recipe: LR made from each batch by the two-stage degradation (seeded
+    by the batch, so a resumed run sees the same pairs), USM-sharpened targets, pixel L1
+    plus the U-Net discriminator in the GAN phase."""
+    realesrgan = ("data.degradation=realesrgan", "loss.pixel.kind=l1",
+                  "loss.adversarial.discriminator=unet", "loss.adversarial.weight=0.1",
+                  "data.realesrgan.first.kernel_sizes=[3,7]",
+                  "data.realesrgan.second.kernel_sizes=[3,7]")  # fmt: skip
+    straight = tiny_image(photos, tmp_path / "straight", *realesrgan, steps=(2, 2))
+    engine(straight).run()
+    expected = losses(tmp_path / "straight")
+    assert [r["phase"] for r in expected] == ["pretrain"] * 2 + ["gan"] * 2
+    assert all(r["discriminator"] > 0 for r in expected[2:])
+    split = tiny_image(photos, tmp_path / "split", *realesrgan, steps=(2, 2))
+    engine(split).run(stop_at_step=3)
+    engine(split).run(resume=True)
+    assert losses(tmp_path / "split") == expected
+    bicubic = tiny_image(photos, tmp_path / "bicubic", "loss.pixel.kind=l1", steps=(2, 0))
+    engine(bicubic).run()
+    assert losses(tmp_path / "bicubic")[0]["pixel"] != expected[0]["pixel"]  # other pairs
+    with pytest.raises(BadInputError, match="train_lr"):
+        tiny_image(photos, tmp_path / "x", "data.degradation=realesrgan", f"data.train_lr={photos}")

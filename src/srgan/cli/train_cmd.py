@@ -59,7 +59,7 @@ def train(
         "output_dir": output,
         "model.arch": arch,
         "model.init": init,
-        "gan.vgg_weights": vgg_weights,
+        "loss.perceptual.vgg_weights": vgg_weights,
         "device": device,
         "seed": seed,
         "autotune.enabled": autotune,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from srgan.config_files import invalid_config, read_config_file
 from srgan.errors import BadInputError
+from srgan.training.data.degradation_config import DegradationConfig
 
 Arch = Literal["srresnet", "rrdbnet", "srvgg", "vsr"]
 IMAGE_ARCHS = ("srresnet", "rrdbnet", "srvgg")
@@ -36,7 +37,15 @@ RENAMED: dict[str, str] = {
     "data.hr_size": "data.crop",
     "data.samples_per_image": "data.samples_per_source",
     "data.samples_per_clip": "data.samples_per_source",
-    "model.discriminator_features": "gan.discriminator_features",
+    "model.discriminator_features": "loss.adversarial.num_features",
+    "gan.discriminator_features": "loss.adversarial.num_features",
+    "gan.vgg_weights": "loss.perceptual.vgg_weights",
+    "gan.adversarial_weight": "loss.adversarial.weight",
+    "gan.vgg_layer": "loss.perceptual.layer_weights (e.g. { relu5_4 = 1.0 })",
+    "gan.content_loss": (
+        'loss.perceptual and loss.pixel (content_loss = "mse": loss.perceptual.weight = 0 '
+        "and loss.pixel.weight = 1)"
+    ),
     "adam_beta1": "optim.beta1",
     "grad_clip": "clip.max_norm",
     "adaptive_clip_percentile": "clip.percentile",
@@ -64,7 +73,9 @@ class DataConfig(Section):
     workers: int = Field(default=2, ge=0)  # data loader processes
     samples_per_source: int = Field(default=16, gt=0)  # random crops per image (or clip) and epoch
     augment: bool = True  # flips and 90-degree rotations
-    degradation: Literal["bicubic"] = "bicubic"  # how LR is made from HR: MATLAB bicubic
+    # how LR is made from HR: MATLAB bicubic, or Real-ESRGAN's degradations ([data.realesrgan])
+    degradation: Literal["bicubic", "realesrgan"] = "bicubic"
+    realesrgan: DegradationConfig = DegradationConfig()
     val_crop: int = Field(default=0, ge=0)  # centre crop (HR px) of validation images; 0: whole
 
     @model_validator(mode="after")
@@ -72,6 +83,8 @@ class DataConfig(Section):
         for name in ("crop", "val_crop"):
             if getattr(self, name) % self.scale:
                 raise ValueError(f"{name} {getattr(self, name)} must be a multiple of scale")
+        if self.degradation != "bicubic" and self.train_lr is not None:
+            raise ValueError("train_lr gives the LR images: drop it or degradation")
         return self
 
     @property

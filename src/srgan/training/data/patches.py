@@ -28,6 +28,7 @@ class PatchSettings:
     crop: int = 96  # HR patch side; the LR patch is crop / scale (24 by default)
     augment: bool = True  # horizontal/vertical flips and 90-degree rotations
     seed: int = 0
+    lr: bool = True  # make the bicubic LR patch; else items are (HR, [epoch, index])
 
     def __post_init__(self) -> None:
         if self.crop % self.scale:
@@ -128,6 +129,8 @@ class HRFolderDataset(_PatchDataset):
         if s.augment:
             (hr,) = augment_together([hr], rng)
         hr_tensor = pixels_to_unit_tensor(hr)
+        if not s.lr:  # the LR is made later, from the batch (training.data.degradations)
+            return hr_tensor, torch.tensor([self.epoch, index], dtype=torch.int64)
         lr = imresize(hr_tensor, scale=1 / s.scale).clamp_(0, 1)
         lr = torch.round(lr * 255) / 255
         return lr, hr_tensor

@@ -1,10 +1,15 @@
 """The SRGAN recipe (`srgan train`): the generator pre-trained with a pixel loss, then
-generator and discriminator alternating with a content loss (VGG54 features or MSE) plus
-the adversarial loss (Ledig et al. 2017). The generator is any image architecture
-(SRResNet, RRDBNet, SRVGG), from scratch or fine-tuned from pretrained weights.
+generator and discriminator alternating with the losses of `[loss]`: SRGAN's (VGG54
+content + 1e-3 x adversarial, Ledig et al. 2017) by default, Real-ESRGAN's (pixel +
+five-layer perceptual + U-Net discriminator) or any mix. The generator is any image
+architecture (SRResNet, RRDBNet, SRVGG), from scratch or fine-tuned from pretrained
+weights. LR inputs are MATLAB bicubic (made per patch by the dataset) or Real-ESRGAN's
+degradations (made per micro-batch on the training device, seeded by the batch's items).
 
 Each GAN step updates the generator first (the discriminator fixed), then the
 discriminator on the same batch, the generator's output detached (BasicSR's order).
+With `gt_usm`, the pixel and perceptual losses compare with the sharpened HR, the
+discriminator sees the plain one (as Real-ESRGAN does).
 """
 
 from __future__ import annotations
@@ -17,22 +22,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from srgan.archs.discriminator import SRGANDiscriminator
 from srgan.errors import BadInputError
+from srgan.training.data.degradations import Degradation, DegradationRng, make_degradation
 from srgan.training.data.patches import HRFolderDataset, PairedFolderDataset, PatchSettings
 from srgan.training.engine.recipe import Loss, Networks, Phase, Recipe, Validation, Weights
-from srgan.training.losses import (
-    PixelLoss,
-    VGGContentLoss,
+from srgan.training.loss_config import (
+    GeneratorLoss,
     discriminator_loss,
-    generator_adversarial_loss,
-    perceptual_loss,
+    make_discriminator,
+    make_perceptual_loss,
 )
+from srgan.training.losses import PixelLoss, generator_adversarial_loss
 from srgan.training.recipes.networks import ARCHS, freeze, plan_network
-from srgan.training.recipes.srgan_config import ImageTrainConfig
+from srgan.training.recipes.srgan_config import DISCRIMINATOR_MULTIPLES, ImageTrainConfig
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
-
-DISCRIMINATOR_MULTIPLE = 16  # the SRGAN discriminator halves its input four times
 
 
 class UnitRangeGenerator(nn.Module):
@@ -72,10 +75,14 @@ class SRGANRecipe(Recipe):
             raise BadInputError("data.train: set the folder of training images (--train DIR)")
         self.network = plan_network(config.model, config.data.scale)
         self.symmetric = config.symmetric
-        self.pixel_loss = PixelLoss(config.pretrain.loss)
-        self.content_loss: nn.Module | None = None
+        self.pixel_loss = PixelLoss(config.pretrain.loss, config.loss.pixel.charbonnier_eps)
+        self.generator_loss: GeneratorLoss | None = None
         if config.gan.steps:
-            self.content_loss = self._content_loss()
+            self.generator_loss = self._generator_loss()
+        data = config.data
+        self.degradation: Degradation | None = None
+        if data.degradation != "bicubic":
+            self.degradation = make_degradation(data.degradation, data.realesrgan, data.scale)
         if config.data.crop % self.crop_multiple():
             raise BadInputError(
                 f"data.crop {config.data.crop} must be a multiple of {self.crop_multiple()} "
@@ -84,14 +91,13 @@ class SRGANRecipe(Recipe):
         self._val_paths: list[Path] | None = None
         self._val_pairs: list[tuple[str, Path, Path]] | None = None
 
-    def _content_loss(self) -> nn.Module:
-        gan = self.config.gan
-        if gan.content_loss == "mse":
-            return PixelLoss("mse")
-        from srgan.training.vgg_weights import load_vgg19_features
-
-        features = load_vgg19_features(gan.vgg_weights, gan.vgg_layer)
-        return VGGContentLoss(features, value_range="symmetric" if self.symmetric else "unit")
+    def _generator_loss(self) -> GeneratorLoss:
+        loss = self.config.loss
+        perceptual = None
+        if loss.perceptual.weight > 0:
+            value_range = "symmetric" if self.symmetric else "unit"
+            perceptual = make_perceptual_loss(loss.perceptual, value_range)
+        return GeneratorLoss(loss, perceptual)
 
     # ------------------------------------------------------------------ what is trained
 
@@ -119,7 +125,7 @@ class SRGANRecipe(Recipe):
         scale = self.config.data.scale
         multiple = scale * size_multiple(self.network.arch, self.network.kwargs)
         if self.config.gan.steps:
-            multiple = math.lcm(multiple, DISCRIMINATOR_MULTIPLE)
+            multiple = math.lcm(multiple, DISCRIMINATOR_MULTIPLES[self.config.discriminator])
         return multiple
 
     def build_networks(self, crop: int) -> dict[str, nn.Module]:
@@ -127,9 +133,7 @@ class SRGANRecipe(Recipe):
         freeze(generator, self.config.model.freeze)
         networks: dict[str, nn.Module] = {"generator": generator}
         if self.config.gan.steps:
-            networks["discriminator"] = SRGANDiscriminator(
-                num_features=self.config.gan.discriminator_features, input_size=crop
-            )
+            networks["discriminator"] = make_discriminator(self.config.loss.adversarial, crop)
         return networks
 
     def probe_config(self) -> dict[str, Any]:
@@ -143,7 +147,9 @@ class SRGANRecipe(Recipe):
     def dataset(self, crop: int) -> HRFolderDataset | PairedFolderDataset:
         data = self.config.data
         assert data.train is not None
-        settings = PatchSettings(data.scale, crop, data.augment, self.config.seed)
+        settings = PatchSettings(
+            data.scale, crop, data.augment, self.config.seed, lr=self.degradation is None
+        )
         if data.train_lr is not None:
             return PairedFolderDataset(data.train_lr, data.train, settings, data.samples_per_source)
         return HRFolderDataset(data.train, settings, data.samples_per_source)
@@ -170,33 +176,55 @@ class SRGANRecipe(Recipe):
         return self._val_paths
 
     def example_batch(self, batch_size: int, crop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        hr = torch.rand(batch_size, 3, crop, crop)
+        if self.degradation is not None:  # the HR patches and their (epoch, index) keys
+            return hr, torch.zeros(batch_size, 2, dtype=torch.int64)
         side = crop // self.config.data.scale
-        return torch.rand(batch_size, 3, side, side), torch.rand(batch_size, 3, crop, crop)
+        return torch.rand(batch_size, 3, side, side), hr
+
+    def _pair(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(LR, HR, the HR that pixel and perceptual losses compare with)."""
+        if self.degradation is None:
+            lr, hr = batch
+            return lr, hr, hr
+        hr, keys = batch
+        seed = [self.config.seed, *(int(k) for k in keys[0].tolist())]  # its first item
+        rng = DegradationRng.from_seed(seed, device=hr.device)
+        with torch.no_grad(), torch.autocast(hr.device.type, enabled=False):
+            lr = self.degradation(hr, rng)
+            sharpen = getattr(self.degradation, "sharpen_target", None)
+            sharp = sharpen(hr) if sharpen is not None else hr
+        return lr, hr, sharp
 
     # ------------------------------------------------------------------ one step
 
     def train_step(self, batch: Any, phase: str, nets: Networks) -> Iterator[Loss]:
-        lr, hr = batch
-        target = hr * 2 - 1 if self.symmetric else hr
+        lr, hr, sharp = self._pair(batch)
+        if self.symmetric:
+            hr, sharp = hr * 2 - 1, sharp * 2 - 1
         fake = nets.train("generator")(lr)
         if phase == "pretrain":
-            pixel = self.pixel_loss(fake.float(), target)
+            pixel = self.pixel_loss(fake.float(), sharp)
             yield Loss("generator", pixel, {"pixel": pixel.item()})
             return
-        assert self.content_loss is not None
-        self.content_loss.to(target.device)
-        content = self.content_loss(fake.float(), target)
-        adversarial = generator_adversarial_loss(nets.plain("discriminator")(fake).float())
-        g_loss = perceptual_loss(content, adversarial, self.config.gan.adversarial_weight)
-        logs = {"content": content.item(), "adversarial": adversarial.item()}
-        yield Loss("generator", g_loss, {**logs, "generator": g_loss.item()})
+        assert self.generator_loss is not None
+        self.generator_loss.to(hr.device)
+        fake_logits = nets.plain("discriminator")(fake).float()
+        terms = self.generator_loss(fake.float(), sharp, fake_logits)
+        total = terms["total"]
+        adversarial = terms.get("adversarial", total.new_zeros(()))
+        logs = {"content": (total - adversarial).item()}
+        if "perceptual" in terms and "pixel" in terms:
+            logs["perceptual"] = terms["perceptual"].item()
+        logs["adversarial"] = generator_adversarial_loss(fake_logits).item()
+        yield Loss("generator", total, {**logs, "generator": total.item()})
         discriminator = nets.train("discriminator")
-        real_logits, fake_logits = discriminator(target), discriminator(fake.detach())
+        real_logits, fake_logits = discriminator(hr), discriminator(fake.detach())
         d_loss = discriminator_loss(real_logits.float(), fake_logits.float())
         yield Loss("discriminator", d_loss, {"discriminator": d_loss.item()})
 
     def loss_names(self) -> tuple[str, ...]:
-        return ("pixel", "content", "adversarial", "generator", "discriminator")
+        return ("pixel", "content", "perceptual", "adversarial", "generator", "discriminator")
 
     # ------------------------------------------------------------------ results
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from srgan.archs.unet_discriminator import UNetDiscriminatorSN
 from srgan.training.config import (
     IMAGE_ARCHS,
     DataConfig,
@@ -17,6 +18,40 @@ from srgan.training.config import (
     Section,
     load_config_as,
 )
+from srgan.training.loss_config import (
+    AdversarialConfig,
+    DiscriminatorName,
+    LossConfig,
+    PerceptualLossConfig,
+    PerceptualPreset,
+    PixelLossConfig,
+    Weight,
+)
+from srgan.training.losses import PixelLossName
+
+
+class SrganPixel(PixelLossConfig):
+    kind: PixelLossName = "mse"
+    weight: Weight = 0.0  # the paper's GAN phase has no pixel term
+
+
+class SrganPerceptual(PerceptualLossConfig):
+    preset: PerceptualPreset = "srgan"  # VGG54: relu5_4 features / 12.75, MSE
+
+
+class SrganAdversarial(AdversarialConfig):
+    discriminator: DiscriminatorName = "srgan"
+    weight: Weight = 1e-3
+
+
+class GanLossConfig(LossConfig):
+    """The generator's objective in the GAN phase (SRGAN's by default: VGG54 content +
+    1e-3 x adversarial with the SRGAN discriminator; Real-ESRGAN's: pixel l1 1, preset
+    realesrgan 1, discriminator unet 0.1)."""
+
+    pixel: SrganPixel = SrganPixel()
+    perceptual: SrganPerceptual = SrganPerceptual()
+    adversarial: SrganAdversarial = SrganAdversarial()
 
 
 class PretrainConfig(Section):
@@ -27,7 +62,7 @@ class PretrainConfig(Section):
     steps: int = Field(default=1_000_000, ge=0)  # the paper: 10^6 updates of SRResNet with MSE
     lr: float | None = Field(default=None, gt=0)
     schedule: ScheduleConfig | None = None
-    loss: Literal["mse", "l1"] = "mse"
+    loss: PixelLossName = "mse"  # the pixel loss of this phase: mse, l1, charbonnier
 
 
 class GanScheduleConfig(ScheduleConfig):
@@ -44,11 +79,10 @@ class GanConfig(Section):
     steps: int = Field(default=200_000, ge=0)  # 10^5 at 1e-4, then 10^5 at 1e-5
     lr: float | None = Field(default=None, gt=0)
     schedule: GanScheduleConfig | None = GanScheduleConfig()
-    content_loss: Literal["vgg", "mse"] = "vgg"
-    vgg_layer: str = "relu5_4"
-    vgg_weights: Path | None = None  # torchvision's vgg19-dcbb9e9d.pth; or $SRGAN_VGG19
-    adversarial_weight: float = Field(default=1e-3, ge=0)
-    discriminator_features: int = Field(default=64, gt=0)
+
+
+# the HR patch sides the discriminators accept: SRGAN's halves four times
+DISCRIMINATOR_MULTIPLES = {"srgan": 16, "unet": UNetDiscriminatorSN.size_multiple}
 
 
 class ImageModelConfig(ModelConfig):
@@ -60,6 +94,7 @@ class ImageTrainConfig(RunConfig):
     model: ImageModelConfig = ImageModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     gan: GanConfig = GanConfig()
+    loss: GanLossConfig = GanLossConfig()
     output_dir: Path = Path("runs/srgan")
     # "symmetric": HR targets in [-1, 1] as in the paper (SRResNet from scratch only);
     # "auto": symmetric for SRResNet from scratch, [0, 1] otherwise
@@ -73,14 +108,19 @@ class ImageTrainConfig(RunConfig):
             raise ValueError(
                 'hr_range "symmetric" is for SRResNet trained from scratch: use "unit"'
             )
-        if self.gan.steps and self.data.crop % 16:
-            raise ValueError("data.crop must be a multiple of 16 for the GAN discriminator")
+        if self.gan.steps and self.data.crop % DISCRIMINATOR_MULTIPLES[self.discriminator]:
+            multiple = DISCRIMINATOR_MULTIPLES[self.discriminator]
+            raise ValueError(f"data.crop must be a multiple of {multiple} for the discriminator")
         assert self.model.arch in IMAGE_ARCHS
         return self
 
     @property
     def total_steps(self) -> int:
         return self.pretrain.steps + self.gan.steps
+
+    @property
+    def discriminator(self) -> str:
+        return self.loss.adversarial.discriminator
 
     @property
     def symmetric(self) -> bool:
@@ -123,7 +163,9 @@ batch_size = 16                # per forward pass (per process under torchrun)
 accumulation = 1               # forward passes per step: batch_size x accumulation
 workers = 2
 samples_per_source = 16        # random patches per image and epoch
-degradation = "bicubic"        # LR = MATLAB bicubic of HR, rounded to 8 bits
+degradation = "bicubic"        # LR = MATLAB bicubic of HR; "realesrgan": blur, resize,
+                               # noise, JPEG twice (settings in [data.realesrgan])
+# val_lr = "data/val/LR"       # validate on given LR images (same names as data.val)
 
 [model]
 arch = "srresnet"              # srresnet, rrdbnet, srvgg
@@ -162,14 +204,23 @@ loss = "mse"                   # mse or l1
 
 [gan]                          # phase 2: G and D alternate
 steps = 100000
-content_loss = "vgg"           # VGG54 feature loss; "mse" needs no VGG weights
-vgg_layer = "relu5_4"
-# vgg_weights = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet VGG19 (or $SRGAN_VGG19)
-adversarial_weight = 1e-3
-discriminator_features = 64
 
 [gan.schedule]                 # the paper: 1e-4, then 1e-5 for the second half
 decay = "steps"
 milestones = [0.5]
 gamma = 0.1
+
+[loss.pixel]                   # the GAN phase's generator loss: a weighted sum
+kind = "mse"                   # l1, mse, charbonnier
+weight = 0.0                   # the paper has no pixel term here (Real-ESRGAN: l1, 1.0)
+
+[loss.perceptual]              # VGG19 features of output and HR
+preset = "srgan"               # relu5_4 / 12.75, MSE; "realesrgan": 5 layers, L1
+weight = 1.0                   # 0: no VGG19 needed (then set loss.pixel.weight)
+# vgg_weights = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet VGG19 (or $SRGAN_VGG19)
+
+[loss.adversarial]
+discriminator = "srgan"        # or "unet" (Real-ESRGAN's, spectral norm)
+weight = 1e-3                  # Real-ESRGAN: 0.1
+num_features = 64
 """

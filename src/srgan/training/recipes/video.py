@@ -48,6 +48,11 @@ class VideoRecipe(Recipe):
             adaptive.max_change,
             adaptive.enabled,
         )
+        if config.data.degradation != "bicubic":
+            raise BadInputError(
+                f"data.degradation {config.data.degradation}: srgan train-vsr makes LR "
+                "frames with bicubic (the degradations are for srgan train)"
+            )
         if config.data.val_lr is not None:
             raise BadInputError("data.val_lr: paired validation is for images; video uses data.val")
         if config.data.crop % self.crop_multiple():
