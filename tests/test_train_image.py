@@ -149,7 +149,8 @@ def test_train_command(cli, photos, tmp_path):
     old = cli("train", "--set", "data.train_hr=photos", check=False)
     assert old.returncode == 2 and "data.train_hr was renamed: use data.train" in old.stderr
     args = ["train", "--train-hr", photos, "-o", tmp_path / "run", "--pretrain-steps", "2",
-            "--train-steps", "1", "--set", "loss.perceptual.weight=0", "--set", "loss.pixel.weight=1", *TINY_CLI]  # fmt: skip
+            "--train-steps", "1", "--set", "loss.perceptual.weight=0",
+            "--set", "loss.pixel.weight=1", *TINY_CLI]  # fmt: skip
     result = cli(*args)
     assert "step 3 [gan" in result.stderr and "generator.safetensors" in result.stderr
     refused = cli(*args, check=False)  # not a terminal: no question, a one-line error
