@@ -12,6 +12,7 @@ import typer
 from srgan.cli import console
 from srgan.cli.common import MaxPixels
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
+from srgan.errors import BadInputError
 
 if TYPE_CHECKING:
     from srgan.evaluation import ScoreTable
@@ -72,6 +73,14 @@ def evaluate(
         int,
         typer.Option("--window", min=1, help="Frames per temporal window (video SR models)."),
     ] = DEFAULT_VSR_WINDOW,
+    lr_folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--lr",
+            help="Given LR inputs (same names as the HR images, 1/scale their size) instead "
+            "of bicubic ones, e.g. from `srgan dataset degrade`.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
@@ -87,7 +96,13 @@ def evaluate(
     windows = TemporalWindows(window)
     by_clip = clips or evaluation.holds_clips(dataset)
     loaded = [load_model(name, scale) for name in models]
-    if by_clip:
+    if lr_folder is not None:
+        if by_clip:
+            raise BadInputError("--lr pairs LR and HR images; it does not take clips")
+        pairs = evaluation.lr_pairs(lr_folder, dataset)
+        with console.progress_bar("evaluate", len(pairs)) as bar:
+            tables = evaluation.evaluate_pairs(loaded, pairs, scale, max_pixels, bar.advance)
+    elif by_clip:
         clip_list = evaluation.dataset_clips(dataset, max_pixels)
         with console.progress_bar("evaluate", len(clip_list)) as bar:
             tables = evaluation.evaluate_clips(
@@ -107,6 +122,8 @@ def evaluate(
         console.print_result(to_json(reports[0] if len(reports) == 1 else reports))
     else:
         title = f"{dataset.name} x{scale}: PSNR (dB) and SSIM on the Y channel, border {scale}"
+        if lr_folder is not None:
+            title += f", LR inputs from {lr_folder}"
         if by_clip:
             title += ", each clip the mean of its frames"
         console.print_result(title + "\n" + format_tables(tables, models))

@@ -9,7 +9,7 @@ and on clips (per-frame scores averaged per clip). Files are taken in natural or
 
 `iter_image_results` yields each image's LR input, every model's output and score, for
 callers that also want the pictures (comparison sheets, validation grids);
-`evaluate_pairs` / `iter_pair_results` score given LR inputs (real or synthetic
+`evaluate_pairs` / `iter_pair_results` score given LR inputs (`lr_pairs`) (real or synthetic
 degradations) against their HR images instead of making bicubic ones.
 """
 
@@ -29,6 +29,7 @@ from srgan.evaluation.images import (
     evaluate_pairs,
     iter_image_results,
     iter_pair_results,
+    lr_pairs,
     pair_paths,
     score_model,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "holds_clips",
     "iter_image_results",
     "iter_pair_results",
+    "lr_pairs",
     "pair_paths",
     "score",
     "score_model",

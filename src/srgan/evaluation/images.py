@@ -162,6 +162,20 @@ def pair_paths(first: Path, second: Path) -> list[tuple[str, Path, Path]]:
     return pairs
 
 
+def lr_pairs(lr_folder: Path, hr_dataset: Path) -> list[tuple[str, Path, Path]]:
+    """(name, LR, HR) for every HR image of a benchmark folder, its LR input found in
+    `lr_folder` by file stem; BadInputError naming the HR images without one."""
+    if not lr_folder.is_dir():
+        raise BadInputError(f"{lr_folder}: not a folder of LR images")
+    by_stem = {p.stem: p for p in list_images(lr_folder)}
+    paths = dataset_images(hr_dataset)
+    missing = [p.name for p in paths if p.stem not in by_stem]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise BadInputError(f"{lr_folder}: no LR image for {', '.join(missing[:3])}{more}")
+    return [(p.stem, by_stem[p.stem], p) for p in paths]
+
+
 def compare_paths(
     pairs: list[tuple[str, Path, Path]],
     crop_border: int = 0,

@@ -160,7 +160,7 @@ class SRGANRecipe(Recipe):
 
     def validation_set(self) -> list[Path] | list[tuple[str, Path, Path]]:
         """The HR images of data.val, or (name, LR, HR) pairs with data.val_lr."""
-        from srgan.evaluation import dataset_images, pair_paths
+        from srgan.evaluation import dataset_images, lr_pairs
 
         data = self.config.data
         if data.val is None:
@@ -169,7 +169,7 @@ class SRGANRecipe(Recipe):
             return []
         if data.val_lr is not None:
             if self._val_pairs is None:
-                self._val_pairs = pair_paths(data.val_lr, data.val)
+                self._val_pairs = lr_pairs(data.val_lr, data.val)
             return self._val_pairs
         if self._val_paths is None:
             self._val_paths = dataset_images(data.val)
