@@ -224,10 +224,6 @@ class RunConfig(Section):
                 raise ValueError(f"autotune crop {crop} must be a positive multiple of scale")
         return self
 
-    @property
-    def total_steps(self) -> int:
-        raise NotImplementedError
-
 
 def _parse_value(text: str) -> Any:
     try:

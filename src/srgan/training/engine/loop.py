@@ -80,7 +80,7 @@ class Engine:
         self.measure = measure
         self.context = context or distributed.from_environment()
         self.device = self.context.device(config.device)
-        self.phases = [phase for phase in recipe.phases()]
+        self.phases = list(recipe.phases())
         self.total_steps = sum(phase.steps for phase in self.phases)
         if self.total_steps == 0:
             raise BadInputError("nothing to train: every phase has 0 steps")

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from srgan.errors import BadInputError
-from srgan.training.config import ModelConfig
+from srgan.training.config import ModelConfig, RunConfig
+from srgan.zoo.descriptor import ModelDescriptor
 
 Kwargs = dict[str, Any]
 
@@ -91,8 +92,29 @@ class NetworkPlan:
         entry = ARCHS[self.arch]
         return {name: int(self.kwargs[argument]) for name, argument in entry.fields.items()}
 
-    def without_weights(self) -> NetworkPlan:
-        return NetworkPlan(self.arch, self.kwargs)
+    @property
+    def size_multiple(self) -> int:
+        """What the LR input's sides must be multiples of (RRDBNet x2: 2, x1: 4)."""
+        from srgan.zoo.architectures import BY_NAME
+
+        return BY_NAME[ARCHS[self.arch].zoo_name].size_multiple(self.kwargs)
+
+    def descriptor(self, scale: int, name: str = "training") -> ModelDescriptor:
+        """What the upscaler needs to run this network (validation, evaluation)."""
+        return ModelDescriptor(
+            name,
+            ARCHS[self.arch].zoo_name,
+            scale,
+            size_multiple=self.size_multiple,
+            temporal=self.temporal,
+        )
+
+    def probe_config(self, config: RunConfig) -> dict[str, Any]:
+        """`config` as plain data for a process that builds the same network without
+        loading weights (autotune's probe): `init` dropped, its hyper-parameters set."""
+        data = config.model_dump(mode="json")
+        data["model"] = {**data["model"], "init": None, **self.hyperparameters()}
+        return data
 
 
 def plan_network(model: ModelConfig, scale: int) -> NetworkPlan:

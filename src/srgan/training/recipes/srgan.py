@@ -33,9 +33,9 @@ from srgan.training.loss_config import (
     make_perceptual_loss,
 )
 from srgan.training.losses import PixelLoss, generator_adversarial_loss
-from srgan.training.recipes.networks import ARCHS, freeze, plan_network
+from srgan.training.recipes.networks import freeze, plan_network
 from srgan.training.recipes.srgan_config import DISCRIMINATOR_MULTIPLES, ImageTrainConfig
-from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
+from srgan.zoo.descriptor import LoadedModel
 
 
 class UnitRangeGenerator(nn.Module):
@@ -56,12 +56,6 @@ def fold_to_unit_range(generator: nn.Module) -> dict[str, torch.Tensor]:
     state["tail.weight"] /= 2
     state["tail.bias"] = (state["tail.bias"] + 1) / 2
     return state
-
-
-def size_multiple(arch: str, kwargs: dict[str, Any]) -> int:
-    from srgan.zoo.architectures import BY_NAME
-
-    return BY_NAME[ARCHS[arch].zoo_name].size_multiple(kwargs)
 
 
 class SRGANRecipe(Recipe):
@@ -123,7 +117,7 @@ class SRGANRecipe(Recipe):
 
     def crop_multiple(self) -> int:
         scale = self.config.data.scale
-        multiple = scale * size_multiple(self.network.arch, self.network.kwargs)
+        multiple = scale * self.network.size_multiple
         if self.config.gan.steps:
             multiple = math.lcm(multiple, DISCRIMINATOR_MULTIPLES[self.config.discriminator])
         return multiple
@@ -137,8 +131,7 @@ class SRGANRecipe(Recipe):
         return networks
 
     def probe_config(self) -> dict[str, Any]:
-        data = self.config.model_dump(mode="json")
-        data["model"] = {**data["model"], "init": None, **self.network.hyperparameters()}
+        data = self.network.probe_config(self.config)
         data["hr_range"] = "symmetric" if self.symmetric else "unit"
         return data
 
@@ -229,13 +222,7 @@ class SRGANRecipe(Recipe):
     # ------------------------------------------------------------------ results
 
     def inference_model(self, module: nn.Module) -> LoadedModel:
-        network = self.network
-        descriptor = ModelDescriptor(
-            "training",
-            ARCHS[network.arch].zoo_name,
-            self.config.data.scale,
-            size_multiple=size_multiple(network.arch, network.kwargs),
-        )
+        descriptor = self.network.descriptor(self.config.data.scale)
         return LoadedModel(UnitRangeGenerator(module) if self.symmetric else module, descriptor)
 
     def validate(self, model: LoadedModel, step: int) -> Validation | None:

@@ -115,10 +115,6 @@ class ImageTrainConfig(RunConfig):
         return self
 
     @property
-    def total_steps(self) -> int:
-        return self.pretrain.steps + self.gan.steps
-
-    @property
     def discriminator(self) -> str:
         return self.loss.adversarial.discriminator
 

@@ -18,10 +18,9 @@ from srgan.training.data.windows import ClipWindowDataset, WindowSettings
 from srgan.training.engine.recipe import Loss, Networks, Phase, Recipe, Validation, Weights
 from srgan.training.recipes.adaptive_weights import AdaptiveWeights
 from srgan.training.recipes.hybrid_loss import HybridLoss
-from srgan.training.recipes.networks import ARCHS, frames_as_images, freeze, plan_network
-from srgan.training.recipes.srgan import size_multiple
+from srgan.training.recipes.networks import frames_as_images, freeze, plan_network
 from srgan.training.recipes.video_config import TERMS, VideoTrainConfig
-from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
+from srgan.zoo.descriptor import LoadedModel
 
 MAX_VALIDATION_WINDOW = 64
 
@@ -66,7 +65,7 @@ class VideoRecipe(Recipe):
         return [Phase("train", config.steps, ("generator",), config.optim.lr, config.schedule)]
 
     def crop_multiple(self) -> int:
-        return self.config.data.scale * size_multiple(self.network.arch, self.network.kwargs)
+        return self.config.data.scale * self.network.size_multiple
 
     def build_networks(self, crop: int) -> dict[str, nn.Module]:
         generator = self.network.build()
@@ -74,9 +73,7 @@ class VideoRecipe(Recipe):
         return {"generator": generator}
 
     def probe_config(self) -> dict[str, Any]:
-        data = self.config.model_dump(mode="json")
-        data["model"] = {**data["model"], "init": None, **self.network.hyperparameters()}
-        return data
+        return self.network.probe_config(self.config)
 
     # ------------------------------------------------------------------ data
 
@@ -158,15 +155,7 @@ class VideoRecipe(Recipe):
     # ------------------------------------------------------------------ results
 
     def inference_model(self, module: nn.Module) -> LoadedModel:
-        network = self.network
-        descriptor = ModelDescriptor(
-            "training",
-            ARCHS[network.arch].zoo_name,
-            self.config.data.scale,
-            size_multiple=size_multiple(network.arch, network.kwargs),
-            temporal=network.temporal,
-        )
-        return LoadedModel(module, descriptor)
+        return LoadedModel(module, self.network.descriptor(self.config.data.scale))
 
     def validate(self, model: LoadedModel, step: int) -> Validation | None:
         from srgan.evaluation import ClipSelection

@@ -120,10 +120,6 @@ class VideoTrainConfig(RunConfig):
     val_interval: int = Field(default=500, gt=0)
     val_images: int = Field(default=2, ge=0)
 
-    @property
-    def total_steps(self) -> int:
-        return self.steps
-
 
 def load_video_config(
     path: Path | None = None, overrides: list[str] | None = None
