@@ -109,6 +109,8 @@ def test_overrides_win_and_are_validated(tmp_path):
         ("[model]\narch = 'rrdbnet'\n[data]\nscale = 3\ncrop = 96\n", "data.scale 3"),
         ("hr_range = 'symmetric'\n[model]\narch = 'srvgg'\n", "hr_range"),
         ("typo = 1\n", "typo"),
+        ("[model]\nnum_features = 100000\n", "model.num_features"),  # memory, not a typo
+        ("[data]\nsamples_per_source = 1000000000\n", "data.samples_per_source"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, text, key):

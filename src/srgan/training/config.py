@@ -67,11 +67,12 @@ class DataConfig(Section):
     val: Path | None = None  # validation HR images / clips (scored on Y, border = scale)
     val_lr: Path | None = None  # images only: paired validation LR (else bicubic of val)
     scale: int = Field(default=4, ge=1, le=8)
-    crop: int = Field(default=96, gt=0)  # HR crop side; the LR crop is crop / scale
-    batch_size: int = Field(default=16, gt=0)  # samples per forward pass (per process)
-    accumulation: int = Field(default=1, gt=0)  # forward passes per optimizer step
-    workers: int = Field(default=2, ge=0)  # data loader processes
-    samples_per_source: int = Field(default=16, gt=0)  # random crops per image (or clip) and epoch
+    # Upper bounds: a typo must not ask for absurd memory before anything is checked.
+    crop: int = Field(default=96, gt=0, le=8192)  # HR crop side; the LR crop is crop / scale
+    batch_size: int = Field(default=16, gt=0, le=65536)  # samples per forward pass, per process
+    accumulation: int = Field(default=1, gt=0, le=4096)  # forward passes per optimizer step
+    workers: int = Field(default=2, ge=0, le=256)  # data loader processes
+    samples_per_source: int = Field(default=16, gt=0, le=100_000)  # crops per image (clip), epoch
     augment: bool = True  # flips and 90-degree rotations
     # how LR is made from HR: MATLAB bicubic, or Real-ESRGAN's degradations ([data.realesrgan])
     degradation: Literal["bicubic", "realesrgan"] = "bicubic"
@@ -99,9 +100,10 @@ class ModelConfig(Section):
 
     arch: Arch = "srresnet"
     init: str | None = None  # natural, anime, anime-video, or a path
-    num_features: int | None = Field(default=None, gt=0)  # channels of the trunk
-    num_blocks: int | None = Field(default=None, ge=0)  # residual blocks (srvgg: conv layers)
-    growth_channels: int | None = Field(default=None, gt=0)  # rrdbnet only: dense-block growth
+    # Upper bounds keep a config from sizing a network that exhausts memory.
+    num_features: int | None = Field(default=None, gt=0, le=1024)  # channels of the trunk
+    num_blocks: int | None = Field(default=None, ge=0, le=256)  # blocks (srvgg: conv layers)
+    growth_channels: int | None = Field(default=None, gt=0, le=512)  # rrdbnet only
     freeze: list[str] = Field(default_factory=list)  # parameter-name prefixes not trained
 
     @model_validator(mode="after")

@@ -26,10 +26,10 @@ TERMS = ("l1", "multiscale", "gradient")
 
 class VideoDataConfig(DataConfig):
     scale: int = Field(default=3, ge=1, le=8)
-    batch_size: int = Field(default=8, gt=0)  # windows per forward pass
-    workers: int = Field(default=0, ge=0)
-    samples_per_source: int = Field(default=8, gt=0)  # random windows per clip and epoch
-    frames: int = Field(default=5, gt=0)  # frames per training window
+    batch_size: int = Field(default=8, gt=0, le=65536)  # windows per forward pass
+    workers: int = Field(default=0, ge=0, le=256)
+    samples_per_source: int = Field(default=8, gt=0, le=100_000)  # windows per clip and epoch
+    frames: int = Field(default=5, gt=0, le=256)  # frames per training window
     temporal_reverse: bool = True  # play half the windows backwards
     cache_mb: int = Field(default=512, ge=0)  # decoded frames kept per data worker
     val_frames: int = Field(default=7, gt=0)  # centre frames of each validation clip
