@@ -252,6 +252,12 @@ def test_a_crafted_state_file_is_refused_without_running_it(photos, tmp_path):
     torch.save({"recipe_kind": "image", "plan": {"batch_size": 1}}, last / "state.pt")
     with pytest.raises(BadInputError, match="does not fit"):
         engine(config).run(resume=True)
+    # a state written before the engine (numpy RNG arrays inside): named as such
+    import numpy as np
+
+    torch.save({"step": 2, "rng": {"numpy": np.random.get_state()}}, last / "state.pt")
+    with pytest.raises(BadInputError, match="before srgan's training engine"):
+        engine(config).run(resume=True)
     # a pointer may only name a step folder beside it, never a state elsewhere
     elsewhere = tmp_path / "elsewhere" / "step_0000002"
     shutil.copytree(last, elsewhere)

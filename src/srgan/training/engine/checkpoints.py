@@ -47,9 +47,28 @@ def step_folder(folder: Path, step: int) -> Path:
     return folder / f"step_{step:07d}"
 
 
+def check_plain(value: Any, where: str = "state") -> None:
+    """TypeError unless `value` is tensors and plain containers and scalars only: what
+    `torch.load(weights_only=True)` reads back (a state that saves also loads)."""
+    if isinstance(value, torch.Tensor | str | int | float | bool) or value is None:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int):
+                raise TypeError(f"{where}: key {key!r} is not a str or int")
+            check_plain(item, f"{where}.{key}")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_plain(item, f"{where}[{index}]")
+        return
+    raise TypeError(f"{where}: a {type(value).__name__} is not plain data")
+
+
 def save_checkpoint(folder: Path, step: int, weights: Weights, state: dict[str, Any]) -> Path:
     """Write `folder/step_XXXXXXX` atomically (each `weights` entry as NAME.safetensors,
     `state` as state.pt) and point `latest` at it."""
+    check_plain(state)
     target = step_folder(folder, step)
     temp = folder / f".step_{step:07d}.{secrets.token_hex(4)}.part"
     temp.mkdir(parents=True)
