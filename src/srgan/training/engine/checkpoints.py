@@ -135,9 +135,15 @@ def load_state(checkpoint: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "unsupported global" not in str(exc).lower():
+        message = str(exc).lower()
+        if "unsupported global" not in message:
             raise BadInputError(
                 f"{path}: not a readable training state (not a torch file)"
+            ) from exc
+        if "global numpy." in message:  # the RNG arrays of srgan's earlier trainers
+            raise BadInputError(
+                f"{path}: a training state from before srgan's training engine, which cannot "
+                "be resumed; start a new run from its weights (--init RUN)"
             ) from exc
         # torch's own message suggests weights_only=False, which would run arbitrary code.
         raise BadInputError(
