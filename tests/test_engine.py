@@ -249,7 +249,7 @@ def test_a_crafted_state_file_is_refused_without_running_it(photos, tmp_path):
     (last / "state.pt").write_bytes(b"not a torch file")
     with pytest.raises(BadInputError, match="not a readable training state"):
         engine(config).run(resume=True)
-    torch.save({"recipe_kind": "image", "plan": {"batch_size": 1}}, last / "state.pt")
+    torch.save({"step": 2, "recipe_kind": "image", "plan": {"batch_size": 1}}, last / "state.pt")
     with pytest.raises(BadInputError, match="does not fit"):
         engine(config).run(resume=True)
     # a state written before the engine (numpy RNG arrays inside): named as such

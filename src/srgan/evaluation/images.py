@@ -18,10 +18,21 @@ from srgan.evaluation.protocol import (
 )
 from srgan.evaluation.scores import ImageScore, ScoreTable, score
 from srgan.imaging.clips import natural_sorted
-from srgan.imaging.io import Image, list_images, read_image
+from srgan.imaging.io import Image, list_images
+from srgan.inference.image_job import read_within
+from srgan.inference.job_memory import memory_limit
 from srgan.zoo.descriptor import LoadedModel
 
 Progress = Callable[[str], None]
+_METRIC_BYTES = 64  # per pixel: float copies, the Y channel and the SSIM maps of one image
+
+
+def _protocol_work(models: Sequence[LoadedModel], scale: int) -> float:
+    """Bytes per HR pixel besides decoding: the HR image, its LR copy, the SR result and
+    their float copies, and the largest model's activations on the whole LR image (the
+    protocol runs untiled)."""
+    activations = max((m.descriptor.memory_per_pixel for m in models), default=0) / scale**2
+    return 3 * _METRIC_BYTES + activations
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,10 @@ def iter_image_results(
     """The protocol (`evaluation.protocol`) image by image, every model on the same LR
     input; one image is held at a time."""
     check_scales(list(models), scale)
+    limit, work = memory_limit(), _protocol_work(models, scale)
     for path in paths:
-        hr = reference(read_image(path, max_pixels), scale, crop, str(path))
+        image = read_within(path, max_pixels, limit, work, "evaluate on it")
+        hr = reference(image, scale, crop, str(path))
         lr = low_resolution(hr, scale)
         outputs = [upscale(model, lr) for model in models]
         scores = [score_output(path.stem, sr, hr, scale) for sr in outputs]
@@ -73,9 +86,11 @@ def iter_pair_results(
     modcropped to `scale` and the LR exactly 1/scale of it (real or synthetic degradations
     saved beside their HR images); scored like the protocol (Y, border = scale)."""
     check_scales(list(models), scale)
+    limit, work = memory_limit(), _protocol_work(models, scale)
     for name, lr_path, hr_path in pairs:
-        hr = reference(read_image(hr_path, max_pixels), scale, 0, str(hr_path))
-        lr = read_image(lr_path, max_pixels)
+        hr_image = read_within(hr_path, max_pixels, limit // 2, work, "evaluate on it")
+        hr = reference(hr_image, scale, 0, str(hr_path))
+        lr = read_within(lr_path, max_pixels, limit // 2, _METRIC_BYTES, "evaluate on it")
         if lr.has_alpha:
             lr = Image(lr.pixels[..., :-1], lr.meta)
         if (lr.height * scale, lr.width * scale) != (hr.height, hr.width):
@@ -184,12 +199,11 @@ def compare_paths(
     progress: Progress | None = None,
 ) -> ScoreTable:
     table = ScoreTable()
+    limit = memory_limit()
     for name, a, b in pairs:
-        table.images.append(
-            score(
-                name, read_image(a, max_pixels), read_image(b, max_pixels), crop_border, y_channel
-            )
-        )
+        first = read_within(a, max_pixels, limit // 2, _METRIC_BYTES, "compare it")
+        second = read_within(b, max_pixels, limit // 2, _METRIC_BYTES, "compare it")
+        table.images.append(score(name, first, second, crop_border, y_channel))
         if progress:
             progress(name)
     return table

@@ -25,6 +25,7 @@ import numpy as np
 from srgan.defaults import DEFAULT_MAX_PIXELS
 from srgan.errors import BadInputError, ImageTooLargeError
 from srgan.imaging.io import list_images, read_image
+from srgan.user_files import check_regular
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts")
 
@@ -96,6 +97,7 @@ class VideoFileClip:
             import av
             from av.error import FFmpegError
 
+            check_regular(self.path, "a video file")  # FFmpeg would block on a FIFO
             try:
                 with av.open(str(self.path)) as container:
                     stream = container.streams.video[0]

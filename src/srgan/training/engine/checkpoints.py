@@ -22,18 +22,21 @@ written under a temporary name and renamed: a crash never leaves half a checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
 import secrets
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from srgan.errors import BadInputError
 
@@ -47,36 +50,44 @@ def step_folder(folder: Path, step: int) -> Path:
     return folder / f"step_{step:07d}"
 
 
-def check_plain(value: Any, where: str = "state") -> None:
-    """TypeError unless `value` is tensors and plain containers and scalars only: what
-    `torch.load(weights_only=True)` reads back (a state that saves also loads)."""
-    if isinstance(value, torch.Tensor | str | int | float | bool) or value is None:
-        return
+def plain(value: Any, where: str = "state") -> Any:
+    """`value` with numpy scalars and arrays turned into Python numbers and tensors;
+    TypeError for anything else that `torch.load(weights_only=True)` would not read back
+    (so a state that saves also loads). Subclasses of the scalar types (which pickle as
+    their own class) are refused; dicts such as OrderedDict become plain dicts."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or type(value) in (str, int, float, bool):
+        return value
     if isinstance(value, dict):
+        out = {}
         for key, item in value.items():
-            if not isinstance(key, str | int):
+            if type(key) not in (str, int):
                 raise TypeError(f"{where}: key {key!r} is not a str or int")
-            check_plain(item, f"{where}.{key}")
-        return
+            out[key] = plain(item, f"{where}.{key}")
+        return out
     if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            check_plain(item, f"{where}[{index}]")
-        return
+        items = [plain(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
     raise TypeError(f"{where}: a {type(value).__name__} is not plain data")
 
 
 def save_checkpoint(folder: Path, step: int, weights: Weights, state: dict[str, Any]) -> Path:
     """Write `folder/step_XXXXXXX` atomically (each `weights` entry as NAME.safetensors,
     `state` as state.pt) and point `latest` at it."""
-    check_plain(state)
+    payload = plain({**state, "step": step})
     target = step_folder(folder, step)
     temp = folder / f".step_{step:07d}.{secrets.token_hex(4)}.part"
     temp.mkdir(parents=True)
     try:
         for name, tensors in weights.items():
-            plain = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-            save_file(plain, str(temp / f"{name}.safetensors"))
-        torch.save({**state, "step": step}, temp / STATE_FILE)
+            contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+            save_file(contiguous, str(temp / f"{name}.safetensors"))
+        torch.save(payload, temp / STATE_FILE)
         if target.exists():
             shutil.rmtree(target)
         os.replace(temp, target)
@@ -89,9 +100,10 @@ def save_checkpoint(folder: Path, step: int, weights: Weights, state: dict[str, 
 
 def rewrite_state(checkpoint: Path, step: int, state: dict[str, Any]) -> None:
     """Replace a checkpoint's state.pt atomically (its weights are unchanged)."""
+    payload = plain({**state, "step": step})
     temp = checkpoint / f".{STATE_FILE}.{secrets.token_hex(4)}.part"
     try:
-        torch.save({**state, "step": step}, temp)
+        torch.save(payload, temp)
         os.replace(temp, checkpoint / STATE_FILE)
     finally:
         temp.unlink(missing_ok=True)
@@ -128,39 +140,63 @@ def resolve(folder: Path, name: str = "latest") -> Path | None:
 
 
 def load_state(checkpoint: Path) -> dict[str, Any]:
-    """The training state of a checkpoint: tensors and plain values only."""
+    """The training state of a checkpoint: tensors and plain values only; BadInputError
+    (one line) for a file holding anything else, which is never loaded unrestricted."""
     path = checkpoint / STATE_FILE
-    if not path.is_file():
+    if not path.is_file():  # a FIFO or device in its place is not read either
         raise BadInputError(f"{checkpoint}: not a training checkpoint (no {STATE_FILE})")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        message = str(exc).lower()
-        if "unsupported global" not in message:
-            raise BadInputError(
-                f"{path}: not a readable training state (not a torch file)"
-            ) from exc
-        if "global numpy." in message:  # the RNG arrays of srgan's earlier trainers
+        try:
+            state = _load_restricted(path)
+        except pickle.UnpicklingError as exc:
+            if "numpy" not in str(exc):
+                raise
+            # The states of srgan's earlier trainers held numpy's RNG state as an array:
+            # read with numpy's array types allowed (their objects still go through the
+            # restricted unpickler) only to name them as such.
+            _load_restricted(path, allow_numpy_arrays=True)
             raise BadInputError(
                 f"{path}: a training state from before srgan's training engine, which cannot "
                 "be resumed; start a new run from its weights (--init RUN)"
             ) from exc
-        # torch's own message suggests weights_only=False, which would run arbitrary code.
+    except pickle.UnpicklingError as exc:
+        # Foreign objects, or pickle opcodes srgan never writes (raw pickles of protocol
+        # 4+): either way only an unrestricted load could read it, and that runs code.
+        what = "pickle opcodes srgan never writes"
+        if "global" in str(exc).lower():
+            what = "objects other than tensors and plain data"
         raise BadInputError(
-            f"{path}: holds objects other than tensors and plain values; srgan does not load "
-            "it (a state file srgan wrote holds only those)"
+            f"{path}: refused: it holds {what}, and loading it unrestricted could run code "
+            "(srgan writes only plain training states)"
         ) from exc
-    except Exception as exc:  # zip and pickle errors have many classes
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(f"{path}: not a readable training state ({reason})") from exc
-    if not isinstance(state, dict):
-        raise BadInputError(f"{path}: not a training state (expected a table of values)")
+    except BadInputError:
+        raise
+    except Exception as exc:  # zip, pickle and storage errors have many classes
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise BadInputError(f"{path}: not a readable training state ({text[:200]})") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise BadInputError(f"{path}: not a training state (no step number)")
     return state
 
 
-def load_weights(checkpoint: Path, name: str) -> dict[str, torch.Tensor] | None:
-    path = checkpoint / f"{name}.safetensors"
-    return load_file(str(path)) if path.is_file() else None
+_NUMPY_ARRAY_GLOBALS: list[Any] = [
+    (np.ndarray.__reduce__(np.zeros(0))[0], "numpy.core.multiarray._reconstruct"),
+    (np.ndarray.__reduce__(np.zeros(0))[0], "numpy._core.multiarray._reconstruct"),
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
+
+
+def _load_restricted(path: Path, allow_numpy_arrays: bool = False) -> Any:
+    scope = (
+        torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS)
+        if allow_numpy_arrays
+        else contextlib.nullcontext()
+    )
+    with scope, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notes on legacy formats
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 @dataclass(frozen=True)

@@ -425,12 +425,14 @@ class Engine:
 
     def _resume(self, state: dict[str, Any]) -> None:
         kind = state.get("recipe_kind")
-        if kind != self.recipe.kind:
+        if isinstance(kind, str) and kind != self.recipe.kind:
             raise BadInputError(
                 f"{self.run_dir}: holds a {kind} run, not a {self.recipe.kind} one: resume it "
                 "with the command that made it"
             )
         try:
+            if kind is None:
+                raise KeyError("recipe_kind")
             self.plan = Candidate(**state["plan"])
             torch.manual_seed(self.config.seed)
             self.stepper = Stepper(self.recipe, self.plan.crop, self.device, self.context)
@@ -442,7 +444,7 @@ class Engine:
             self.checkpoints.load_state_dict(state["checkpoint_manager"])
             restore_rng_state(state["rng"])
             self.position = Position(**state["position"])
-        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
             detail = " ".join(str(exc).split())[:200]
             raise BadInputError(
                 f"{self.run_dir}: its latest checkpoint does not fit this configuration "
