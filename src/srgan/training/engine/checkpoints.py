@@ -162,9 +162,14 @@ def load_state(checkpoint: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         # Foreign objects, or pickle opcodes srgan never writes (raw pickles of protocol
         # 4+): either way only an unrestricted load could read it, and that runs code.
-        what = "pickle opcodes srgan never writes"
         if "global" in str(exc).lower():
             what = "objects other than tensors and plain data"
+        elif _starts_like_a_pickle(path):
+            what = "pickle opcodes srgan never writes"
+        else:
+            raise BadInputError(
+                f"{path}: not a readable training state (not a torch file)"
+            ) from exc
         raise BadInputError(
             f"{path}: refused: it holds {what}, and loading it unrestricted could run code "
             "(srgan writes only plain training states)"
@@ -177,6 +182,11 @@ def load_state(checkpoint: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise BadInputError(f"{path}: not a training state (no step number)")
     return state
+
+
+def _starts_like_a_pickle(path: Path) -> bool:
+    with path.open("rb") as stream:
+        return stream.read(1) == b"\x80"  # the PROTO opcode that opens pickles of protocol 2+
 
 
 _NUMPY_ARRAY_GLOBALS: list[Any] = [
