@@ -23,6 +23,35 @@ from srgan.inference.batch import (
     run_batch,
 )
 
+# Options several commands take, declared once so that their names, help and bounds agree.
+_DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps."
+Device = Annotated[str, typer.Option("--device", help=_DEVICE_HELP)]
+DeviceOrConfig = Annotated[  # None: the command's config file or settings decide
+    str | None, typer.Option("--device", help=_DEVICE_HELP + " Default: from the config.")
+]
+_BACKEND_HELP = (
+    "auto (named models on the CPU: onnxruntime, else ncnn; otherwise torch), torch, "
+    "onnxruntime or ncnn."
+)
+Backend = Annotated[str, typer.Option("--backend", help=_BACKEND_HELP)]
+BackendOrConfig = Annotated[
+    str | None, typer.Option("--backend", help=_BACKEND_HELP + " Default: from the config.")
+]
+Tile = Annotated[
+    int | None,
+    typer.Option(
+        "--tile",
+        "-t",
+        min=0,
+        help="Tile side in input pixels; 0 = the whole input; default: from the memory available.",
+    ),
+]
+TilePad = Annotated[
+    int, typer.Option("--tile-pad", min=0, help="Context pixels around each tile (blended).")
+]
+Half = Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")]
+Bf16 = Annotated[bool, typer.Option("--bf16", help="bfloat16 inference.")]
+
 MaxPixels = Annotated[
     int,
     typer.Option(

@@ -12,8 +12,12 @@ import typer
 from srgan.cli import console
 from srgan.cli.common import (
     DEFAULT_QUALITY,
+    Backend,
     BatchSettings,
+    Bf16,
     ChunkSize,
+    Device,
+    Half,
     MaxMemory,
     MaxPixels,
     Pattern,
@@ -25,6 +29,8 @@ from srgan.cli.common import (
     Shard,
     SkipExisting,
     Threads,
+    Tile,
+    TilePad,
     batch_settings,
     parse_size,
     plan_for,
@@ -67,34 +73,15 @@ def upscale(
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
     ] = None,
-    tile: Annotated[
-        int | None,
-        typer.Option(
-            "--tile",
-            "-t",
-            min=0,
-            help="Tile side in input pixels; 0 = whole image; default: from the memory available.",
-        ),
-    ] = None,
-    tile_pad: Annotated[
-        int, typer.Option("--tile-pad", min=0, help="Context pixels around each tile (blended).")
-    ] = DEFAULT_TILE_PAD,
+    tile: Tile = None,
+    tile_pad: TilePad = DEFAULT_TILE_PAD,
     alpha_mode: Annotated[
         str, typer.Option("--alpha-mode", help="Upscale alpha with the model or bicubic.")
     ] = "model",
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-    ] = "auto",
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            help="auto (named models on the CPU: onnxruntime, else ncnn; otherwise torch), "
-            "torch, onnxruntime or ncnn.",
-        ),
-    ] = "auto",
-    half: Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")] = False,
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 inference.")] = False,
+    device: Device = "auto",
+    backend: Backend = "auto",
+    half: Half = False,
+    bf16: Bf16 = False,
     suffix: Annotated[str, typer.Option("--suffix", help="Add _SUFFIX to output names.")] = "",
     ext: Annotated[
         str, typer.Option("--ext", help="Output format for folders: auto (keep), png, jpg...")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from srgan.cli import train_common as common
+from srgan.cli.common import DeviceOrConfig
 
 
 def train(
@@ -36,7 +37,7 @@ def train(
     vgg_weights: Annotated[
         Path | None, typer.Option("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth.")
     ] = None,
-    device: common.Device = None,
+    device: DeviceOrConfig = None,
     seed: common.Seed = None,
     autotune: common.Autotune = None,
 ) -> None:

@@ -49,7 +49,6 @@ Autotune = Annotated[
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1)]
 Val = Annotated[Path | None, typer.Option("--val", "--val-hr", help="Validation images or clips.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")]
-Device = Annotated[str | None, typer.Option("--device")]
 Seed = Annotated[int | None, typer.Option("--seed")]
 Arch = Annotated[
     str | None, typer.Option("--arch", help="model.arch: srresnet, rrdbnet, srvgg, vsr.")

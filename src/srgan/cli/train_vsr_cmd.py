@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from srgan.cli import train_common as common
+from srgan.cli.common import DeviceOrConfig
 
 
 def train_vsr(
@@ -29,7 +30,7 @@ def train_vsr(
     output: common.Output = None,
     arch: common.Arch = None,
     init: common.Init = None,
-    device: common.Device = None,
+    device: DeviceOrConfig = None,
     seed: common.Seed = None,
     autotune: common.Autotune = None,
 ) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import Backend, Device, Tile
 from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
 from srgan.inference.batch import failure_message
@@ -46,21 +47,9 @@ def video(
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
     ] = None,
-    tile: Annotated[
-        int | None,
-        typer.Option(
-            "--tile",
-            "-t",
-            min=0,
-            help="Tile side in input pixels; 0 = whole frame; default: from the memory available.",
-        ),
-    ] = None,
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-    ] = "auto",
-    backend: Annotated[
-        str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn (as upscale).")
-    ] = "auto",
+    tile: Tile = None,
+    device: Device = "auto",
+    backend: Backend = "auto",
     codec: Annotated[
         str | None,
         typer.Option(
