@@ -106,13 +106,17 @@ def test_fine_tuning_anime_video_with_frozen_layers_and_a_lower_rate(photos, tmp
     assert tuned_scores["mean"]["psnr"] != original_scores["mean"]["psnr"]
 
 
-def test_fine_tuning_the_anime_rrdbnet(photos, tmp_path):
-    arch = ("model.arch=rrdbnet", 'model.init="anime"', "data.batch_size=1", "data.crop=16")
-    config = tiny_image(photos, tmp_path / "anime", *PRETRAINED, *arch, steps=(1, 0))
+@pytest.mark.parametrize(("name", "blocks"), [("anime", 6), ("natural", 23)])
+def test_fine_tuning_the_named_rrdbnets(name, blocks, photos, tmp_path):
+    arch = ("model.arch=rrdbnet", f'model.init="{name}"', "data.batch_size=1", "data.crop=16")
+    config = tiny_image(photos, tmp_path / name, *PRETRAINED, *arch, steps=(1, 0))
     last = engine(config).run()
     tuned = load_model(str(last))
     assert tuned.descriptor.architecture == "RRDBNet"
-    assert sum(1 for k in tuned.module.state_dict() if k.endswith("rdb1.conv1.weight")) == 6
+    assert sum(1 for k in tuned.module.state_dict() if k.endswith("rdb1.conv1.weight")) == blocks
+    pretrained = load_model(name).module.state_dict()
+    changed = [k for k, v in tuned.module.state_dict().items() if not torch.equal(v, pretrained[k])]
+    assert changed  # one step moved the pretrained weights
 
 
 @pytest.mark.parametrize(
