@@ -90,7 +90,7 @@ def main() -> None:
                     config = load_image_config(None, [
                         f"data.train={photos}", f"output_dir={temp}/run",
                         f"data.crop={args.hr_size}", f"data.batch_size={args.batch}",
-                        "data.workers=0", f"gan.vgg_weights={vgg}", f"device={device}",
+                        "data.workers=0", f"loss.perceptual.vgg_weights={vgg}", f"device={device}",
                         f"channels_last={str(channels_last).lower()}", f'amp="{amp}"',
                         "pretrain.steps=1", "gan.steps=1",
                     ])  # fmt: skip
