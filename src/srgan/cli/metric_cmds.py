@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import MaxPixels
+from srgan.cli.common import MaxPixels, OnnxLayout, OnnxOrder, OnnxRange, onnx_hints
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError
 
@@ -87,6 +87,9 @@ def evaluate(
     ] = None,
     as_json: JsonFlag = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    onnx_layout: OnnxLayout = None,
+    onnx_range: OnnxRange = None,
+    onnx_order: OnnxOrder = None,
 ) -> None:
     """Benchmark models on an HR folder: MATLAB-bicubic LR, PSNR/SSIM on Y, border = scale.
 
@@ -96,10 +99,17 @@ def evaluate(
     from srgan import evaluation
     from srgan.inference.vsr import TemporalWindows
     from srgan.zoo.registry import load_model
+    from srgan.zoo.selection import is_onnx_file, open_onnx_file
 
+    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     windows = TemporalWindows(window)
     by_clip = clips or evaluation.holds_clips(dataset)
-    loaded = [load_model(name, scale) for name in models]
+    loaded = [
+        open_onnx_file(Path(name), scale, hints=hints)
+        if is_onnx_file(name)
+        else load_model(name, scale)
+        for name in models
+    ]
     if lr_folder is not None:
         if by_clip:
             raise BadInputError("--lr pairs LR and HR images; it does not take clips")

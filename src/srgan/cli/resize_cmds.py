@@ -20,6 +20,9 @@ from srgan.cli.common import (
     Half,
     MaxMemory,
     MaxPixels,
+    OnnxLayout,
+    OnnxOrder,
+    OnnxRange,
     Pattern,
     PngCompression,
     Quality,
@@ -32,6 +35,7 @@ from srgan.cli.common import (
     Tile,
     TilePad,
     batch_settings,
+    onnx_hints,
     parse_size,
     plan_for,
     run_jobs,
@@ -82,6 +86,9 @@ def upscale(
     backend: Backend = "auto",
     half: Half = False,
     bf16: Bf16 = False,
+    onnx_layout: OnnxLayout = None,
+    onnx_range: OnnxRange = None,
+    onnx_order: OnnxOrder = None,
     suffix: Annotated[str, typer.Option("--suffix", help="Add _SUFFIX to output names.")] = "",
     ext: Annotated[
         str, typer.Option("--ext", help="Output format for folders: auto (keep), png, jpg...")
@@ -123,7 +130,8 @@ def upscale(
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
     jobs = plan_for(source, target, settings, suffix, ext)
-    loaded = open_model(model, scale, options.device, options.precision, backend)
+    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
+    loaded = open_model(model, scale, options.device, options.precision, backend, hints)
     runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
 

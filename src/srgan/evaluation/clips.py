@@ -28,9 +28,8 @@ from srgan.evaluation.protocol import (
 from srgan.evaluation.scores import ImageScore, ScoreTable, mean_score
 from srgan.imaging.clips import Clip, discover_clips, holds_clips
 from srgan.imaging.io import Image, ImageMeta
-from srgan.inference.upscaler import upscale_image
+from srgan.inference.upscaler import AnyModel, upscale_image
 from srgan.inference.vsr import DEFAULT_WINDOWS, TemporalWindows, upscale_frames
-from srgan.zoo.descriptor import LoadedModel
 
 Progress = Callable[[str], None]
 
@@ -74,7 +73,7 @@ def dataset_clips(dataset: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
 
 
 def evaluate_clips(
-    models: Sequence[LoadedModel],
+    models: Sequence[AnyModel],
     clips: Sequence[Clip],
     scale: int,
     windows: TemporalWindows = DEFAULT_WINDOWS,
@@ -109,7 +108,7 @@ def evaluate_clips(
 
 
 def _frame_results(
-    model: LoadedModel,
+    model: AnyModel,
     clip: Clip,
     start: int,
     count: int,

@@ -21,13 +21,13 @@ from srgan.imaging.clips import natural_sorted
 from srgan.imaging.io import Image, list_images
 from srgan.inference.image_job import read_within
 from srgan.inference.job_memory import memory_limit
-from srgan.zoo.descriptor import LoadedModel
+from srgan.inference.upscaler import AnyModel
 
 Progress = Callable[[str], None]
 _METRIC_BYTES = 64  # per pixel: float copies, the Y channel and the SSIM maps of one image
 
 
-def _protocol_work(models: Sequence[LoadedModel], scale: int) -> float:
+def _protocol_work(models: Sequence[AnyModel], scale: int) -> float:
     """Bytes per HR pixel besides decoding: the HR image, its LR copy, the SR result and
     their float copies, and the largest model's activations on the whole LR image (the
     protocol runs untiled)."""
@@ -57,7 +57,7 @@ def dataset_images(dataset: Path) -> list[Path]:
 
 
 def iter_image_results(
-    models: Sequence[LoadedModel],
+    models: Sequence[AnyModel],
     paths: Sequence[Path],
     scale: int,
     crop: int = 0,
@@ -77,7 +77,7 @@ def iter_image_results(
 
 
 def iter_pair_results(
-    models: Sequence[LoadedModel],
+    models: Sequence[AnyModel],
     pairs: Sequence[tuple[str, Path, Path]],
     scale: int,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -104,7 +104,7 @@ def iter_pair_results(
 
 
 def evaluate_pairs(
-    models: Sequence[LoadedModel],
+    models: Sequence[AnyModel],
     pairs: Sequence[tuple[str, Path, Path]],
     scale: int,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -121,7 +121,7 @@ def evaluate_pairs(
 
 
 def evaluate_images(
-    models: Sequence[LoadedModel],
+    models: Sequence[AnyModel],
     paths: Sequence[Path],
     scale: int,
     crop: int = 0,
@@ -139,7 +139,7 @@ def evaluate_images(
 
 
 def score_model(
-    model: LoadedModel,
+    model: AnyModel,
     dataset: Path,
     scale: int,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,

@@ -12,7 +12,7 @@ from srgan.errors import BadInputError
 from srgan.evaluation.scores import SSIM_WINDOW, ImageScore, score
 from srgan.imaging.io import Image
 from srgan.imaging.transform import crop_to_multiple, resize_image
-from srgan.inference.upscaler import UpscaleOptions, upscale_image
+from srgan.inference.upscaler import AnyModel, UpscaleOptions, upscale_image
 from srgan.zoo.descriptor import LoadedModel
 
 
@@ -33,12 +33,17 @@ def low_resolution(hr: Image, scale: int) -> Image:
     return resize_image(hr, scale=1 / scale)
 
 
-def untiled(model: LoadedModel) -> UpscaleOptions:
+def device_of(model: AnyModel) -> str:
+    """Where a model runs: a PyTorch model's device; ONNX Runtime and ncnn on the CPU."""
+    return str(model.device) if isinstance(model, LoadedModel) else "cpu"
+
+
+def untiled(model: AnyModel) -> UpscaleOptions:
     """Whole images, like the papers, on the device the model already lives on."""
-    return UpscaleOptions(tile=0, device=str(model.device))
+    return UpscaleOptions(tile=0, device=device_of(model))
 
 
-def upscale(model: LoadedModel, lr: Image) -> Image:
+def upscale(model: AnyModel, lr: Image) -> Image:
     return upscale_image(model, lr, untiled(model))
 
 
@@ -46,7 +51,7 @@ def score_output(name: str, sr: Image, hr: Image, scale: int) -> ImageScore:
     return score(name, sr, hr, crop_border=scale)
 
 
-def check_scales(models: list[LoadedModel], scale: int) -> None:
+def check_scales(models: list[AnyModel], scale: int) -> None:
     for model in models:
         if model.scale != scale:
             raise BadInputError(f"model {model.name} upscales x{model.scale:g}, not x{scale}")
