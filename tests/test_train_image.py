@@ -42,6 +42,15 @@ def test_stages_checkpoints_and_the_run_with_upscale_and_eval(photos, tmp_path, 
     assert len(scores["images"]) == 3  # the run folder stands for its latest checkpoint
     folder = cli("eval", "-m", photos, "--dataset", photos, check=False)
     assert folder.returncode == 2 and "without a trained generator" in folder.stderr
+    # and what srgan compare and srgan convert take
+    cli("compare", photos / "0.png", "-m", tmp_path / "run", "-m", "bicubic",
+        "-o", tmp_path / "sheet.png")  # fmt: skip
+    assert read_image(tmp_path / "sheet.png").pixels.shape[0] >= 256
+    cli("convert", tmp_path / "run", tmp_path / "exported.safetensors")
+    exported = load_file(str(tmp_path / "exported.safetensors"))
+    trained = load_file(str(last / "generator.safetensors"))
+    assert exported.keys() == trained.keys()
+    assert all(torch.equal(exported[k], trained[k]) for k in trained)
 
 
 def test_interruption_after_a_step_saves_that_step(photos, tmp_path):
