@@ -1,24 +1,38 @@
-"""Does the recurrence help? The video network against a frame-by-frame network of the
-same trained capacity, trained on the same clips for the same steps, scored on held-out
-clips (PSNR/SSIM on Y, border = scale, means over each clip's frames).
+"""Does the recurrence help, on real footage and on synthetic pans? The recurrent video
+network, unaligned and aligned, against a frame-by-frame network of the same size, all
+trained on the same clips for the same number of steps and scored on held-out clips
+(PSNR/SSIM on Y, border = scale, means over each clip's frames), per clip.
 
-The frame-by-frame network is the same BidirectionalRecurrentVSR trained and run on
-one-frame windows (T = 1): exactly the same parameters (the same count, every one of them
-trained), but it never sees a neighbouring frame. Both runs see the same number of HR
-frames per step: the frame model's batch is `batch x frames` single frames.
+Models (`--models`, any of):
 
-    python benchmarks/vsr_vs_frames.py --train data/clips/train --val data/clips/val \
-        --steps 300 --out runs/vsr_vs_frames [--config vsr.toml] [--set key=value ...]
-    python benchmarks/vsr_vs_frames.py --val data/clips/val \
-        --vsr runs/vsr --frame runs/frames          # score given runs/checkpoints only
+- `frame`: BidirectionalRecurrentVSR trained and run on one-frame windows (T = 1), no
+  alignment: the same trunk parameters, but it never sees a neighbouring frame. Its batch
+  is `batch x frames` single frames, so every model sees as many HR frames per step.
+- `none`: the recurrent network without alignment (the first version).
+- `learned`: aligned by a flow pyramid trained with it (`model.alignment = "learned"`).
+- `dis`: aligned by OpenCV DIS flow on the LR frames (`model.alignment = "dis"`).
 
-A run already in `--out` (from an earlier call) is resumed, not overwritten.
+Recurrent models are scored as `srgan video` runs them: split at scene cuts, held frames
+run once. Datasets: `--real TRAIN VAL` (clips cut from videos by `srgan dataset clips`,
+held out by scene) and/or `--synthetic TRAIN VAL` (pans over photos).
+
+    python benchmarks/vsr_vs_frames.py --real data/real/train data/real/val \\
+        --synthetic data/clips/train data/clips/val --steps 1000 --config vsr.toml \\
+        --out runs/vsr_vs_frames --jobs 4
+
+Each model is trained in its own process (`--jobs` at a time, side by side, so that they
+share the machine alike); a run already in `--out` is resumed or, when finished, reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -31,6 +45,11 @@ from srgan.training.vsr_clips import discover_clips
 from srgan.training.vsr_config import load_vsr_config
 from srgan.training.vsr_trainer import VSRTrainer
 from srgan.training.vsr_validation import ClipScores, evaluate_clips
+from srgan.zoo.architectures import build_vsr
+
+MODELS = ("frame", "none", "learned", "dis")
+LABELS = {"frame": "frame-by-frame", "none": "VSR unaligned", "learned": "VSR learned flow"}
+LABELS["dis"] = "VSR DIS flow"
 
 
 def weights_file(path: Path) -> Path:
@@ -50,94 +69,201 @@ def load_model(path: Path) -> BidirectionalRecurrentVSR:
     kwargs = vsr_hyperparameters(state)
     if kwargs is None:
         raise SystemExit(f"{path}: not a BidirectionalRecurrentVSR checkpoint")
-    model = BidirectionalRecurrentVSR(**kwargs)
+    model = build_vsr(**kwargs)
     model.load_state_dict(state)
     return model.eval()
 
 
-def train(args: argparse.Namespace, name: str, frames: int, batch: int) -> tuple[Path, float]:
-    run_dir = args.out / name
-    overrides = [
-        f"data.train={args.train}",
-        f"output_dir={run_dir}",
+def overrides(args: argparse.Namespace, dataset: str, model: str) -> list[str]:
+    config = load_vsr_config(args.config, list(args.set))
+    frames, batch = config.data.frames, config.data.effective_batch
+    train, val = getattr(args, dataset)
+    window, size = (1, batch * frames) if model == "frame" else (frames, batch)
+    return [
+        f"data.train={train}",
+        f"data.val={val}",
+        f"output_dir={args.out / dataset / model}",
         f"steps={args.steps}",
         f"seed={args.seed}",
         "autotune.enabled=false",
         *args.set,
-        f"data.frames={frames}",
-        f"data.batch_size={batch}",
+        f"data.frames={window}",
+        f"data.batch_size={size}",
         "data.accumulation=1",
+        f"model.alignment={'none' if model == 'frame' else model}",
     ]
-    config = load_vsr_config(args.config, overrides)
+
+
+def train_one(args: argparse.Namespace, dataset: str, model: str) -> None:
+    """Train (or resume) one model in this process; records its wall time."""
+    config = load_vsr_config(args.config, overrides(args, dataset, model))
+    run_dir = config.output_dir
+    if finished(run_dir, config.steps):
+        return
     started = time.perf_counter()
+    VSRTrainer(config).run(resume=holds_run(run_dir))
+    times = run_dir / "benchmark_seconds.json"
+    spent = time.perf_counter() - started
+    if times.exists():
+        spent += json.loads(times.read_text())["seconds"]
+    load = os.getloadavg()
+    times.write_text(json.dumps({"seconds": spent, "loadavg_at_end": load}))
+
+
+def finished(run_dir: Path, steps: int) -> bool:
     latest = checkpoints.resolve(run_dir / "checkpoints")
-    done = latest is not None and torch.load(latest / "state.pt", weights_only=False)["step"]
-    if not done or done < config.steps:
-        VSRTrainer(config).run(resume=holds_run(run_dir))
-    return run_dir, time.perf_counter() - started
+    if latest is None:
+        return False
+    state = torch.load(latest / "state.pt", weights_only=True, map_location="cpu")
+    return int(state["position"]["step"]) >= steps
 
 
-def table(bicubic: ClipScores, frame: ClipScores, vsr: ClipScores) -> str:
-    width = max([len(score.name) for score in bicubic.clips] + [4])
-    head = f"{'clip':<{width}} {'frames':>6}  {'bicubic':>15}  {'frame-by-frame':>15}  {'VSR':>15}"
+def train_all(args: argparse.Namespace, datasets: list[str]) -> None:
+    """Each (dataset, model) in its own process, `--jobs` at a time."""
+    base = [sys.executable, __file__, "--steps", str(args.steps), "--out", str(args.out)]
+    base += ["--seed", str(args.seed)] + (["--config", str(args.config)] if args.config else [])
+    for item in args.set:
+        base += ["--set", item]
+    for dataset in datasets:
+        base += [f"--{dataset}", *map(str, getattr(args, dataset))]
+
+    def run(job: tuple[str, str]) -> int:
+        dataset, model = job
+        log = args.out / f"{dataset}_{model}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as out:
+            command = [*base, "--only", f"{dataset}:{model}"]
+            return subprocess.call(command, stdout=out, stderr=subprocess.STDOUT)
+
+    jobs = [(dataset, model) for dataset in datasets for model in args.models]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        codes = list(pool.map(run, jobs))
+    failed = [f"{d}:{m}" for (d, m), code in zip(jobs, codes, strict=True) if code]
+    if failed:
+        raise SystemExit(f"training failed: {', '.join(failed)} (see {args.out}/*.log)")
+
+
+def table(names: list[str], scores: dict[str, ClipScores]) -> str:
+    first = scores[names[0]]
+    width = max([len(score.name) for score in first.clips] + [4])
+    columns = ["bicubic", *[LABELS[name] for name in names]]
+    cell_width = max(16, *(len(c) for c in columns))
+    head = f"{'clip':<{width}} {'frames':>6}  " + "  ".join(f"{c:>{cell_width}}" for c in columns)
+    if "frame" in names:
+        head += "  " + "  ".join(f"{'d ' + n:>9}" for n in names if n != "frame")
     lines = [head, "-" * len(head)]
 
     def cell(psnr: float, ssim: float) -> str:
-        return f"{psnr:6.2f} / {ssim:.4f}"
+        return f"{f'{psnr:6.2f} / {ssim:.4f}':>{cell_width}}"
 
-    for b, f, v in zip(bicubic.clips, frame.clips, vsr.clips, strict=True):
-        lines.append(
-            f"{b.name:<{width}} {b.frames:>6}  {cell(b.bicubic_psnr, b.bicubic_ssim)}  "
-            f"{cell(f.psnr, f.ssim)}  {cell(v.psnr, v.ssim)}"
-        )
+    for i, base in enumerate(first.clips):
+        row = [cell(base.bicubic_psnr, base.bicubic_ssim)]
+        row += [cell(scores[n].clips[i].psnr, scores[n].clips[i].ssim) for n in names]
+        line = f"{base.name:<{width}} {base.frames:>6}  " + "  ".join(row)
+        if "frame" in names:
+            frame = scores["frame"].clips[i].psnr
+            deltas = [scores[n].clips[i].psnr - frame for n in names if n != "frame"]
+            line += "  " + "  ".join(f"{d:>+9.2f}" for d in deltas)
+        lines.append(line)
     lines.append("-" * len(head))
-    means = [
-        cell(bicubic.mean("bicubic_psnr"), bicubic.mean("bicubic_ssim")),
-        cell(frame.mean("psnr"), frame.mean("ssim")),
-        cell(vsr.mean("psnr"), vsr.mean("ssim")),
-    ]
-    lines.append(f"{'mean':<{width}} {'':>6}  " + "  ".join(means))
+    means = [cell(first.mean("bicubic_psnr"), first.mean("bicubic_ssim"))]
+    means += [cell(scores[n].mean("psnr"), scores[n].mean("ssim")) for n in names]
+    line = f"{'mean':<{width}} {'':>6}  " + "  ".join(means)
+    if "frame" in names:
+        frame_mean = scores["frame"].mean("psnr")
+        deltas = [scores[n].mean("psnr") - frame_mean for n in names if n != "frame"]
+        line += "  " + "  ".join(f"{d:>+9.2f}" for d in deltas)
+        lines.append(line)
+        worst = [
+            min(
+                s.psnr - f.psnr for s, f in zip(scores[n].clips, scores["frame"].clips, strict=True)
+            )
+            for n in names
+            if n != "frame"
+        ]
+        pad = width + 8 + (cell_width + 2) * len(columns)
+        lines.append(
+            f"{'worst clip vs frame-by-frame':<{pad}}" + "  ".join(f"{w:>+9.2f}" for w in worst)
+        )
+    else:
+        lines.append(line)
     return "\n".join(lines)
+
+
+def score(args: argparse.Namespace, dataset: str) -> None:
+    _, val = getattr(args, dataset)
+    clips = discover_clips(val)
+    scores: dict[str, ClipScores] = {}
+    print(f"== {dataset}: held-out clips {val} ({len(clips)} clips)")
+    for name in args.models:
+        run_dir = args.out / dataset / name
+        model = load_model(run_dir)
+        params = sum(p.numel() for p in model.parameters())
+        seconds_file = run_dir / "benchmark_seconds.json"
+        spent = ""
+        if seconds_file.exists():
+            info = json.loads(seconds_file.read_text())
+            load = ", ".join(f"{x:.1f}" for x in info["loadavg_at_end"])
+            spent = f", trained in {info['seconds'] / 60:.1f} min (load average at end {load})"
+        print(f"{LABELS[name]}: {run_dir} ({params:,} parameters{spent})")
+        with torch.inference_mode():
+            started = time.perf_counter()
+            scores[name] = evaluate_clips(
+                model,
+                clips,
+                model.scale,
+                args.max_frames,
+                frames_per_pass=1 if name == "frame" else None,
+            )
+            print(f"  scored in {time.perf_counter() - started:.1f} s")
+    print()
+    print(table(list(args.models), scores))
+    print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", type=Path, help="training clips (when training)")
-    parser.add_argument("--val", type=Path, required=True, help="held-out clips")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--real", nargs=2, type=Path, metavar=("TRAIN", "VAL"))
+    parser.add_argument("--synthetic", nargs=2, type=Path, metavar=("TRAIN", "VAL"))
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("runs/vsr_vs_frames"))
     parser.add_argument("--config", type=Path, help="a train-vsr configuration to start from")
     parser.add_argument("--set", action="append", default=[], help="key=value (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vsr", type=Path, help="a trained VSR run/checkpoint (no training)")
-    parser.add_argument("--frame", type=Path, help="a trained frame-by-frame run/checkpoint")
+    parser.add_argument("--jobs", type=int, default=4, help="trainings run side by side")
     parser.add_argument("--max-frames", type=int, default=7, help="centre frames per clip")
+    parser.add_argument("--score-only", action="store_true", help="no training")
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # DATASET:MODEL, one training
     args = parser.parse_args()
-
-    config = load_vsr_config(args.config, list(args.set))
-    frames, batch = config.data.frames, config.data.batch_size * config.data.accumulation
-    times: dict[str, float] = {}
-    paths = {"vsr": args.vsr, "frame": args.frame}
-    for name, window, size in (("vsr", frames, batch), ("frame", 1, batch * frames)):
-        if paths[name] is None:
-            if args.train is None:
-                parser.error(f"give --train (to train) or --{name} (a trained run)")
-            paths[name], times[name] = train(args, name, window, size)
-    vsr_model, frame_model = load_model(paths["vsr"]), load_model(paths["frame"])
-    count = sum(p.numel() for p in vsr_model.parameters())
-    frame_count = sum(p.numel() for p in frame_model.parameters())
-    clips = discover_clips(args.val)
-    scale = vsr_model.scale
-    with torch.inference_mode():
-        vsr = evaluate_clips(vsr_model, clips, scale, args.max_frames)
-        frame = evaluate_clips(frame_model, clips, scale, args.max_frames, frames_per_pass=1)
-    print(f"VSR: {paths['vsr']} ({count:,} parameters, windows of {frames} frames)")
-    print(f"frame-by-frame: {paths['frame']} ({frame_count:,} parameters, one frame at a time)")
-    for name, seconds in times.items():
-        print(f"training {name}: {args.steps} steps in {seconds / 60:.1f} min")
-    print(f"held-out clips: {args.val} ({len(clips)} clips, x{scale}, Y channel, border {scale})")
-    print()
-    print(table(vsr, frame, vsr))  # bicubic scores come with either
+    args.models = [m for m in args.models.split(",") if m]
+    unknown = set(args.models) - set(MODELS)
+    if unknown:
+        parser.error(f"unknown models {sorted(unknown)}: use {', '.join(MODELS)}")
+    datasets = [name for name in ("real", "synthetic") if getattr(args, name)]
+    if not datasets:
+        parser.error("give --real TRAIN VAL and/or --synthetic TRAIN VAL")
+    if args.only:
+        dataset, model = args.only.split(":")
+        train_one(args, dataset, model)
+        return
+    if not args.score_only:
+        train_all(args, datasets)
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "unknown CPU",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else "unknown CPU"
+    )
+    print(f"CPU: {cpu}; {args.steps} steps per model; load average now {os.getloadavg()}")
+    for dataset in datasets:
+        score(args, dataset)
 
 
 if __name__ == "__main__":

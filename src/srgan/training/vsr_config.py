@@ -33,6 +33,7 @@ class VSRDataConfig(Section):
     cache_mb: int = Field(512, ge=0)  # decoded frames kept per data worker
     val_frames: int = Field(7, gt=0)  # centre frames of each validation clip
     val_crop: int = Field(0, ge=0)  # centre crop (HR pixels) of validation frames; 0: whole
+    scene_aware: bool = True  # windows never span a scene cut and skip held frames
 
     @model_validator(mode="after")
     def _crop_fits_scale(self) -> VSRDataConfig:
@@ -50,6 +51,11 @@ class VSRDataConfig(Section):
 class VSRModelConfig(Section):
     num_features: int = Field(32, gt=0)
     num_blocks: int = Field(4, ge=0)
+    # how propagated features are aligned to each frame: a flow network trained with the
+    # model ("learned"), OpenCV DIS flow on the LR frames ("dis"), or not at all ("none")
+    alignment: Literal["none", "learned", "dis"] = "learned"
+    flow_levels: int = Field(3, gt=0)  # learned flow: pyramid levels
+    flow_features: int = Field(16, gt=0)  # learned flow: channels per level
 
 
 class VSROptimConfig(Section):
@@ -78,6 +84,11 @@ class VSRLossConfig(Section):
     multiscale: float = Field(0.5, ge=0)
     gradient: float = Field(0.5, ge=0)
     levels: int = Field(3, gt=0)  # pyramid levels (2x average pooling each)
+    # learned flow only: weight of its own loss (photometric error of the LR frames warped
+    # by it + flow_smoothness x its first differences), fixed (not adaptive)
+    flow: float = Field(0.1, ge=0)
+    flow_smoothness: float = Field(0.05, ge=0)
+    flow_warmup_steps: int = Field(200, ge=0)  # steps in which only its own loss trains it
 
     @model_validator(mode="after")
     def _some_term(self) -> VSRLossConfig:
@@ -207,10 +218,14 @@ augment = true                 # flips / 90-degree rotations, same for all frame
 temporal_reverse = true        # half the windows played backwards
 val_frames = 7                 # centre frames of each validation clip
 val_crop = 0                   # centre crop of validation frames (HR px); 0: whole frames
+scene_aware = true             # windows never span a scene cut and skip held frames
 
 [model]
 num_features = 32
 num_blocks = 4
+alignment = "learned"          # learned flow network, "dis" (OpenCV DIS on LR), or "none"
+flow_levels = 3                # learned flow: pyramid levels
+flow_features = 16             # learned flow: channels per level
 
 [optim]                        # Adam
 lr = 2e-4
@@ -229,6 +244,9 @@ l1 = 1.0
 multiscale = 0.5               # L1 on 2x, 4x, 8x average-pooled copies
 gradient = 0.5                 # L1 between horizontal and vertical differences
 levels = 3
+flow = 0.1                     # learned flow: photometric + smoothness loss weight
+flow_smoothness = 0.05         #   weight of the smoothness term inside it
+flow_warmup_steps = 200        #   steps before the SR loss also trains the flow
 
 [adaptive]                     # loss weights follow the terms' magnitudes
 enabled = true

@@ -48,13 +48,27 @@ from srgan.training.vsr_checkpoints import BestWindow, CheckpointManager, Kind, 
 from srgan.training.vsr_clips import discover_clips
 from srgan.training.vsr_config import TERMS, VSRTrainConfig
 from srgan.training.vsr_data import ClipWindowDataset, WindowSettings
-from srgan.training.vsr_losses import HybridLoss
+from srgan.training.vsr_losses import HybridLoss, flow_loss
 from srgan.training.vsr_status import PHASES, status_text, write_status
 from srgan.training.vsr_validation import evaluate_clips
+from srgan.zoo.architectures import build_vsr
 
 LogCallback = Callable[[dict[str, Any]], None]
+FLOW_TERMS = ("flow_photometric", "flow_smoothness")
 MicroBatches = list[tuple[torch.Tensor, torch.Tensor]]
 CHECKPOINT_CODES = {"regular": 1, "candidate": 2, "emergency": 3}
+
+
+def build_model(config: VSRTrainConfig, scale: int) -> BidirectionalRecurrentVSR:
+    model = config.model
+    return build_vsr(
+        num_features=model.num_features,
+        num_blocks=model.num_blocks,
+        scale=scale,
+        alignment=model.alignment,
+        flow_levels=model.flow_levels,
+        flow_features=model.flow_features,
+    )
 
 
 class VSRTrainer:
@@ -75,11 +89,7 @@ class VSRTrainer:
             raise BadInputError("data.train: set the training clips (--train DIR_OR_VIDEO)")
         self.device = distributed.Distributed().device(config.device)
         torch.manual_seed(config.seed)
-        self.model = BidirectionalRecurrentVSR(
-            num_features=config.model.num_features,
-            num_blocks=config.model.num_blocks,
-            scale=data.scale,
-        ).to(self.device)
+        self.model = build_model(config, data.scale).to(self.device)
         optim = config.optim
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
@@ -201,6 +211,7 @@ class VSRTrainer:
             data.augment,
             data.temporal_reverse,
             self.config.seed,
+            data.scene_aware,
         )
         return ClipWindowDataset(
             self.clips, settings, data.samples_per_clip, self.lr_clips, data.cache_mb * 2**20
@@ -283,10 +294,21 @@ class VSRTrainer:
     def _step(self, micro: MicroBatches) -> dict[str, float]:
         self.optimizer.zero_grad(set_to_none=True)
         sums = dict.fromkeys((*TERMS, "total"), 0.0)
+        loss = self.config.loss
+        learned_flow = self.model.align is not None
+        warming = learned_flow and self.position.step < loss.flow_warmup_steps
         for lr, hr in micro:
             lr, hr = lr.to(self.device), hr.to(self.device)
-            result = self.loss(self.model(lr), hr, self.weights.weights)
-            (result.total / len(micro)).backward()
+            output = self.model.propagate(lr, detach_flows=warming)
+            result = self.loss(output.frames, hr, self.weights.weights)
+            total = result.total
+            if learned_flow and output.flows is not None and loss.flow > 0:
+                terms = flow_loss(output.flows)
+                own = terms["flow_photometric"] + loss.flow_smoothness * terms["flow_smoothness"]
+                total = total + loss.flow * own
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0.0) + value.item() / len(micro)
+            (total / len(micro)).backward()
             for name, value in result.terms.items():
                 sums[name] += value.item() / len(micro)
             sums["total"] += result.total.item() / len(micro)
@@ -322,6 +344,7 @@ class VSRTrainer:
         self._emit(record)
         step = record["step"]
         scalars = {f"loss/{name}": record[name] for name in (*TERMS, "total")}
+        scalars |= {f"loss/{name}": record[name] for name in FLOW_TERMS if name in record}
         scalars |= {f"weights/{name}": record[f"w_{name}"] for name in TERMS}
         scalars |= {
             "train/lr": record["lr"],

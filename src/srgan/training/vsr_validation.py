@@ -4,8 +4,10 @@ clip's centre frame.
 
 Each clip is read whole (at most `max_frames` centre frames, optionally a centre crop),
 cropped to a multiple of the scale, shrunk with MATLAB bicubic and rounded to 8 bits,
-then upscaled by the model in one pass (`frames_per_pass=None`) or in independent
-chunks of `frames_per_pass` frames (1: frame by frame, as a single-image model sees it).
+then upscaled by the model in one pass per scene (`frames_per_pass=None`: the clip is
+split at scene cuts and held frames are run once, `imaging.scene_cuts`, as `srgan video`
+does) or in independent chunks of `frames_per_pass` frames (1: frame by frame, as a
+single-image model sees it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from srgan import metrics
 from srgan.errors import BadInputError
 from srgan.imaging.io import tensor_to_pixels
 from srgan.imaging.resize import imresize
+from srgan.imaging.scene_cuts import plan_segments, run_in_segments, transitions
 from srgan.training.validation import side_by_side, stack_rows
 from srgan.training.vsr_clips import Clip
 from srgan.training.vsr_data import frames_to_tensor, shrink
@@ -75,7 +78,15 @@ def upscale_frames(
 ) -> torch.Tensor:
     """[T, C, h, w] LR frames -> [T, C, H, W], clamped to [0, 1]."""
     device = next(model.parameters()).device
-    chunk = frames_per_pass or lr.shape[0]
+    if frames_per_pass is None:
+        pixels = [tensor_to_pixels(frame) for frame in lr]
+        return run_in_segments(
+            lr,
+            plan_segments(transitions(pixels)),
+            lambda part: model(part.unsqueeze(0).to(device)).squeeze(0).clamp_(0, 1).cpu(),
+            torch.cat,
+        )
+    chunk = frames_per_pass
     outputs = []
     for first in range(0, lr.shape[0], chunk):
         part = lr[first : first + chunk].to(device)

@@ -91,6 +91,27 @@ def detect_srvgg(state: StateDict) -> Hyperparameters | None:
     }
 
 
+def build_vsr(**hyperparameters: int | str) -> BidirectionalRecurrentVSR:
+    """A BidirectionalRecurrentVSR ready to run: alignment "dis" gets OpenCV's DIS flow."""
+    model = BidirectionalRecurrentVSR(**hyperparameters)  # type: ignore[arg-type]
+    if model.alignment == "dis":
+        from srgan.imaging.optical_flow import dis_flow
+
+        model.flow_estimator = dis_flow
+    return model
+
+
+def _vsr_memory_per_pixel(hp: Hyperparameters) -> float:
+    """Per frame: features and two hidden states at LR, the upsampling at HR; an aligned
+    network also holds two flows and a warped state, and the flow pyramid's activations."""
+    per_pixel = 4.0 * int(hp["num_features"]) * (8 + 2 * int(hp["scale"]) ** 2)
+    if hp.get("alignment", "none") == "learned":
+        per_pixel += 4.0 * (2 * int(hp.get("flow_features", 16)) + int(hp["num_features"]))
+    elif hp.get("alignment", "none") != "none":
+        per_pixel += 4.0 * (4 + int(hp["num_features"]))
+    return per_pixel
+
+
 def _rrdb_multiple(hp: Hyperparameters) -> int:
     return {1: 4, 2: 2}.get(int(hp["scale"]), 1)
 
@@ -127,13 +148,12 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     ),
     Architecture(
         "BidirectionalRecurrentVSR",
-        BidirectionalRecurrentVSR,
+        build_vsr,
         vsr_hyperparameters,  # type: ignore[arg-type]
         scale=lambda hp: int(hp["scale"]),
         in_channels=lambda hp: int(hp["in_channels"]),
         out_channels=lambda hp: int(hp["out_channels"]),
-        # per frame: features and two hidden states at LR, the upsampling at HR
-        memory_per_pixel=lambda hp: 4.0 * int(hp["num_features"]) * (8 + 2 * int(hp["scale"]) ** 2),
+        memory_per_pixel=_vsr_memory_per_pixel,
         temporal=True,
     ),
 )
