@@ -51,7 +51,7 @@ __all__ = [
 
 CUT_THUMBNAIL = 24.0
 CUT_HISTOGRAM = 0.05
-REPEAT_BLOCK = 0.6
+REPEAT_BLOCK = 0.7
 GRID = 16
 _LEVELS = 8  # histogram levels per colour channel
 

@@ -763,7 +763,14 @@ def _model_stage(
     if not model.descriptor.temporal:
         return _FrameByFrame(model, options, runner)
     vsr = windowed_runner(model, options, TemporalWindows(window), runner)
-    log.info("%s: temporal windows of %d frames", model.name, window)
+    alignment = getattr(model.module, "alignment", "none")
+    log.info(
+        "%s: temporal windows of %d frames, split at scene cuts, held frames run once, "
+        "alignment %s",
+        model.name,
+        window,
+        alignment,
+    )
     return _TemporalWindows(vsr, options, model.scale)
 
 

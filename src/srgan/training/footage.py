@@ -2,9 +2,10 @@
 
 Each video is read twice, frame by frame (never held whole):
 
-1. Scene structure: the transitions between consecutive frames (`imaging.scene_cuts`):
-   cuts split the video into scenes, held frames (repeats) are dropped, so a scene is a
-   list of distinct frames.
+1. Scene structure, of every video before anything is written (an unreadable file stops
+   the command with nothing written): the transitions between consecutive frames
+   (`imaging.scene_cuts`): cuts split the video into scenes, held frames (repeats) are
+   dropped, so a scene is a list of distinct frames.
 2. Clips: every scene is cut into consecutive stretches of `frames` distinct frames (a
    shorter rest is left out); each stretch gives `clips_per_stretch` clips, each a random
    `size` x `size` crop at the same place in every frame: real motion, real noise and
@@ -209,10 +210,11 @@ def make_footage_clips(
     if not videos:
         raise BadInputError("no video files given")
     held_files = split_sources(videos, settings.val_fraction, settings.seed)
+    # every video's scenes first: a bad file stops the run before anything is written
+    plans = [scenes_of(video, settings) for video in videos]
     totals = dict.fromkeys(("scenes", "val_scenes", "repeats", "train", "val", "short"), 0)
     small = 0
-    for index, video in enumerate(videos):
-        scenes, size = scenes_of(video, settings)
+    for index, (video, (scenes, size)) in enumerate(zip(videos, plans, strict=True)):
         if settings.split == "file":
             val = set(range(len(scenes))) if video in held_files else set()
         else:
