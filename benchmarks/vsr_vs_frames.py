@@ -22,6 +22,10 @@ held out by scene) and/or `--synthetic TRAIN VAL` (pans over photos).
 
 Each model is trained in its own process (`--jobs` at a time, side by side, so that they
 share the machine alike); a run already in `--out` is resumed or, when finished, reused.
+
+`--speed VIDEO` then times `srgan video VIDEO OUT -m RUN` for each trained model (the
+frame model with `--window 1`), in alternating order `--repeats` times, and prints frames
+per second (decoding and encoding included) with the load average.
 """
 
 from __future__ import annotations
@@ -218,6 +222,35 @@ def score(args: argparse.Namespace, dataset: str) -> None:
     print()
 
 
+def speed(args: argparse.Namespace, dataset: str) -> None:
+    import av
+
+    with av.open(str(args.speed)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+        size = f"{stream.width}x{stream.height}"
+    srgan = Path(sys.executable).with_name("srgan")
+    seconds: dict[str, list[float]] = {name: [] for name in args.models}
+    for repeat in range(args.repeats):
+        order = args.models if repeat % 2 == 0 else args.models[::-1]
+        for name in order:
+            out = args.out / f"speed_{name}.mp4"
+            command = [str(srgan), "-q", "video", str(args.speed), str(out), "--device", "cpu"]
+            command += ["-m", str(args.out / dataset / name)]
+            out.unlink(missing_ok=True)
+            command += ["--window", "1"] if name == "frame" else []
+            started = time.perf_counter()
+            subprocess.run(command, check=True)
+            seconds[name].append(time.perf_counter() - started)
+    print(f"== srgan video speed: {args.speed} ({count} frames of {size}, x3), CPU")
+    print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for name in args.models:
+        best = min(seconds[name])
+        runs = ", ".join(f"{s:.1f}" for s in seconds[name])
+        print(f"{LABELS[name]:<18} {count / best:6.2f} fps (best of {args.repeats}: {runs} s)")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", nargs=2, type=Path, metavar=("TRAIN", "VAL"))
@@ -231,6 +264,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4, help="trainings run side by side")
     parser.add_argument("--max-frames", type=int, default=7, help="centre frames per clip")
     parser.add_argument("--score-only", action="store_true", help="no training")
+    parser.add_argument("--speed", type=Path, help="an LR video to time `srgan video` on")
+    parser.add_argument("--repeats", type=int, default=2, help="speed runs per model")
     parser.add_argument("--only", help=argparse.SUPPRESS)  # DATASET:MODEL, one training
     args = parser.parse_args()
     args.models = [m for m in args.models.split(",") if m]
@@ -261,6 +296,8 @@ def main() -> None:
     print(f"CPU: {cpu}; {args.steps} steps per model; load average now {os.getloadavg()}")
     for dataset in datasets:
         score(args, dataset)
+    if args.speed:
+        speed(args, datasets[0])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Scene cuts and repeated frames in a sequence of frames (one module for training
 windows, evaluation and `srgan video`).
 
-Between two consecutive frames:
+Between two consecutive frames, both shrunk (block means) to at most `SAMPLE_SIDE` px:
 
 - a **cut** when the 16x16 gray thumbnails (area means) differ by at least
   `CUT_THUMBNAIL` 8-bit levels on average *and* the 512-bin colour histograms (3 bits per
@@ -9,14 +9,13 @@ Between two consecutive frames:
   common). The thumbnail catches a change of picture; the histogram gate keeps large fast
   motion over the same colours from counting as a cut.
 - a **repeat** (a held frame: animation on twos, frame-rate conversion) when no block of
-  a 16x16 grid differs by more than `REPEAT_BLOCK` levels on average: compression noise
-  stays well under it, a small moving object over a still background does not.
+  a 16x16 grid differs by more than `REPEAT_BLOCK` levels on average.
 
-Thresholds measured on real footage (Megamind.avi and the others listed in
-`docs/VIDEO_TRAINING.md`): every cut had a thumbnail difference >= 32 and a histogram
-distance >= 0.14; the largest thumbnail differences without a cut (fast motion, a
-hand across the frame, an exposure change) were 17.3, 15.5 and 9.4. Held frames had
-block differences <= 0.96, the smallest among moving frames was 2.4.
+Thresholds measured on real footage (`docs/VIDEO_TRAINING.md` lists the clips), at full
+size and shrunk x6: every cut had a thumbnail difference >= 32 and a histogram distance
+>= 0.14; the largest thumbnail differences without a cut (fast motion, a hand across the
+frame, an exposure change) were 19.1, 15.5 and 9.4. Held frames had block differences
+<= 0.60; the stillest frames that were not held, 0.82 and more.
 
 A recurrent network must not carry features across a cut, and gains nothing from
 running a held frame twice: `plan_segments` splits a window at cuts and lists, per
