@@ -51,6 +51,9 @@ class ServeSettings(BaseModel):
     sync_backlog: int = Field(32, ge=0)  # waiting synchronous requests beyond this: 503
     job_timeout_s: float = Field(600.0, gt=0)
     request_timeout_s: float = Field(60.0, gt=0)  # a synchronous upscale, waiting included
+    # A client the server waits on outside a request (a request head still coming, or an
+    # unread body after the answer) is cut off after this long.
+    header_timeout_s: float = Field(10.0, gt=0)
     max_attempts: int = Field(2, ge=1)  # a job running when the server died is retried once
 
     max_body_bytes: int = Field(50 * MB, ge=1024)
@@ -63,6 +66,11 @@ class ServeSettings(BaseModel):
     result_ttl_s: float = Field(24 * 3600.0, gt=0)  # finished jobs and results are deleted then
     cache_max_bytes: int = Field(1024 * MB, ge=0)  # 0: no result cache
     rate_limit: RateLimit = RateLimit()
+    # Failed authentications (401) per client address: past the burst, 429 for a while.
+    auth_failure_limit: RateLimit = RateLimit(per_second=0.1, burst=10)
+    # X-Forwarded-For/-Proto are believed only from these proxy addresses (uvicorn's
+    # default: loopback); the rate limits then see the real client. () ignores them.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     access_log: bool = False
 
     @model_validator(mode="after")
