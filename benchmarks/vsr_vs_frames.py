@@ -42,14 +42,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from srgan.archs.vsr import BidirectionalRecurrentVSR, vsr_hyperparameters
+from srgan.archs.vsr import BidirectionalRecurrentVSR, build_vsr, vsr_hyperparameters
 from srgan.training import checkpoints
 from srgan.training.vsr_checkpoints import holds_run
 from srgan.training.vsr_clips import discover_clips
 from srgan.training.vsr_config import load_vsr_config
 from srgan.training.vsr_trainer import VSRTrainer
 from srgan.training.vsr_validation import ClipScores, evaluate_clips
-from srgan.zoo.architectures import build_vsr
 
 MODELS = ("frame", "none", "learned", "dis")
 LABELS = {"frame": "frame-by-frame", "none": "VSR unaligned", "learned": "VSR learned flow"}
@@ -116,7 +115,9 @@ def train_one(args: argparse.Namespace, dataset: str, model: str) -> None:
 
 def finished(run_dir: Path, steps: int) -> bool:
     latest = checkpoints.resolve(run_dir / "checkpoints")
-    return latest is not None and int(latest.name.removeprefix("step_")) >= steps
+    if latest is None:
+        return False
+    return torch.load(latest / "state.pt", weights_only=True)["step"] >= steps
 
 
 def train_all(args: argparse.Namespace, datasets: list[str]) -> None:

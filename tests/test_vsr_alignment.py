@@ -155,8 +155,7 @@ def test_the_spec_records_the_alignment_and_old_checkpoints_still_load(tmp_path)
         "in_channels": 3,
         "out_channels": 3,
         **TINY,
-        "alignment": "none",
-    }
+    }  # the same as before alignment existed
     learned = BidirectionalRecurrentVSR(**TINY, alignment="learned", flow_levels=2)
     spec = vsr_hyperparameters(learned.state_dict())
     assert spec is not None and spec["alignment"] == "learned" and spec["flow_levels"] == 2

@@ -29,6 +29,7 @@ starts from its own first frame's features (``init_backward(features[T - 1])``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,14 +38,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from srgan.archs.flow import PyramidFlow, flow_warp
+from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict, dims, indices, upsample_factors
 
 __all__ = [
     "ALIGNMENTS",
+    "SPEC",
     "SUPPORTED_SCALES",
     "BidirectionalRecurrentVSR",
     "ClipFlows",
     "FlowEstimator",
     "VSROutput",
+    "build_vsr",
+    "vsr_guess",
     "vsr_hyperparameters",
 ]
 
@@ -302,83 +307,136 @@ class BidirectionalRecurrentVSR(nn.Module):
         return VSROutput(torch.stack(outputs, dim=1), flows)
 
 
-def _count(state_dict: dict[str, torch.Tensor], pattern: str) -> int:
-    count = 0
-    while pattern.format(count) in state_dict:
-        count += 1
-    return count
+def _alignment_guess(state: StateDict) -> Hyperparameters | None:
+    """The alignment arguments a state dict records (None: a malformed record).
 
-
-def _upsample_factors(state_dict: dict[str, torch.Tensor], num_features: int) -> list[int] | None:
-    factors: list[int] = []
-    while isinstance(conv := state_dict.get(f"upsample.{len(factors)}.conv.weight"), torch.Tensor):
-        ratio, rem = divmod(int(conv.shape[0]), num_features) if conv.ndim == 4 else (0, 1)
-        root = round(ratio**0.5)
-        if rem or root < 2 or root * root != ratio:
-            return None
-        factors.append(root)
-    return factors
-
-
-def _alignment(state_dict: dict[str, torch.Tensor]) -> dict[str, int | str] | None:
-    """The alignment keyword arguments recorded in a state dict (None: not valid)."""
-    if "opencv_flow" in state_dict:
-        marker = state_dict["opencv_flow"]
+    Always all three keys, so that the spec can check every one; `vsr_hyperparameters`
+    leaves out those the network does not use."""
+    found: Hyperparameters = {"alignment": "none", "flow_levels": 3, "flow_features": 16}
+    if "opencv_flow" in state:
+        marker = state["opencv_flow"]
         if not isinstance(marker, torch.Tensor) or marker.numel() != 1:
             return None
         codes = {float(code): name for name, code in _OPENCV_FLOW_CODES.items()}
         name = codes.get(float(marker.reshape(-1)[0].item()))
-        return None if name is None else {"alignment": name}
-    levels = _count(state_dict, "align.levels.{}.conv1.weight")
+        return None if name is None else {**found, "alignment": name}
+    levels = indices(state, "align.levels.", ".conv1.weight")
     if not levels:
-        return {"alignment": "none"}
-    conv1 = state_dict["align.levels.0.conv1.weight"]
-    if conv1.ndim != 4:
+        return found
+    conv1 = dims(state, "align.levels.0.conv1.weight", 1)
+    if conv1 is None:
         return None
-    return {"alignment": "learned", "flow_levels": levels, "flow_features": int(conv1.shape[0])}
+    return {"alignment": "learned", "flow_levels": levels[-1] + 1, "flow_features": conv1[0]}
 
 
-def vsr_hyperparameters(state_dict: dict[str, torch.Tensor]) -> dict[str, int | str] | None:
+def vsr_guess(state: StateDict) -> Hyperparameters | None:
+    """The network's constructor arguments as the key names and shapes imply them."""
+    first, last = dims(state, "extract_conv.weight", 2), dims(state, "output_conv.weight", 1)
+    if first is None or last is None:
+        return None
+    num_features, in_channels = first
+    factors = upsample_factors(state, num_features)
+    if not factors:
+        return None
+    alignment = _alignment_guess(state)
+    if alignment is None:
+        return None
+    blocks = indices(state, "forward_trunk.blocks.", ".conv1.weight")
+    return {
+        "in_channels": in_channels,
+        "out_channels": last[0],
+        "num_features": num_features,
+        "num_blocks": blocks[-1] + 1 if blocks else 0,
+        "scale": math.prod(factors),
+        **alignment,
+    }
+
+
+def vsr_hyperparameters(state_dict: StateDict) -> Hyperparameters | None:
     """Constructor kwargs of the :class:`BidirectionalRecurrentVSR` behind ``state_dict``.
 
     Returns None unless a network built with the result has exactly the same keys and
     tensor shapes as ``state_dict``. Keys must be unprefixed (strip e.g. ``module.``).
-    An ``alignment`` key is always included (``"none"`` for checkpoints without one).
+    ``alignment`` is included for aligned networks (with ``flow_levels`` and
+    ``flow_features`` for a learned flow); an unaligned one gives the same keys as
+    checkpoints made before alignment.
     """
-    first = state_dict.get("extract_conv.weight")
-    last = state_dict.get("output_conv.weight")
-    if not isinstance(first, torch.Tensor) or not isinstance(last, torch.Tensor):
+    found = SPEC.recognise(state_dict)
+    if found is None:
         return None
-    if first.ndim != 4 or last.ndim != 4:
-        return None
-    num_features = int(first.shape[0])
-    factors = _upsample_factors(state_dict, num_features)
-    if not factors:
-        return None
-    scale = 1
-    for factor in factors:
-        scale *= factor
-    if _STAGES.get(scale) != tuple(factors):
-        return None
-    alignment = _alignment(state_dict)
-    if alignment is None:
-        return None
-    kwargs: dict[str, int | str] = {
-        "in_channels": int(first.shape[1]),
-        "out_channels": int(last.shape[0]),
-        "num_features": num_features,
-        "num_blocks": _count(state_dict, "forward_trunk.blocks.{}.conv1.weight"),
-        "scale": scale,
-        **alignment,
-    }
-    if kwargs["in_channels"] != kwargs["out_channels"]:
-        return None
-    with torch.device("meta"):
-        reference = BidirectionalRecurrentVSR(**kwargs).state_dict()  # type: ignore[arg-type]
-    expected = {key: tuple(value.shape) for key, value in reference.items()}
-    got: dict[str, tuple[int, ...]] = {}
-    for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
-            return None
-        got[key] = tuple(value.shape)
-    return kwargs if got == expected else None
+    if found["alignment"] != "learned":
+        del found["flow_levels"], found["flow_features"]
+    if found["alignment"] == "none":
+        del found["alignment"]
+    return found
+
+
+def build_vsr(
+    in_channels: int = 3,
+    out_channels: int = 3,
+    num_features: int = 32,
+    num_blocks: int = 4,
+    scale: int = 3,
+    alignment: str = "none",
+    flow_levels: int = 3,
+    flow_features: int = 16,
+) -> BidirectionalRecurrentVSR:
+    """A BidirectionalRecurrentVSR ready to run: alignment "dis" gets OpenCV's DIS flow."""
+    model = BidirectionalRecurrentVSR(
+        in_channels,
+        out_channels,
+        num_features,
+        num_blocks,
+        scale,
+        alignment,
+        flow_levels,
+        flow_features,
+    )
+    if model.alignment == "dis":
+        from srgan.imaging.optical_flow import dis_flow
+
+        model.flow_estimator = dis_flow
+    return model
+
+
+def _memory_per_pixel(hp: Hyperparameters) -> float:
+    """Per frame: features and two hidden states at LR, the upsampling at HR; an aligned
+    network also holds two flows and a warped state, and the flow pyramid's activations."""
+    per_pixel = 4.0 * int(hp["num_features"]) * (8 + 2 * int(hp["scale"]) ** 2)
+    if hp.get("alignment", "none") == "learned":
+        per_pixel += 4.0 * (2 * int(hp.get("flow_features", 16)) + int(hp["num_features"]))
+    elif hp.get("alignment", "none") != "none":
+        per_pixel += 4.0 * (4 + int(hp["num_features"]))
+    return per_pixel
+
+
+SPEC = ArchSpec(
+    name="BidirectionalRecurrentVSR",
+    build=build_vsr,
+    guess=vsr_guess,
+    plausible={
+        "in_channels": range(1, 17),
+        "out_channels": range(1, 17),
+        "num_features": range(1, 513),
+        "num_blocks": range(0, 257),
+        "scale": SUPPORTED_SCALES,
+        "alignment": ALIGNMENTS,
+        "flow_levels": range(1, 9),
+        "flow_features": range(1, 257),
+    },
+    scale=lambda hp: int(hp["scale"]),
+    in_channels=lambda hp: int(hp["in_channels"]),
+    out_channels=lambda hp: int(hp["out_channels"]),
+    memory_per_pixel=_memory_per_pixel,
+    example={
+        "in_channels": 3,
+        "out_channels": 3,
+        "num_features": 8,
+        "num_blocks": 1,
+        "scale": 2,
+        "alignment": "none",
+        "flow_levels": 3,
+        "flow_features": 16,
+    },
+    temporal=True,
+)

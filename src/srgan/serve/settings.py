@@ -21,7 +21,7 @@ class RateLimit(BaseModel):
     """A token bucket per API key (per client address when keys are off): `burst`
     requests at once, refilled at `per_second`. 0 turns the limit off."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     per_second: float = Field(5.0, ge=0)
     burst: int = Field(20, ge=1)
@@ -30,7 +30,7 @@ class RateLimit(BaseModel):
 class ServeSettings(BaseModel):
     """Everything `srgan serve` can be told; see docs/SERVING.md for each key."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)  # 0: any free port (printed at start)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from srgan.archs.vsr import BidirectionalRecurrentVSR
+from srgan.archs.vsr import BidirectionalRecurrentVSR, build_vsr
 from srgan.errors import BadInputError
 from srgan.training import checkpoints, distributed
 from srgan.training.adaptive import AdaptiveWeights
@@ -51,7 +51,6 @@ from srgan.training.vsr_data import ClipWindowDataset, WindowSettings
 from srgan.training.vsr_losses import HybridLoss, flow_loss
 from srgan.training.vsr_status import PHASES, status_text, write_status
 from srgan.training.vsr_validation import evaluate_clips
-from srgan.zoo.architectures import build_vsr
 
 LogCallback = Callable[[dict[str, Any]], None]
 FLOW_TERMS = ("flow_photometric", "flow_smoothness")
@@ -460,11 +459,12 @@ class VSRTrainer:
         if checkpoint is None:
             raise BadInputError(f"{folder}: no checkpoint to resume from")
         state = checkpoints.load_checkpoint(checkpoint, {"generator": self.model})
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.clipper.load_state_dict(state["clipper"])
-        self.plateau.load_state_dict(state["plateau"])
-        self.weights.load_state_dict(state["weights"])
-        self.checkpoints.load_state_dict(state["checkpoint_manager"])
-        self.plan = Candidate(**state["plan"])
-        checkpoints.restore_rng_state(state["rng"])
-        self.position = Position(**state["position"])
+        with checkpoints.restoring(checkpoint):
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.clipper.load_state_dict(state["clipper"])
+            self.plateau.load_state_dict(state["plateau"])
+            self.weights.load_state_dict(state["weights"])
+            self.checkpoints.load_state_dict(state["checkpoint_manager"])
+            self.plan = Candidate(**state["plan"])
+            checkpoints.restore_rng_state(state["rng"])
+            self.position = Position(**state["position"])

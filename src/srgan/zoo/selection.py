@@ -113,4 +113,11 @@ def onnx_file(spec: PretrainedModel) -> Path:
 
         export_onnx(load_model(spec.name).module, path)
 
-    return cached_file(f"{spec.cache_key}-opset{ONNX_OPSET}.onnx", build)
+    return cached_file(f"{spec.cache_key}-opset{ONNX_OPSET}.onnx", build, check_onnx)
+
+
+def check_onnx(path: Path) -> None:
+    """Raise unless `path` is a well-formed ONNX model (as fast as hashing it)."""
+    import onnx
+
+    onnx.checker.check_model(str(path))
