@@ -34,9 +34,9 @@ def photos() -> dict[str, np.ndarray]:
     }
 
 
-def _noisy(frame: np.ndarray, share: float) -> np.ndarray:
-    """A re-encoded held frame: a `share` of the values off by one level."""
-    noise = RNG.choice([-1, 1], frame.shape) * (RNG.random(frame.shape) < share)
+def _noisy(frame: np.ndarray, share: float, levels: int = 1) -> np.ndarray:
+    """A re-encoded held frame: a `share` of the values off by `levels` levels."""
+    noise = levels * RNG.choice([-1, 1], frame.shape) * (RNG.random(frame.shape) < share)
     return np.clip(frame.astype(np.int32) + noise, 0, 255).astype(np.uint8)
 
 
@@ -54,7 +54,8 @@ def test_held_frames_are_repeats_despite_compression_noise(photos):
     frame = photos["coffee"]
     assert compare(frame, frame).repeat
     assert compare(frame, _noisy(frame, 0.3)).repeat
-    assert not compare(frame, _noisy(frame, 1.0)).repeat  # noise on every pixel: film grain
+    assert compare(frame, _noisy(frame, 1.0)).repeat  # one level anywhere: still the same
+    assert not compare(frame, _noisy(frame, 1.0, 8)).repeat  # film grain: a new frame
     moved = frame.copy()
     moved[100:130, 100:130] = moved[104:134, 100:130]  # a small object moves
     step = compare(frame, moved)
