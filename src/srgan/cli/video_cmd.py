@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import OnnxLayout, OnnxOrder, OnnxRange, onnx_hints
 from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
 from srgan.inference.batch import failure_message
@@ -22,6 +23,7 @@ from srgan.zoo.selection import open_model
 if TYPE_CHECKING:
     from srgan.inference.tiling import Forward
     from srgan.inference.upscaler import AnyModel
+    from srgan.zoo.onnx_generic import OnnxHints
 
 log = logging.getLogger("srgan.cli")
 
@@ -61,6 +63,9 @@ def video(
     backend: Annotated[
         str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn (as upscale).")
     ] = "auto",
+    onnx_layout: OnnxLayout = None,
+    onnx_range: OnnxRange = None,
+    onnx_order: OnnxOrder = None,
     codec: Annotated[
         str | None,
         typer.Option(
@@ -139,6 +144,7 @@ def video(
         parse_time(end) if end is not None else None,
     )
     options = _upscale_options(tile, outscale, device)
+    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     try:
         if preview is not None:
             unused = {
@@ -153,7 +159,7 @@ def video(
             if given := [flag for flag, value in unused.items() if value is not None]:
                 log.warning(f"--preview writes single PNG frames: {', '.join(given)} not used")
             preview_job = pipeline.plan_preview(source, target, preview, time_range)
-            loaded, runner = _load(model, options, backend)
+            loaded, runner = _load(model, options, backend, hints)
             with console.rate_progress(f"preview {source.name}", "frames/s") as progress:
                 written = pipeline.preview_video(preview_job, loaded, options, progress, runner)
             console.note(f"video: {len(written)} preview frames in {target}")
@@ -177,7 +183,7 @@ def video(
             job.probe.codec,
             job.probe.pix_fmt,
         )
-        loaded, runner = _load(model, options, backend)
+        loaded, runner = _load(model, options, backend, hints)
         with console.rate_progress(source.name) as progress:
             report = pipeline.upscale_video(job, loaded, options, progress, runner)
     except SrganError:
@@ -199,7 +205,9 @@ def _upscale_options(tile: int | None, outscale: float | None, device: str) -> U
         raise BadInputError(str(exc)) from None
 
 
-def _load(name: str, options: UpscaleOptions, backend: str) -> tuple[AnyModel, Forward]:
-    loaded = open_model(name, None, options.device, options.precision, backend)
+def _load(
+    name: str, options: UpscaleOptions, backend: str, hints: OnnxHints
+) -> tuple[AnyModel, Forward]:
+    loaded = open_model(name, None, options.device, options.precision, backend, hints)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
     return loaded, make_runner(loaded, options)  # one runner for every frame

@@ -65,7 +65,7 @@ StrPath: TypeAlias = str | Path
 _WEIGHTLESS_TYPES = frozenset(
     {"Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle", "Reorg", "ReLU"}
 )
-_WEIGHTED_TYPES = frozenset({"Convolution", "PReLU"})
+_WEIGHTED_TYPES = frozenset({"Convolution", "PReLU", "BatchNorm"})
 
 _FLOAT_TOL = 1e-6
 
@@ -259,6 +259,11 @@ def _read_layer_weights(layer: NcnnLayer, reader: _BinReader) -> dict[str, np.nd
         if num_slope <= 0:
             raise ValueError("num_slope must be positive")
         return {"slope": reader.raw_fp32(num_slope)}
+    if layer.type == "BatchNorm":  # ncnn's order: slope, mean, variance, bias (raw fp32)
+        channels = layer.int_param(0, 0)
+        if channels <= 0:
+            raise ValueError("channels must be positive")
+        return {key: reader.raw_fp32(channels) for key in ("slope", "mean", "var", "bias")}
     return {}
 
 
