@@ -72,7 +72,7 @@ def load_model(path: Path) -> BidirectionalRecurrentVSR:
     kwargs = vsr_hyperparameters(state)
     if kwargs is None:
         raise SystemExit(f"{path}: not a BidirectionalRecurrentVSR checkpoint")
-    model = build_vsr(**kwargs)
+    model = build_vsr(**kwargs)  # type: ignore[arg-type]
     model.load_state_dict(state)
     return model.eval()
 
@@ -253,7 +253,7 @@ def speed(args: argparse.Namespace, dataset: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--real", nargs=2, type=Path, metavar=("TRAIN", "VAL"))
     parser.add_argument("--synthetic", nargs=2, type=Path, metavar=("TRAIN", "VAL"))
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")

@@ -292,7 +292,7 @@ class VSRTrainer:
 
     def _step(self, micro: MicroBatches) -> dict[str, float]:
         self.optimizer.zero_grad(set_to_none=True)
-        sums = dict.fromkeys((*TERMS, "total"), 0.0)
+        sums: dict[str, float] = dict.fromkeys((*TERMS, "total"), 0.0)
         loss = self.config.loss
         learned_flow = self.model.align is not None
         warming = learned_flow and self.position.step < loss.flow_warmup_steps
