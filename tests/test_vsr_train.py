@@ -143,7 +143,7 @@ def test_stopped_interrupted_and_resumed_runs_log_the_same_losses(clips, tmp_pat
     status = (tmp_path / "straight" / "training_status.txt").read_text()
     assert "step 6 / 6" in status and "validation at step 6" in status
     # generator.safetensors is the plain network: what `srgan video --model` loads
-    model = BidirectionalRecurrentVSR(num_features=8, num_blocks=1)
+    model = BidirectionalRecurrentVSR(num_features=8, num_blocks=1, alignment="learned")
     model.load_state_dict(load_file(str(latest.parent / "best" / "generator.safetensors")))
 
 
