@@ -184,8 +184,8 @@ def _contenders(
 ) -> tuple[list[Contender], float]:
     """Open every model; the comparison's scale is --scale or the first trained model's."""
     from srgan.comparison.results import Contender
+    from srgan.inference.backends import open_model
     from srgan.inference.upscaler import UpscaleOptions, resolve_device
-    from srgan.zoo.selection import open_model
 
     if not names:
         raise BadInputError("name at least one model with -m")
@@ -194,7 +194,7 @@ def _contenders(
     target: float | None = float(scale) if scale is not None else None
     for index, name in enumerate(names):
         if name != "bicubic":
-            opened[index] = open_model(name, None, chosen_device, "fp32", backend, hints)
+            opened[index] = open_model(name, None, chosen_device, "fp32", backend, onnx=hints)
             if target is None:
                 target = float(opened[index].scale)  # type: ignore[attr-defined]
     target = target or 4.0

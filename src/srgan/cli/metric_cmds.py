@@ -89,8 +89,8 @@ def evaluate(
     """
     from srgan.inference import evaluate as evaluation
     from srgan.inference.vsr import TemporalWindows
+    from srgan.zoo.onnx_any_file import is_onnx_file, open_onnx_file
     from srgan.zoo.registry import load_model
-    from srgan.zoo.selection import is_onnx_file, open_onnx_file
 
     hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     windows = TemporalWindows(window)

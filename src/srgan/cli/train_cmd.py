@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import OptionalDevice
 from srgan.errors import BadInputError
 
 
@@ -41,7 +42,7 @@ def train(
     vgg_weights: Annotated[
         Path | None, typer.Option("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth.")
     ] = None,
-    device: Annotated[str | None, typer.Option("--device")] = None,
+    device: OptionalDevice = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
 ) -> None:
     """Train SRResNet (pixel loss) then SRGAN (VGG54 + adversarial), with checkpoints

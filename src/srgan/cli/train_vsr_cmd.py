@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import OptionalDevice
 from srgan.errors import BadInputError
 from srgan.training.progress import format_duration
 
@@ -35,7 +36,7 @@ def train_vsr(
     ] = None,
     val: Annotated[Path | None, typer.Option("--val", help="Validation clips folder.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")] = None,
-    device: Annotated[str | None, typer.Option("--device")] = None,
+    device: OptionalDevice = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in the run folder.")

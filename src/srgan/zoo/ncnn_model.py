@@ -13,3 +13,4 @@ class NcnnModel(Described):
     descriptor: ModelDescriptor
     param: Path
     bin: Path
+    precision: str = "fp32"  # "int8": convolutions quantized by ncnn (see zoo.ncnn_int8)

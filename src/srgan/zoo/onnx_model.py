@@ -1,28 +1,46 @@
-"""A model run by ONNX Runtime from an ONNX file exported once from PyTorch and cached."""
+"""Models run by ONNX Runtime: exported once from PyTorch and cached, or files srgan wrote.
+
+Every ONNX file srgan writes carries its model's descriptor in the metadata
+(`srgan.descriptor`, JSON) and its precision (`srgan.precision`), so that a copied file
+(the output of `srgan quantize`) runs again with `--model FILE.onnx`.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from srgan.zoo.cache import cached_file
 from srgan.zoo.descriptor import Described, ModelDescriptor
+from srgan.zoo.sources import descriptor_to_dict
+
+if TYPE_CHECKING:
+    from srgan.zoo.descriptor import LoadedModel
+    from srgan.zoo.sources import ModelSource
 
 ONNX_OPSET = 17
+DESCRIPTOR_KEY = "srgan.descriptor"
+PRECISION_KEY = "srgan.precision"
 
 
 @dataclass
 class OnnxModel(Described):
     descriptor: ModelDescriptor
     path: Path
+    precision: str = "fp32"  # "int8": a statically quantized (QDQ) model
 
 
-def export_onnx(module, path: Path) -> None:
-    """Export a PyTorch image-to-image network with free height and width (needs torch)."""
+def export_onnx(module, path: Path, descriptor: ModelDescriptor | None = None) -> None:
+    """Export a PyTorch image-to-image network with free height and width (needs torch);
+    `descriptor` is stored in the file's metadata."""
     import warnings
 
     import torch
 
-    example = torch.rand(1, 3, 32, 32)
+    channels = descriptor.in_channels if descriptor is not None else 3
+    example = torch.rand(1, channels, 32, 32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own deprecations
         torch.onnx.export(
@@ -35,3 +53,46 @@ def export_onnx(module, path: Path) -> None:
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
+    if descriptor is not None:
+        write_metadata(path, descriptor, "fp32")
+
+
+def write_metadata(path: Path, descriptor: ModelDescriptor, precision: str) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key not in (DESCRIPTOR_KEY, PRECISION_KEY)]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in (
+        (DESCRIPTOR_KEY, json.dumps(descriptor_to_dict(descriptor))),
+        (PRECISION_KEY, precision),
+    ):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+
+
+def exported_onnx(source: ModelSource, loaded: LoadedModel | None = None) -> Path:
+    """The model as ONNX in the cache (keyed by its identity), exported from PyTorch on
+    first use; `loaded` saves loading the PyTorch module again when the caller has it."""
+
+    def build(path: Path) -> None:
+        model = loaded
+        if model is None:
+            assert source.load_torch is not None, f"{source.name} has no PyTorch form"
+            model = source.load_torch()
+        export_onnx(model.module, path, source.descriptor or model.descriptor)
+
+    return cached_file(f"{source.identity}-opset{ONNX_OPSET}.onnx", build, check_onnx_start)
+
+
+def check_onnx_start(path: Path) -> None:
+    """Raise unless `path` starts like an ONNX model (a ModelProto's ir_version field).
+
+    The cache's digest already guards against damage; this catches a file replaced along
+    with its digest, without importing `onnx` (whose import would cost start-up)."""
+    with path.open("rb") as stream:
+        head = stream.read(2)
+    if len(head) < 2 or head[0] != 0x08 or not 3 <= head[1] <= 20:
+        raise ValueError(f"{path.name} is not an ONNX model")

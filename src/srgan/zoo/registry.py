@@ -15,12 +15,10 @@ from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.cache import CachedWeights
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
+from srgan.zoo.sources import KNOWN_MODELS, WEIGHT_SUFFIXES, generator_in
 from srgan.zoo.weight_files import read_state_dict
 
 log = logging.getLogger(__name__)
-
-KNOWN_MODELS = ("bicubic", *PRETRAINED)
-WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param")
 
 
 def load_model(
@@ -52,7 +50,8 @@ def load_model(
     else:
         known = ", ".join(KNOWN_MODELS)
         raise BadInputError(
-            f"unknown model {name_or_path!r} (known: {known}; or a .pth/.safetensors/.param file)"
+            f"unknown model {name_or_path!r} (known: {known}; or a "
+            ".pth/.safetensors/.param/.onnx file)"
         )
     if scale is not None and scale != loaded.scale:
         raise BadInputError(
@@ -113,12 +112,14 @@ def build(
 
 def load_file(path: Path) -> LoadedModel:
     if path.is_dir():
-        path = _generator_in(path)
+        path = generator_in(path)
     if not path.is_file():
         if path.exists():  # a FIFO or a device would block or never end
             raise BadInputError(f"{path}: not a regular file (a model is a weights file)")
         raise BadInputError(f"{path}: no such model file")
     suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        raise BadInputError(f"{path}: an ONNX file runs on onnxruntime, not PyTorch")
     if suffix == ".param":
         from srgan.zoo.ncnn_format import ncnn_to_state_dict
 
@@ -135,19 +136,3 @@ def load_file(path: Path) -> LoadedModel:
     arch, hyperparameters = found
     log.info("%s: recognised %s %s", path, arch.name, hyperparameters)
     return build(path.stem, arch.name, hyperparameters, state, source=path)
-
-
-def _generator_in(folder: Path) -> Path:
-    """The generator of a training checkpoint folder, or of a run folder's best (else
-    latest) checkpoint."""
-    for candidate in (
-        folder / "generator.safetensors",
-        folder / "checkpoints" / "best" / "generator.safetensors",
-        folder / "checkpoints" / "latest" / "generator.safetensors",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise BadInputError(
-        f"{folder}: is a folder without a trained generator; give a weights file "
-        "(.pth, .safetensors, .param) or a training checkpoint or run folder"
-    )

@@ -1,22 +1,63 @@
-"""Running models with PyTorch: the tile runner, devices, half precision."""
+"""The PyTorch backend: any model srgan loads, on any device, in fp32, fp16 or bf16.
+
+PyTorch is imported inside the functions, so that choosing between backends (and running
+on the others) never imports it.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from srgan.zoo.descriptor import LoadedModel
 
+if TYPE_CHECKING:
+    import torch
+
+    from srgan.inference.backends.base import AnyModel, Runner
+    from srgan.zoo.sources import ModelSource
+
 log = logging.getLogger(__name__)
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+class TorchBackend:
+    name: str = "torch"
+    modules: tuple[str, ...] = ("torch",)
+    packages: tuple[str, ...] = ("torch",)
+    shares_threads: bool = False
+
+    def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
+        if source.load_torch is None:
+            return f"{source.name} is an ONNX file: it runs on onnxruntime"
+        if precision not in PRECISIONS:
+            return f"--precision {precision} runs on onnxruntime, not torch"
+        return None
+
+    def prepare(self, source: ModelSource, device: str, precision: str) -> AnyModel:
+        assert source.load_torch is not None
+        loaded = source.load_torch()
+        loaded.module.to(device)
+        return loaded
+
+    def runner(
+        self, model: AnyModel, threads: int, device: str, precision: str, spinning: bool = True
+    ) -> Runner:
+        assert isinstance(model, LoadedModel)
+        return TorchRunner(model, device, precision)
+
+    def owns(self, model: AnyModel) -> bool:
+        return isinstance(model, LoadedModel)
 
 
 def cuda_or_mps() -> str:
     """The best device torch can see: 'cuda', 'mps' or 'cpu'."""
+    import torch
+
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -26,6 +67,8 @@ def cuda_or_mps() -> str:
 
 def check_device(name: str) -> str:
     """Validate an explicit device name against this machine; ValueError if unusable."""
+    import torch
+
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available on this machine")
@@ -38,8 +81,9 @@ def check_device(name: str) -> str:
     return str(device)
 
 
-def as_numpy_forward(function: Callable[[torch.Tensor], torch.Tensor]):
+def as_numpy_forward(function: Callable[[torch.Tensor], torch.Tensor]) -> Runner:
     """A tensor -> tensor function as the array -> array forward that tiling expects."""
+    import torch
 
     def forward(tile: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -57,9 +101,13 @@ class TorchRunner:
     """
 
     def __init__(self, model: LoadedModel, device: str, precision: str) -> None:
+        import torch
+
+        dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+        self._torch = torch
         self.model = model
         self.device = torch.device(device)
-        self.dtype = _DTYPES[precision]
+        self.dtype = dtypes[precision]
         supported = {
             torch.float16: model.descriptor.supports_half,
             torch.bfloat16: model.descriptor.supports_bf16,
@@ -70,6 +118,7 @@ class TorchRunner:
         model.module.to(self.device)
 
     def __call__(self, tile: np.ndarray) -> np.ndarray:
+        torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(tile).to(self.device, non_blocking=True)
             if self.dtype != torch.float32 and not self.model.fp32_only:
@@ -86,7 +135,7 @@ class TorchRunner:
             return self.model.module(x).float().cpu().numpy()
 
 
-def bicubic_forward(scale: float):
+def bicubic_forward(scale: float) -> Runner:
     """MATLAB bicubic as a tile forward (alpha channels in --alpha-mode bicubic)."""
     from srgan.imaging.resize import imresize
 
