@@ -21,10 +21,10 @@ import statistics
 import time
 from pathlib import Path
 
+from srgan.evaluation.scores import score
 from srgan.imaging.io import list_images, read_image
 from srgan.imaging.transform import crop_to_multiple, resize_image
 from srgan.inference.backends import backend_of, open_model
-from srgan.inference.evaluate import score
 from srgan.inference.machine import describe_cpu, load_average
 from srgan.inference.upscaler import UpscaleOptions, make_runner, upscale_image
 from srgan.zoo.pretrained import INT8_VISIBLE_LOSS_DB, PRETRAINED

@@ -12,9 +12,11 @@ Models (`--models`, any of):
 - `learned`: aligned by a flow pyramid trained with it (`model.alignment = "learned"`).
 - `dis`: aligned by OpenCV DIS flow on the LR frames (`model.alignment = "dis"`).
 
-Recurrent models are scored as `srgan video` runs them: split at scene cuts, held frames
-run once. Datasets: `--real TRAIN VAL` (clips cut from videos by `srgan dataset clips`,
-held out by scene) and/or `--synthetic TRAIN VAL` (pans over photos).
+Scores use `srgan.evaluation` (what `srgan eval` and training validation use): recurrent
+models on windows of `--max-frames` frames as `srgan video` runs them (split at scene
+cuts, held frames run once), the frame model frame by frame. Datasets: `--real TRAIN VAL`
+(clips cut from videos by `srgan dataset clips`, held out by scene) and/or
+`--synthetic TRAIN VAL` (pans over photos).
 
     python benchmarks/vsr_vs_frames.py --real data/real/train data/real/val \\
         --synthetic data/clips/train data/clips/val --steps 1000 --config vsr.toml \\
@@ -40,45 +42,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from srgan.archs.vsr import BidirectionalRecurrentVSR, build_vsr, vsr_hyperparameters
-from srgan.training import checkpoints
-from srgan.training.vsr_checkpoints import holds_run
-from srgan.training.vsr_clips import discover_clips
-from srgan.training.vsr_config import load_vsr_config
-from srgan.training.vsr_trainer import VSRTrainer
-from srgan.training.vsr_validation import ClipScores, evaluate_clips
+from srgan.evaluation import ClipSelection, ScoreTable, dataset_clips, evaluate_clips
+from srgan.evaluation.scores import ClipScore
+from srgan.inference.vsr import TemporalWindows
+from srgan.training.engine.checkpoints import holds_run, load_state, resolve
+from srgan.training.engine.loop import Engine
+from srgan.training.recipes.video import VideoRecipe
+from srgan.training.recipes.video_config import load_video_config
+from srgan.zoo.bicubic import load_bicubic
+from srgan.zoo.registry import load_model
 
 MODELS = ("frame", "none", "learned", "dis")
 LABELS = {"frame": "frame-by-frame", "none": "VSR unaligned", "learned": "VSR learned flow"}
 LABELS["dis"] = "VSR DIS flow"
 
 
-def weights_file(path: Path) -> Path:
-    """generator.safetensors of a run folder (best, else latest), a checkpoint or a file."""
-    if path.is_file():
-        return path
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    for name in ("best", "latest"):
-        checkpoint = checkpoints.resolve(folder, name)
-        if checkpoint is not None:
-            return checkpoint / "generator.safetensors"
-    return path / "generator.safetensors"
-
-
-def load_model(path: Path) -> BidirectionalRecurrentVSR:
-    state = load_file(str(weights_file(path)))
-    kwargs = vsr_hyperparameters(state)
-    if kwargs is None:
-        raise SystemExit(f"{path}: not a BidirectionalRecurrentVSR checkpoint")
-    model = build_vsr(**kwargs)  # type: ignore[arg-type]
-    model.load_state_dict(state)
-    return model.eval()
-
-
 def overrides(args: argparse.Namespace, dataset: str, model: str) -> list[str]:
-    config = load_vsr_config(args.config, list(args.set))
+    config = load_video_config(args.config, list(args.set))
     frames, batch = config.data.frames, config.data.effective_batch
     train, val = getattr(args, dataset)
     window, size = (1, batch * frames) if model == "frame" else (frames, batch)
@@ -99,12 +80,12 @@ def overrides(args: argparse.Namespace, dataset: str, model: str) -> list[str]:
 
 def train_one(args: argparse.Namespace, dataset: str, model: str) -> None:
     """Train (or resume) one model in this process; records its wall time."""
-    config = load_vsr_config(args.config, overrides(args, dataset, model))
+    config = load_video_config(args.config, overrides(args, dataset, model))
     run_dir = config.output_dir
     if finished(run_dir, config.steps):
         return
     started = time.perf_counter()
-    VSRTrainer(config).run(resume=holds_run(run_dir))
+    Engine(VideoRecipe(config)).run(resume=holds_run(run_dir))
     times = run_dir / "benchmark_seconds.json"
     spent = time.perf_counter() - started
     if times.exists():
@@ -114,10 +95,8 @@ def train_one(args: argparse.Namespace, dataset: str, model: str) -> None:
 
 
 def finished(run_dir: Path, steps: int) -> bool:
-    latest = checkpoints.resolve(run_dir / "checkpoints")
-    if latest is None:
-        return False
-    return torch.load(latest / "state.pt", weights_only=True)["step"] >= steps
+    latest = resolve(run_dir / "checkpoints")
+    return latest is not None and load_state(latest)["step"] >= steps
 
 
 def train_all(args: argparse.Namespace, datasets: list[str]) -> None:
@@ -145,9 +124,9 @@ def train_all(args: argparse.Namespace, datasets: list[str]) -> None:
         raise SystemExit(f"training failed: {', '.join(failed)} (see {args.out}/*.log)")
 
 
-def table(names: list[str], scores: dict[str, ClipScores]) -> str:
-    first = scores[names[0]]
-    width = max([len(score.name) for score in first.clips] + [4])
+def table(names: list[str], bicubic: ScoreTable, scores: dict[str, ScoreTable]) -> str:
+    first = bicubic.images
+    width = max([len(score.name) for score in first] + [4])
     columns = ["bicubic", *[LABELS[name] for name in names]]
     cell_width = max(16, *(len(c) for c in columns))
     head = f"{'clip':<{width}} {'frames':>6}  " + "  ".join(f"{c:>{cell_width}}" for c in columns)
@@ -158,28 +137,28 @@ def table(names: list[str], scores: dict[str, ClipScores]) -> str:
     def cell(psnr: float, ssim: float) -> str:
         return f"{f'{psnr:6.2f} / {ssim:.4f}':>{cell_width}}"
 
-    for i, base in enumerate(first.clips):
-        row = [cell(base.bicubic_psnr, base.bicubic_ssim)]
-        row += [cell(scores[n].clips[i].psnr, scores[n].clips[i].ssim) for n in names]
-        line = f"{base.name:<{width}} {base.frames:>6}  " + "  ".join(row)
+    for i, base in enumerate(first):
+        frames = base.frames if isinstance(base, ClipScore) else 0
+        row = [cell(base.psnr, base.ssim)]
+        row += [cell(scores[n].images[i].psnr, scores[n].images[i].ssim) for n in names]
+        line = f"{base.name:<{width}} {frames:>6}  " + "  ".join(row)
         if "frame" in names:
-            frame = scores["frame"].clips[i].psnr
-            deltas = [scores[n].clips[i].psnr - frame for n in names if n != "frame"]
+            frame = scores["frame"].images[i].psnr
+            deltas = [scores[n].images[i].psnr - frame for n in names if n != "frame"]
             line += "  " + "  ".join(f"{d:>+9.2f}" for d in deltas)
         lines.append(line)
     lines.append("-" * len(head))
-    means = [cell(first.mean("bicubic_psnr"), first.mean("bicubic_ssim"))]
-    means += [cell(scores[n].mean("psnr"), scores[n].mean("ssim")) for n in names]
+    means = [cell(bicubic.mean_psnr, bicubic.mean_ssim)]
+    means += [cell(scores[n].mean_psnr, scores[n].mean_ssim) for n in names]
     line = f"{'mean':<{width}} {'':>6}  " + "  ".join(means)
     if "frame" in names:
-        frame_mean = scores["frame"].mean("psnr")
-        deltas = [scores[n].mean("psnr") - frame_mean for n in names if n != "frame"]
+        frame_mean = scores["frame"].mean_psnr
+        deltas = [scores[n].mean_psnr - frame_mean for n in names if n != "frame"]
         line += "  " + "  ".join(f"{d:>+9.2f}" for d in deltas)
         lines.append(line)
+        frame_clips = scores["frame"].images
         worst = [
-            min(
-                s.psnr - f.psnr for s, f in zip(scores[n].clips, scores["frame"].clips, strict=True)
-            )
+            min(s.psnr - f.psnr for s, f in zip(scores[n].images, frame_clips, strict=True))
             for n in names
             if n != "frame"
         ]
@@ -194,32 +173,33 @@ def table(names: list[str], scores: dict[str, ClipScores]) -> str:
 
 def score(args: argparse.Namespace, dataset: str) -> None:
     _, val = getattr(args, dataset)
-    clips = discover_clips(val)
-    scores: dict[str, ClipScores] = {}
+    clips = dataset_clips(val)
+    selection = ClipSelection(args.max_frames)
+    scores: dict[str, ScoreTable] = {}
+    bicubic: ScoreTable | None = None
     print(f"== {dataset}: held-out clips {val} ({len(clips)} clips)")
     for name in args.models:
         run_dir = args.out / dataset / name
-        model = load_model(run_dir)
-        params = sum(p.numel() for p in model.parameters())
+        model = load_model(str(run_dir))
+        scale = int(model.scale)
         seconds_file = run_dir / "benchmark_seconds.json"
         spent = ""
         if seconds_file.exists():
             info = json.loads(seconds_file.read_text())
             load = ", ".join(f"{x:.1f}" for x in info["loadavg_at_end"])
             spent = f", trained in {info['seconds'] / 60:.1f} min (load average at end {load})"
-        print(f"{LABELS[name]}: {run_dir} ({params:,} parameters{spent})")
+        print(f"{LABELS[name]}: {run_dir} ({model.descriptor.parameters:,} parameters{spent})")
+        windows = TemporalWindows(1 if name == "frame" else min(args.max_frames, 64))
         with torch.inference_mode():
             started = time.perf_counter()
-            scores[name] = evaluate_clips(
-                model,
-                clips,
-                model.scale,
-                args.max_frames,
-                frames_per_pass=1 if name == "frame" else None,
-            )
+            if bicubic is None:
+                plain = [load_bicubic(scale)]
+                (bicubic,) = evaluate_clips(plain, clips, scale, windows, selection).tables
+            (scores[name],) = evaluate_clips([model], clips, scale, windows, selection).tables
             print(f"  scored in {time.perf_counter() - started:.1f} s")
+    assert bicubic is not None
     print()
-    print(table(list(args.models), scores))
+    print(table(list(args.models), bicubic, scores))
     print()
 
 

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from srgan.archs.flow import PyramidFlow, flow_warp
 from srgan.archs.vsr import BidirectionalRecurrentVSR, vsr_hyperparameters
 from srgan.imaging.optical_flow import dis_flow
-from srgan.training.vsr_losses import flow_loss
+from srgan.training.recipes.hybrid_loss import flow_loss
 from srgan.zoo.architectures import detect
 from srgan.zoo.registry import load_model
 

@@ -12,10 +12,10 @@ import pytest
 
 from srgan.errors import BadInputError
 from srgan.imaging import read_image
+from srgan.imaging.clips import VideoFileClip, discover_clips
 from srgan.imaging.scene_cuts import transitions
-from srgan.training.footage import FootageSettings, make_footage_clips, scenes_of
-from srgan.training.vsr_clips import VideoFileClip, discover_clips
-from srgan.training.vsr_data import ClipWindowDataset, WindowSettings, clip_windows
+from srgan.training.data.footage import FootageSettings, make_footage_clips, scenes_of
+from srgan.training.data.windows import ClipWindowDataset, WindowSettings, clip_windows
 
 SIZE = (96, 72)  # width, height
 SCENE = 12  # frames per scene

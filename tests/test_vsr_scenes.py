@@ -12,9 +12,12 @@ import torch
 from safetensors.torch import save_file
 
 from srgan.archs.vsr import BidirectionalRecurrentVSR
+from srgan.evaluation import dataset_clips, evaluate_clips
+from srgan.imaging import Image, ImageMeta, write_image
 from srgan.inference.upscaler import UpscaleOptions
 from srgan.inference.vsr import TemporalWindows, upscale_frames
-from srgan.training.vsr_validation import upscale_frames as validation_upscale
+from srgan.training.recipes.video import VideoRecipe
+from srgan.training.recipes.video_config import load_video_config
 from srgan.zoo.registry import load_model
 from tests.videos import make_video
 from tests.vsr_models import run_network
@@ -80,11 +83,44 @@ def test_nothing_is_carried_across_a_scene_cut(tmp_path, scenes):
     whole = run_network(loaded.module, np.stack(frames))  # one pass mixes the scenes
     assert not np.array_equal(outputs[4:], whole[4:])
 
-    lr = torch.from_numpy(np.stack(frames).astype(np.float32) / 255).permute(0, 3, 1, 2)
-    scored = validation_upscale(loaded.module, lr)  # the trainer's validation splits too
-    with torch.no_grad():
-        alone = loaded.module(lr[4:].unsqueeze(0)).squeeze(0).clamp(0, 1)
-    assert torch.allclose(scored[4:], alone, atol=1e-6)
+
+def _clip_folder(folder: Path, frames: list[np.ndarray]) -> Path:
+    for index, pixels in enumerate(frames):
+        write_image(folder / f"frame_{index:04d}.png", Image(pixels, ImageMeta()))
+    return folder
+
+
+def test_training_validation_and_eval_split_clips_at_scene_cuts(tmp_path, scenes):
+    """The video recipe's validation (and `srgan eval` on clips) scores a clip of two
+    scenes as the two scenes scored alone: nothing carried across the cut."""
+    run = _aligned(tmp_path / "run")
+    loaded = load_model(str(run))
+    big = _big_scenes()
+    first = _clip_folder(tmp_path / "alone" / "a", big[0])
+    second = _clip_folder(tmp_path / "alone" / "b", big[1])
+    both = _clip_folder(tmp_path / "val" / "ab", big[0] + big[1])
+    config = load_video_config(
+        None,
+        [f"data.train={tmp_path / 'val'}", f"data.val={tmp_path / 'val'}", "data.scale=2",
+         "data.val_frames=8", "model.num_features=6", "model.num_blocks=1"],
+    )  # fmt: skip
+    with torch.inference_mode():
+        validation = VideoRecipe(config).validate(loaded, 1)
+        assert validation is not None
+        alone = evaluate_clips([loaded], dataset_clips(tmp_path / "alone"), 2, TemporalWindows(8))
+        mixed = evaluate_clips(
+            [loaded], dataset_clips(both.parent), 2, TemporalWindows(8, scene_cuts=False)
+        )
+    # four frames each: the clip's frame mean is the mean of the two scenes' means
+    assert validation.psnr == pytest.approx(alone.tables[0].mean_psnr, abs=1e-6)
+    assert mixed.tables[0].mean_psnr != pytest.approx(validation.psnr, abs=1e-6)
+    assert {first.name, second.name} == {c.name for c in alone.tables[0].images}
+
+
+def _big_scenes() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    from skimage import data
+
+    return _pan(data.astronaut(), 4, 150, 48), _pan(data.coffee(), 4, 200, 48)
 
 
 def test_video_command_runs_an_aligned_checkpoint(cli, tmp_path):

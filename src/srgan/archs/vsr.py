@@ -255,10 +255,15 @@ class BidirectionalRecurrentVSR(nn.Module):
             )
         return ClipFlows(references, neighbours, flows)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, frames: torch.Tensor, detach_flows: bool = False, with_flows: bool = False
+    ) -> torch.Tensor | VSROutput:
+        """The upscaled frames; with ``with_flows``, the `VSROutput` of `propagate` (the
+        keywords pass through DistributedDataParallel, which only wraps ``forward``)."""
         if frames.ndim == 4:  # an image is a one-frame clip
-            return self.forward(frames.unsqueeze(1)).squeeze(1)
-        return self.propagate(frames).frames
+            return self.propagate(frames.unsqueeze(1)).frames.squeeze(1)
+        output = self.propagate(frames, detach_flows)
+        return output if with_flows else output.frames
 
     def propagate(self, frames: torch.Tensor, detach_flows: bool = False) -> VSROutput:
         """The upscaled clip and the flows used (for a flow loss); ``detach_flows`` keeps

@@ -62,6 +62,7 @@ PngCompression = Annotated[
 ]
 
 
+# Options several commands take, declared once so that their names, help and bounds agree.
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."
 BACKEND_HELP = (
     "auto (the backend measured fastest for this model on this machine; "
@@ -72,9 +73,13 @@ PRECISION_HELP = (
     "`srgan models` lists its quality)."
 )
 Device = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
-OptionalDevice = Annotated[str | None, typer.Option("--device", help=DEVICE_HELP)]
+DeviceOrConfig = Annotated[  # None: the command's config file or settings decide
+    str | None, typer.Option("--device", help=DEVICE_HELP + " Default: from the config.")
+]
 Backend = Annotated[str, typer.Option("--backend", help=BACKEND_HELP)]
-OptionalBackend = Annotated[str | None, typer.Option("--backend", help=BACKEND_HELP)]
+BackendOrConfig = Annotated[
+    str | None, typer.Option("--backend", help=BACKEND_HELP + " Default: from the config.")
+]
 Tile = Annotated[
     int | None,
     typer.Option(

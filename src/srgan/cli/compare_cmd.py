@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import MaxPixels, OnnxLayout, OnnxOrder, OnnxRange, onnx_hints
+from srgan.cli.common import (
+    Backend,
+    Device,
+    MaxPixels,
+    OnnxLayout,
+    OnnxOrder,
+    OnnxRange,
+    TilePad,
+    onnx_hints,
+)
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
 
@@ -84,13 +93,9 @@ def compare(
         int | None,
         typer.Option("--tile", "-t", min=0, help="Tile side; default: whole images with --hr."),
     ] = None,
-    tile_pad: Annotated[int, typer.Option("--tile-pad", min=0)] = DEFAULT_TILE_PAD,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = (
-        "auto"
-    ),
-    backend: Annotated[
-        str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn.")
-    ] = "auto",
+    tile_pad: TilePad = DEFAULT_TILE_PAD,
+    device: Device = "auto",
+    backend: Backend = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     onnx_layout: OnnxLayout = None,
@@ -275,7 +280,7 @@ def format_summary(summary: Summary, title: str) -> str:
     labels = summary.labels
     if summary.scores is not None:
         from srgan.cli.metric_cmds import format_tables
-        from srgan.inference.evaluate import ImageScore, ScoreTable
+        from srgan.evaluation import ImageScore, ScoreTable
 
         tables = [
             ScoreTable(

@@ -108,10 +108,11 @@ def build_schedule(
     milestones: Sequence[float] = (),
     gamma: float = 0.1,
     floor: float = 0.0,
+    decay_steps: int | None = None,
 ) -> Schedule:
-    """A schedule for a stage of `total_steps`; `milestones` are fractions of the steps
-    after warmup (0.5: half way)."""
-    span = max(total_steps - warmup_steps, 0)
+    """A schedule for a phase of `total_steps`. The decay spans `decay_steps` (default:
+    the steps after warmup); `milestones` are fractions of that span (0.5: half way)."""
+    span = decay_steps if decay_steps is not None else max(total_steps - warmup_steps, 0)
     inner: Schedule
     if decay == "constant":
         inner = Constant(rate)
@@ -122,3 +123,16 @@ def build_schedule(
     else:
         raise ValueError(f"unknown decay {decay!r}: use constant, cosine or steps")
     return Warmup(warmup_steps, inner) if warmup_steps > 0 else inner
+
+
+SCHEDULE_PARTS = ("warmup", "decay", "floor")
+
+
+def schedule_part(
+    step: int, total_steps: int, decay: str, warmup_steps: int, decay_steps: int | None = None
+) -> int:
+    """0 during warmup, 1 while decaying (or constant), 2 once a cosine reached its floor."""
+    if step < warmup_steps:
+        return 0
+    span = decay_steps if decay_steps is not None else max(total_steps - warmup_steps, 0)
+    return 2 if decay == "cosine" and step >= warmup_steps + span else 1

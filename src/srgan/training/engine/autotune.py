@@ -3,9 +3,9 @@
 Candidates keep the effective batch (batch x accumulation) fixed and come in priority
 order: the configured crop first, then smaller crops; for each crop the largest batch
 first (accumulation 1), then halving the batch (and doubling the accumulation) through
-the divisors of the effective batch. Each candidate's real training step (forward,
-hybrid loss, backward, Adam step) is measured, and the first whose peak memory fits in
-`budget_fraction` of the memory available is chosen:
+the divisors of the effective batch. Each candidate's real training step (the recipe's
+own step of every phase: forward, losses, backward, optimizer steps) is measured, and
+the first whose peak memory fits in `budget_fraction` of the memory available is chosen:
 
 - CUDA: the peak of `torch.cuda.max_memory_allocated` over the step, in this process,
   against the fraction of the device's total memory less what is already in use.
@@ -14,7 +14,7 @@ hybrid loss, backward, Adam step) is measured, and the first whose peak memory f
   one process cannot measure several candidates), against the fraction of MemAvailable
   (or of the cgroup limit less its usage, when that is lower).
 
-The trainer reports each trial (with the reason for a rejection) and writes them all
+The engine reports each trial (with the reason for a rejection) and writes them all
 to `autotune.json` in the run folder.
 """
 
@@ -29,13 +29,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from srgan.errors import BadInputError
 from srgan.imaging.io import write_bytes_atomically
 from srgan.inference.memory_profile import peak_rss_bytes
+
+if TYPE_CHECKING:
+    from srgan.training.engine.recipe import Recipe
 
 MB = 2**20
 
@@ -88,22 +91,14 @@ class AutotuneResult:
         return path
 
 
-@dataclass(frozen=True)
-class StepShape:
-    """What one training step runs: the model's size and one window's shape."""
-
-    num_features: int
-    num_blocks: int
-    scale: int
-    frames: int
-    levels: int = 3
-
-
-def default_crops(crop: int, scale: int) -> list[int]:
-    """The crop, then about 3/4 and 1/2 of it (multiples of scale, at least 4 LR px)."""
+def default_crops(crop: int, scale: int, multiple: int | None = None) -> list[int]:
+    """The crop, then about 3/4 and 1/2 of it (multiples of `multiple`, by default the
+    scale; at least 4 LR px)."""
+    multiple = multiple or scale
+    smallest = -(-4 * scale // multiple) * multiple
     crops: list[int] = []
     for fraction in (1.0, 0.75, 0.5):
-        side = max(int(crop * fraction) // scale * scale, 4 * scale)
+        side = max(int(crop * fraction) // multiple * multiple, smallest)
         if side not in crops:
             crops.append(side)
     return crops
@@ -201,34 +196,28 @@ def memory_budget(device: torch.device, fraction: float, override_mb: float | No
 # ------------------------------------------------------------------ measuring
 
 
-def run_step(shape: StepShape, candidate: Candidate, device: torch.device) -> None:
-    """One real training step of `candidate` on random data."""
-    from srgan.archs.vsr import BidirectionalRecurrentVSR
-    from srgan.training.vsr_config import TERMS
-    from srgan.training.vsr_losses import HybridLoss
+def probe_step(recipe: Recipe, candidate: Candidate, device: torch.device) -> None:
+    """One real training step of every phase of `recipe` (fresh networks and optimizers,
+    random data) with one micro-batch of `candidate`."""
+    from srgan.training.engine.distributed import Distributed
+    from srgan.training.engine.stepper import Stepper
 
     torch.manual_seed(0)
-    model = BidirectionalRecurrentVSR(
-        num_features=shape.num_features, num_blocks=shape.num_blocks, scale=shape.scale
-    ).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), 1e-4)
-    loss_fn = HybridLoss(shape.levels)
-    side = candidate.crop // shape.scale
-    weights = dict.fromkeys(TERMS, 1.0)
-    lr = torch.rand(candidate.batch_size, shape.frames, 3, side, side, device=device)
-    hr = torch.rand(candidate.batch_size, shape.frames, 3, candidate.crop, candidate.crop)
-    loss_fn(model(lr), hr.to(device), weights).total.backward()
-    optimizer.step()
+    stepper = Stepper(recipe, candidate.crop, device, Distributed())
+    for phase in recipe.phases():
+        if phase.steps:
+            stepper.set_rate(phase.lr)
+            stepper.step([recipe.example_batch(candidate.batch_size, candidate.crop)], phase)
 
 
-def cuda_measure(shape: StepShape, device: torch.device) -> Measure:
+def cuda_measure(recipe: Recipe, device: torch.device) -> Measure:
     def measure(candidate: Candidate) -> float:
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
         try:
-            run_step(shape, candidate, device)
+            probe_step(recipe, candidate, device)
             torch.cuda.synchronize(device)
             return float(torch.cuda.max_memory_allocated(device) - before)
         except torch.OutOfMemoryError as exc:
@@ -239,15 +228,18 @@ def cuda_measure(shape: StepShape, device: torch.device) -> Measure:
     return measure
 
 
-def cpu_measure(shape: StepShape, timeout_s: float = 300) -> Measure:
+def cpu_measure(recipe: Recipe, timeout_s: float = 300) -> Measure:
     """Peak RSS growth of one step, each candidate in its own Python process."""
 
     def measure(candidate: Candidate) -> float:
         with tempfile.TemporaryDirectory(prefix="srgan-autotune-") as folder:
             answer = Path(folder) / "peak.json"
-            request = {"shape": asdict(shape), "candidate": asdict(candidate)}
+            request = Path(folder) / "request.json"
+            spec = {"kind": recipe.kind, "config": recipe.probe_config()}
+            spec["candidate"] = asdict(candidate)
+            request.write_text(json.dumps(spec))
             result = subprocess.run(
-                [sys.executable, "-m", "srgan.training.autotune", json.dumps(request), answer],
+                [sys.executable, "-m", "srgan.training.engine.autotune", request, answer],
                 capture_output=True,
                 text=True,
                 timeout=timeout_s,
@@ -260,17 +252,21 @@ def cpu_measure(shape: StepShape, timeout_s: float = 300) -> Measure:
     return measure
 
 
-def _probe(request: str, answer: Path) -> None:
+def _probe(request: Path, answer: Path) -> None:
     """The child side of `cpu_measure`: one step, then the peak growth to `answer`."""
+    from srgan.training.recipes import make_recipe
+
     torch.set_num_threads(1)
-    spec = json.loads(request)
-    shape, candidate = StepShape(**spec["shape"]), Candidate(**spec["candidate"])
-    warm = Candidate(1, 4 * shape.scale, 1)  # load kernels and allocator pools first
-    run_step(shape, warm, torch.device("cpu"))
-    before = peak_rss_bytes()
-    run_step(shape, candidate, torch.device("cpu"))
+    spec = json.loads(request.read_text())
+    recipe = make_recipe(spec["kind"], spec["config"])
+    candidate = Candidate(**spec["candidate"])
+    smallest = default_crops(candidate.crop, recipe.config.data.scale, recipe.crop_multiple())[-1]
+    # A tiny step first (batch 2: batch norm needs two values per channel)
+    probe_step(recipe, Candidate(2, min(smallest, candidate.crop), 1), torch.device("cpu"))
+    before = peak_rss_bytes()  # kernels and allocator pools are loaded now
+    probe_step(recipe, candidate, torch.device("cpu"))
     answer.write_text(json.dumps({"peak_growth_bytes": peak_rss_bytes() - before}))
 
 
 if __name__ == "__main__":
-    _probe(sys.argv[1], Path(sys.argv[2]))
+    _probe(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -46,6 +46,31 @@ class Distributed:
         if self.enabled:
             dist.barrier()
 
+    def mean(self, values: dict[str, float], device: torch.device) -> dict[str, float]:
+        """The mean of each value over the processes (the same keys on every process)."""
+        if not self.enabled or not values:
+            return values
+        keys = sorted(values)
+        tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return dict(zip(keys, (tensor / self.world_size).tolist(), strict=True))
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """Whether any process raised `flag` (every process gets the same answer)."""
+        if not self.enabled:
+            return flag
+        tensor = torch.tensor([float(flag)], device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return bool(tensor.item())
+
+    def broadcast(self, values: list[float], device: torch.device) -> list[float]:
+        """Rank 0's `values` on every process."""
+        if not self.enabled:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.broadcast(tensor, src=0)
+        return tensor.tolist()
+
 
 def from_environment() -> Distributed:
     """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""

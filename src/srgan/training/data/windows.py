@@ -8,7 +8,7 @@ any T consecutive frames), the same random crop, flip and
 LR frames are MATLAB-bicubic shrunk and rounded to 8 bits, as a saved LR file would be;
 or they come from a paired LR clip set (same clip names, same frame counts).
 
-Like `training/data.py`, randomness comes from `numpy.random.default_rng([seed, epoch,
+Like `training/data/patches.py`, randomness comes from `numpy.random.default_rng([seed, epoch,
 index])`: an item depends only on those numbers, whatever the workers or the order.
 """
 
@@ -21,10 +21,10 @@ import torch
 from torch.utils.data import Dataset
 
 from srgan.errors import BadInputError
+from srgan.imaging.clips import Clip, FrameCache
 from srgan.imaging.resize import imresize
 from srgan.imaging.scene_cuts import Transition, TransitionTracker, windows_within_scenes
-from srgan.training.data import augment_together, pixels_to_unit_tensor
-from srgan.training.vsr_clips import Clip, FrameCache
+from srgan.training.data.patches import apply_flips, pixels_to_unit_tensor
 
 
 @dataclass(frozen=True)
@@ -137,9 +137,9 @@ class ClipWindowDataset(Dataset):
         flips = rng.random(3)  # drawn always: the stream does not depend on the flags
         reverse = bool(rng.random() < 0.5)
         if s.augment:
-            hr_frames = augment_together(hr_frames, _Fixed(flips))
+            hr_frames = apply_flips(hr_frames, flips)
             if lr_frames is not None:
-                lr_frames = augment_together(lr_frames, _Fixed(flips))
+                lr_frames = apply_flips(lr_frames, flips)
         if s.temporal_reverse and reverse:
             hr_frames = hr_frames[::-1]
             lr_frames = lr_frames[::-1] if lr_frames is not None else None
@@ -181,14 +181,3 @@ def _origin(
     if height < side or width < side:
         raise BadInputError(f"{name}: {width}x{height} frames are smaller than the crop {side}")
     return int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
-
-
-class _Fixed:
-    """Stands in for the Generator `data.augment_together` draws its three flips from, so that
-    every frame (HR and LR) gets the same pre-drawn flips."""
-
-    def __init__(self, draws: np.ndarray) -> None:
-        self.draws = draws
-
-    def random(self, _count: int) -> np.ndarray:
-        return self.draws

@@ -1,5 +1,5 @@
-"""`training_status.txt`: a few human-readable lines about a video training run, rewritten
-atomically every few steps (`cat` or `watch cat` it)."""
+"""`training_status.txt`: a few plain lines about a run, rewritten atomically every
+`status_interval` steps (`cat` or `watch cat` it)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,20 @@ from typing import Any
 
 from srgan.imaging.io import write_bytes_atomically
 from srgan.training.progress import format_duration
-from srgan.training.vsr_config import TERMS
-
-PHASES = ("warmup", "cosine", "floor")
 
 
-def status_text(run_dir: Path, record: dict[str, Any], info: dict[str, Any]) -> str:
-    """`record`: the step's log record; `info`: total steps, plan, validation, best."""
+def status_text(title: str, record: dict[str, Any], info: dict[str, Any]) -> str:
+    """`record`: the step's log record; `info`: total steps, plan, validation, best, the
+    recipe's loss line."""
     step, total = record["step"], info["total_steps"]
-    terms = " + ".join(f"{record[f'w_{name}']:.3g} x {name} {record[name]:.4g}" for name in TERMS)
     clip = record.get("clip_limit")
     lines = [
-        f"srgan train-vsr: {run_dir}",
-        f"step {step} / {total} ({100 * step / total:.1f}%)  phase {record['phase']}  "
-        f"lr {record['lr']:.3g} (plateau factor {info['plateau_scale']:g})",
-        f"loss {record['total']:.4g} = {terms}",
+        title,
+        f"step {step} / {total} ({100 * step / total:.1f}%)  phase {record['phase']} "
+        f"({record['lr_phase']})  lr {record['lr']:.3g} (plateau factor {info['plateau_scale']:g})",
+        f"loss: {info['losses']}",
         f"gradient norm {record['grad_norm']:.4g}"
-        + (f" (clip limit {clip:.4g})" if clip is not None else " (no clip limit yet)"),
+        + (f" (clip limit {clip:.4g})" if clip is not None else " (no clip limit)"),
         f"speed {record['s_per_step']:.3g} s/step, ETA {format_duration(record['eta_s'])}",
         f"plan: {info['plan']}",
     ]

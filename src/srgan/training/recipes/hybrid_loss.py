@@ -70,7 +70,7 @@ class HybridLoss(nn.Module):
             "l1": F.l1_loss(output, target),
             "multiscale": multiscale_l1(output, target, self.levels),
             "gradient": gradient_l1(output, target),
-        }  # named as vsr_config.TERMS
+        }  # named as video_config.TERMS
 
     def forward(
         self, output: torch.Tensor, target: torch.Tensor, weights: Mapping[str, float]

@@ -32,12 +32,12 @@ import torch
 
 from srgan.defaults import DEFAULT_MAX_PIXELS
 from srgan.errors import BadInputError
+from srgan.imaging.clips import VIDEO_EXTENSIONS, as_rgb, natural_key
 from srgan.imaging.io import Image, ImageMeta, tensor_to_pixels, write_image
 from srgan.imaging.resize import imresize
 from srgan.imaging.scene_cuts import Segment, TransitionTracker, plan_segments
-from srgan.training.data import pixels_to_unit_tensor
-from srgan.training.prepare import split_sources
-from srgan.training.vsr_clips import VIDEO_EXTENSIONS, as_rgb, natural_key
+from srgan.training.data.patches import pixels_to_unit_tensor
+from srgan.training.data.prepare import split_sources
 
 Split = Literal["scene", "file"]
 
@@ -97,6 +97,7 @@ def list_videos(source: Path) -> list[Path]:
 def decoded_frames(path: Path, shrink: float, max_pixels: int) -> Iterator[torch.Tensor]:
     """The frames of a video as [3, H, W] tensors in [0, 1], shrunk by `shrink`."""
     import av
+    from av.error import FFmpegError
 
     try:
         with av.open(str(path)) as container:
@@ -113,7 +114,7 @@ def decoded_frames(path: Path, shrink: float, max_pixels: int) -> Iterator[torch
                 if shrink > 1:
                     tensor = imresize(tensor, scale=1 / shrink).clamp_(0, 1)
                 yield tensor
-    except (av.FFmpegError, IndexError) as exc:
+    except (FFmpegError, IndexError) as exc:
         raise BadInputError(f"{path}: not a readable video ({exc})") from exc
 
 
@@ -212,7 +213,9 @@ def make_footage_clips(
     held_files = split_sources(videos, settings.val_fraction, settings.seed)
     # every video's scenes first: a bad file stops the run before anything is written
     plans = [scenes_of(video, settings) for video in videos]
-    totals = dict.fromkeys(("scenes", "val_scenes", "repeats", "train", "val", "short"), 0)
+    totals: dict[str, int] = dict.fromkeys(
+        ("scenes", "val_scenes", "repeats", "train", "val", "short"), 0
+    )
     small = 0
     for index, (video, (scenes, size)) in enumerate(zip(videos, plans, strict=True)):
         if settings.split == "file":

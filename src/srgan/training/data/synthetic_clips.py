@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from srgan.errors import BadInputError
+from srgan.imaging.clips import as_rgb
 from srgan.imaging.io import (
     Image,
     ImageMeta,
@@ -31,9 +32,8 @@ from srgan.imaging.io import (
     write_image,
 )
 from srgan.imaging.resize import imresize
-from srgan.training.data import pixels_to_unit_tensor
-from srgan.training.prepare import split_sources
-from srgan.training.vsr_clips import as_rgb
+from srgan.training.data.patches import pixels_to_unit_tensor
+from srgan.training.data.prepare import split_sources
 
 
 @dataclass(frozen=True)
