@@ -27,15 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# pyright in basic mode over src/ (pyproject.toml's [tool.pyright]; typings/ holds stubs
+# for compiled modules that ship none).
 typecheck: $(STAMP)
 	$(BIN)/pyright
 
-# `make test` type-checks the parts of src/ that are clean today (`make typecheck` checks all
-# of src/, which still has errors elsewhere); a folder joins TYPED once it is clean.
-TYPED = src/srgan/training src/srgan/evaluation
-
-test: lint
-	$(BIN)/pyright $(TYPED)
+test: lint typecheck
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -211,7 +211,7 @@ def test_preview_says_it_does_not_use_reuse_flags(cli, tmp_path):
 def test_ncnn_backend_runs_video_with_reuse(cli, tmp_path):
     clip = make_video(tmp_path / "held.mp4", frames=5, size=(64, 48), picture=held_pan(), crf=0)
     result = cli("-v", "video", clip, tmp_path / "ncnn.mp4", "--backend", "ncnn", *LOSSLESS)
-    assert "anime-video: ncnn on cpu" in result.stderr
+    assert "anime-video: ncnn fp32 on cpu" in result.stderr
     assert "3 of 5 frames reused whole" in result.stderr  # drawings 0 0 1 1 1
     cli("video", clip, tmp_path / "torch.mp4", "--backend", "torch", *LOSSLESS)
     ncnn, torch = pictures(tmp_path / "ncnn.mp4"), pictures(tmp_path / "torch.mp4")

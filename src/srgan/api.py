@@ -71,12 +71,43 @@ def _runner_for(model: AnyModel, options: UpscaleOptions) -> Forward:
 
 
 @overload
-def upscale(image: np.ndarray, model: AnyModel | str = ..., **options) -> np.ndarray: ...
-@overload
-def upscale(image: PILImage.Image, model: AnyModel | str = ..., **options) -> PILImage.Image: ...
+def upscale(
+    image: np.ndarray,
+    model: AnyModel | str = ...,
+    *,
+    outscale: float | None = ...,
+    tile: int | None = ...,
+    tile_pad: int = ...,
+    alpha_mode: AlphaMode = ...,
+    precision: Precision = ...,
+    device: str | torch.device | None = ...,
+    progress: Callable[[int, int], None] | None = ...,
+) -> np.ndarray: ...
 @overload
 def upscale(
-    image: Image | str | os.PathLike[str], model: AnyModel | str = ..., **options
+    image: PILImage.Image,
+    model: AnyModel | str = ...,
+    *,
+    outscale: float | None = ...,
+    tile: int | None = ...,
+    tile_pad: int = ...,
+    alpha_mode: AlphaMode = ...,
+    precision: Precision = ...,
+    device: str | torch.device | None = ...,
+    progress: Callable[[int, int], None] | None = ...,
+) -> PILImage.Image: ...
+@overload
+def upscale(
+    image: Image | str | os.PathLike[str],
+    model: AnyModel | str = ...,
+    *,
+    outscale: float | None = ...,
+    tile: int | None = ...,
+    tile_pad: int = ...,
+    alpha_mode: AlphaMode = ...,
+    precision: Precision = ...,
+    device: str | torch.device | None = ...,
+    progress: Callable[[int, int], None] | None = ...,
 ) -> Image: ...
 
 

@@ -58,7 +58,8 @@ def network_flops(name: str, height: int, width: int) -> float:
 
     def count(module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
         nonlocal total
-        weight = module.weight  # type: ignore[attr-defined]
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)  # hooks are set on convolutions only
         per_output = weight.shape[1] * weight.shape[2] * weight.shape[3]
         total += 2.0 * per_output * output.numel()
 

@@ -43,6 +43,7 @@ from typing import NamedTuple
 import av
 import numpy as np
 from av.container import InputContainer, OutputContainer
+from av.error import FFmpegError
 from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
@@ -373,7 +374,7 @@ class _Reader:
     queue: Queue
 
     def __call__(self) -> None:
-        video = self.container.streams[self.probe.stream_index]
+        video = video_stream_at(self.container, self.probe.stream_index)
         video.thread_type = "AUTO"
         streams = [video, *(self.container.streams[i] for i in sorted(self.carried))]
         seek_before(self.container, video, self.window.start)
@@ -513,7 +514,7 @@ class _Writer:
     def __call__(self) -> None:
         try:
             self._write_all()
-        except av.FFmpegError as exc:  # its text names the temporary file: say which output
+        except FFmpegError as exc:  # its text names the temporary file: say which output
             reason = exc.strerror or type(exc).__name__
             raise SrganError(f"{self.target}: FFmpeg failed to write it ({reason})") from exc
 
@@ -627,6 +628,14 @@ def _encode_all(
     return encoder.frames, plan.notes, reuse
 
 
+def video_stream_at(container: InputContainer, index: int) -> VideoStream:
+    """The probed video stream, by its index among all the file's streams."""
+    stream = container.streams[index]
+    if not isinstance(stream, VideoStream):
+        raise TypeError(f"stream {index} is {stream.type}, not video")
+    return stream
+
+
 def _close_quietly(output: OutputContainer) -> None:
     try:
         output.close()
@@ -640,6 +649,8 @@ def _add_video_stream(
     probe, fps = job.probe, job.options.fps
     time_base = 1 / fps if fps else probe.time_base
     stream = output.add_stream(job.encoder.spec.name, rate=fps or probe.rate)
+    if not isinstance(stream, VideoStream):
+        raise TypeError(f"{job.encoder.spec.name} is not a video encoder")
     stream.width, stream.height = size
     stream.pix_fmt = job.encoder.pix_fmt
     stream.time_base = time_base
@@ -659,7 +670,7 @@ def _open_encoder(stream: VideoStream, job: VideoJob, size: tuple[int, int]) -> 
         os.environ.setdefault(name, value)
     try:
         stream.codec_context.open()
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         width, height = size
         raise BadInputError(
             f"{job.encoder.spec.name} refuses {width}x{height} {job.encoder.pix_fmt} with "
@@ -941,7 +952,7 @@ def preview_video(
         raise BadInputError(f"{job.folder}: cannot create it ({exc.strerror})") from None
     written = []
     with open_input(job.source) as container, _upscaler_notes_once():
-        stream = container.streams[job.probe.stream_index]
+        stream = video_stream_at(container, job.probe.stream_index)
         for number, moment in enumerate(preview_times(job.probe, job.count), start=1):
             frame = _frame_at(container, stream, moment, job.probe)
             pixels = _upscale_frame(

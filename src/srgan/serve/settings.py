@@ -25,8 +25,8 @@ class RateLimit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    per_second: float = Field(5.0, ge=0)
-    burst: int = Field(20, ge=1)
+    per_second: float = Field(default=5.0, ge=0)
+    burst: int = Field(default=20, ge=1)
 
 
 class ServeSettings(BaseModel):

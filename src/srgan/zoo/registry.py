@@ -15,7 +15,8 @@ from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.cache import CachedWeights
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
-from srgan.zoo.sources import KNOWN_MODELS, WEIGHT_SUFFIXES, generator_in
+from srgan.zoo.run_folders import generator_in
+from srgan.zoo.sources import KNOWN_MODELS, WEIGHT_SUFFIXES
 from srgan.zoo.weight_files import read_state_dict
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from srgan.zoo.cache import cache_dir
 from srgan.zoo.descriptor import ModelDescriptor
 from srgan.zoo.digests import file_digest
 from srgan.zoo.pretrained import PRETRAINED, PretrainedModel, ncnn_files
+from srgan.zoo.run_folders import generator_in
 
 if TYPE_CHECKING:
     from srgan.zoo.descriptor import LoadedModel
@@ -153,22 +154,6 @@ def _file_source(path: Path, scale: float | None) -> ModelSource:
     # accepted that very file (a remembered descriptor), never a file it has not checked.
     ncnn = (path, path.with_suffix(".bin")) if suffix == ".param" and descriptor else None
     return ModelSource(path.stem, identity, descriptor, load, ncnn)
-
-
-def generator_in(folder: Path) -> Path:
-    """The generator of a training checkpoint folder, or of a run folder's best (else
-    latest) checkpoint."""
-    for candidate in (
-        folder / "generator.safetensors",
-        folder / "checkpoints" / "best" / "generator.safetensors",
-        folder / "checkpoints" / "latest" / "generator.safetensors",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise BadInputError(
-        f"{folder}: is a folder without a trained generator; give a weights file "
-        "(.pth, .safetensors, .param) or a training checkpoint or run folder"
-    )
 
 
 def _slug(text: str) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import re
 import secrets
 import shutil
 import time
@@ -39,9 +38,9 @@ import torch
 from safetensors.torch import save_file
 
 from srgan.errors import BadInputError
+from srgan.zoo.run_folders import pointed_step
 
 STATE_FILE = "state.pt"
-STEP_NAME = re.compile(r"step_\d{7,}")
 Kind = Literal["regular", "emergency", "candidate"]
 Weights = dict[str, dict[str, torch.Tensor]]
 
@@ -123,20 +122,8 @@ def point(folder: Path, name: str, target: Path) -> None:
 def resolve(folder: Path, name: str = "latest") -> Path | None:
     """The checkpoint a pointer names, or None. Only a `step_N` folder beside the pointer
     counts: a shared run folder cannot point a resume anywhere else."""
-    link = folder / name
-    try:
-        if link.is_symlink():
-            target = os.readlink(link)
-        elif link.is_file() and link.stat().st_size < 256:
-            target = link.read_text().strip()
-        else:
-            return None
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not STEP_NAME.fullmatch(target):
-        return None
-    checkpoint = folder / target
-    return checkpoint if (checkpoint / STATE_FILE).is_file() else None
+    checkpoint = pointed_step(folder, name)
+    return checkpoint if checkpoint is not None and (checkpoint / STATE_FILE).is_file() else None
 
 
 def load_state(checkpoint: Path) -> dict[str, Any]:
