@@ -72,6 +72,7 @@ class FlowLevel(nn.Module):
         self.conv3 = nn.Conv2d(features, features, 3, 1, 1)
         self.conv4 = nn.Conv2d(features, 2, 3, 1, 1)
         nn.init.zeros_(self.conv4.weight)  # a fresh level predicts no motion
+        assert self.conv4.bias is not None
         nn.init.zeros_(self.conv4.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,12 +23,12 @@ MIN_SIDE = 12  # DIS refuses smaller frames
 _local = threading.local()  # one DIS object per thread: it keeps state between calls
 
 
-def _estimator():  # cv2 ships no type information
+def _estimator():  # the estimator is per thread (OpenCV's objects are not thread-safe)
     estimator = getattr(_local, "dis", None)
     if estimator is None:
         import cv2
 
-        estimator = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        estimator = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         estimator.setPatchSize(PATCH_SIZE)
         estimator.setPatchStride(PATCH_STRIDE)
         _local.dis = estimator
@@ -56,6 +56,7 @@ def dis_flow(reference: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
     if min(height, width) >= MIN_SIDE:
         estimator = _estimator()
         for index, (ref, nbr) in enumerate(zip(_luma(reference), _luma(neighbour), strict=True)):
-            flows[index] = estimator.calc(ref, nbr, None)
+            # the flow argument is only an output (no initial flow is set)
+            flows[index] = estimator.calc(ref, nbr, flows[index])
     result = torch.from_numpy(flows).permute(0, 3, 1, 2).contiguous()
     return result.to(reference.device)
