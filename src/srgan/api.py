@@ -39,7 +39,8 @@ def load_model(
     precision: Precision = "fp32",
 ) -> AnyModel:
     """A named model (`natural`, `anime`, `anime-video`, `bicubic`) or a weights file
-    (.pth, .safetensors, ncnn .param, an .onnx from `srgan quantize`), ready on `device`
+    (.pth, .safetensors, ncnn .param, .onnx: srgan's exports, and any single-image ONNX SR
+    model, which runs with ONNX Runtime on the CPU), ready on `device`
     ('auto' picks CUDA, MPS or CPU).
 
     On a GPU (and with backend='torch') this is a PyTorch `LoadedModel` (`.module` is the

@@ -35,6 +35,9 @@ def generator_in(folder: Path) -> Path:
     latest) checkpoint."""
     candidates = [folder / GENERATOR_FILE]
     for name in ("best", "latest"):
+        link = folder / "checkpoints" / name
+        if link.is_dir() and not link.is_symlink():  # a copied checkpoint, inside the run
+            candidates.append(link / GENERATOR_FILE)
         step = pointed_step(folder / "checkpoints", name)
         if step is not None:
             candidates.append(step / GENERATOR_FILE)
