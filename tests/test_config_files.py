@@ -13,7 +13,7 @@ from srgan.config_files import read_config_file
 from srgan.errors import BadInputError
 from srgan.serve.settings import load_settings
 from srgan.training.recipes.srgan_config import load_image_config as load_config
-from srgan.training.recipes.video_config import load_video_config as load_vsr_config
+from srgan.training.recipes.video_config import load_video_config
 from tests.hostile_models import CONFIG_CASES as CASES
 from tests.hostile_models import DEEP, HUGE
 
@@ -27,7 +27,7 @@ def write(tmp_path: Path, name: str) -> tuple[Path, str]:
 
 LOADERS: dict[str, Callable[[Path], object]] = {
     "train": lambda path: load_config(path),
-    "train-vsr": lambda path: load_vsr_config(path),
+    "train-vsr": lambda path: load_video_config(path),
     "serve": lambda path: load_settings(path),
 }
 
@@ -87,7 +87,7 @@ def test_strings_that_validate_to_non_finite_floats_are_refused_by_the_schemas(t
     ],
 )
 def test_overrides_follow_the_same_rules(override, expected):
-    for loader in (load_config, load_vsr_config):
+    for loader in (load_config, load_video_config):
         with pytest.raises(BadInputError) as refused:
             loader(None, [override])
         if ("pretrain" not in override and "adversarial" not in override) or (

@@ -32,7 +32,13 @@ IMAGE_EXTRA = (
     "ema_decay=0.5",
     "val_interval=10",
 )
-VIDEO_EXTRA = ("schedule.plateau_patience=1", "val_interval=10", "ema_decay=0.9")
+# the learned flow's warm-up ends between the resume points: a resumed run must know it
+VIDEO_EXTRA = (
+    "schedule.plateau_patience=1",
+    "val_interval=10",
+    "ema_decay=0.9",
+    "loss.flow_warmup_steps=10",
+)
 STEPS = 30  # enough that a SIGTERM sent after the first step lands mid-run
 
 

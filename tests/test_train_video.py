@@ -32,7 +32,7 @@ def test_adaptive_weights_are_logged_and_follow_their_shares(clips, tmp_path):
     status = (tmp_path / "run" / "training_status.txt").read_text()
     assert "srgan train-vsr" in status and " x l1 " in status
     latest = tmp_path / "run" / "checkpoints" / "latest"
-    model = BidirectionalRecurrentVSR(num_features=8, num_blocks=1)
+    model = BidirectionalRecurrentVSR(num_features=8, num_blocks=1, alignment="learned")
     model.load_state_dict(load_file(str(latest / "generator.safetensors")))  # the plain network
 
 

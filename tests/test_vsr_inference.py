@@ -104,8 +104,9 @@ def test_window_settings_are_checked():
 
 def test_each_output_is_the_network_output_within_its_window(checkpoint):
     model = load_model(str(checkpoint))
-    frames = _frames(12)
-    outputs = list(upscale_frames(model, iter(frames), UpscaleOptions(tile=0)))
+    frames = _frames(12)  # random frames: every one a new scene, unless cuts are ignored
+    windows = TemporalWindows(scene_cuts=False)
+    outputs = list(upscale_frames(model, iter(frames), UpscaleOptions(tile=0), windows))
     assert len(outputs) == 12 and outputs[0].shape == (16, 20, 3)
     # window [start, stop) keeps frames [first, last)
     for start, stop, first, last in ((0, 5, 0, 4), (3, 8, 4, 7), (6, 11, 7, 10), (7, 12, 10, 12)):
@@ -117,7 +118,8 @@ def test_each_output_is_the_network_output_within_its_window(checkpoint):
 def test_a_window_longer_than_the_video_is_the_whole_sequence(checkpoint):
     model = load_model(str(checkpoint))
     frames = _frames(6)
-    outputs = upscale_frames(model, iter(frames), UpscaleOptions(tile=0), TemporalWindows(9))
+    windows = TemporalWindows(9, scene_cuts=False)
+    outputs = upscale_frames(model, iter(frames), UpscaleOptions(tile=0), windows)
     np.testing.assert_array_equal(np.stack(list(outputs)), run_network(model.module, frames))
 
 

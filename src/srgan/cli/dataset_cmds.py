@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import typer
 
 from srgan.cli import console
 from srgan.cli.common import MaxPixels
 from srgan.defaults import DEFAULT_MAX_PIXELS
+from srgan.errors import BadInputError
 
 R = TypeVar("R")
 
@@ -48,12 +49,22 @@ def prepare(
 @dataset_app.command("clips")
 def clips(
     source: Annotated[
-        Path, typer.Argument(metavar="SRC", help="Folder of photos.", readable=False)
+        Path,
+        typer.Argument(
+            metavar="SRC", help="Folder of photos and/or videos, or one video.", readable=False
+        ),
     ],
     target: Annotated[Path, typer.Argument(metavar="DST", help="Output folder.", readable=False)],
     frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per clip.")] = 7,
     size: Annotated[int, typer.Option("--size", min=8, help="Frame side in pixels.")] = 192,
-    clips_per_photo: Annotated[int, typer.Option("--clips-per-photo", min=1)] = 2,
+    clips_per_photo: Annotated[
+        int,
+        typer.Option(
+            "--clips-per-photo",
+            min=1,
+            help="Clips per photo; for videos, per stretch of --frames frames of a scene.",
+        ),
+    ] = 2,
     max_shift: Annotated[
         float, typer.Option("--max-shift", help="Camera speed limit, frame pixels per frame.")
     ] = 2.0,
@@ -61,26 +72,66 @@ def clips(
         float, typer.Option("--max-zoom", help="Zoom limit, relative change per frame.")
     ] = 0.01,
     shrink: Annotated[
-        float, typer.Option("--shrink", help="Shrink photos by this factor first.")
+        float, typer.Option("--shrink", help="Shrink photos and video frames by this first.")
     ] = 2.0,
     val_fraction: Annotated[
-        float, typer.Option("--val-fraction", help="Share of photos kept for validation.")
+        float,
+        typer.Option("--val-fraction", help="Share of photos (video scenes or files) for val."),
     ] = 0.1,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split", help="Videos: hold out whole scenes (scene) or whole files (file)."
+        ),
+    ] = "scene",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """Make synthetic video clips from photos (a camera panning and zooming slowly at
-    sub-pixel steps): DST/{train,val}/<photo>_<k>/frame_0000.png ..."""
+    """Make video clips: from photos, synthetic ones (a camera panning and zooming slowly
+    at sub-pixel steps); from video files, real ones (random crops of runs of distinct
+    frames inside one scene, split by scene or by file):
+    DST/{train,val}/<name>/frame_0000.png ..."""
+    from srgan.imaging.io import list_images
+    from srgan.training.data.footage import FootageSettings, Split, list_videos, make_footage_clips
     from srgan.training.data.synthetic_clips import ClipSettings, make_clips
 
-    settings = ClipSettings(
-        frames, size, clips_per_photo, max_shift, max_zoom, shrink, val_fraction, seed
-    )
-    report = _over_photos("clips", source, target, settings, make_clips)
-    skipped = f" ({report.skipped_photos} photos too small)" if report.skipped_photos else ""
-    console.note(
-        f"clips: {report.train_clips} train, {report.val_clips} val clips of {frames} frames "
-        f"in {target}{skipped}"
-    )
+    videos = list_videos(source)
+    photos = list_images(source) if source.is_dir() else []
+    if not videos and not photos:
+        raise BadInputError(f"{source}: no photos or video files found")
+    made: list[str] = []
+    if photos:
+        settings = ClipSettings(
+            frames, size, clips_per_photo, max_shift, max_zoom, shrink, val_fraction, seed
+        )
+        report = _over_photos("clips", source, target, settings, make_clips)
+        skipped = f" ({report.skipped_photos} photos too small)" if report.skipped_photos else ""
+        made.append(
+            f"{report.train_clips} train, {report.val_clips} val clips from photos{skipped}"
+        )
+    if videos:
+        footage = FootageSettings(
+            frames,
+            size,
+            clips_per_photo,
+            shrink,
+            val_fraction,
+            cast(Split, split),
+            seed,
+        )
+        with console.progress_bar("videos", len(videos)) as bar:
+            real = make_footage_clips(videos, target, footage, bar.advance)
+        notes = [f"{real.scenes} scenes ({real.val_scenes} held out)"]
+        if real.repeats:
+            notes.append(f"{real.repeats} held frames left out")
+        if real.short_scenes:
+            notes.append(f"{real.short_scenes} scenes shorter than {frames} frames")
+        if real.small_videos:
+            notes.append(f"{real.small_videos} videos smaller than {size} px")
+        made.append(
+            f"{real.train_clips} train, {real.val_clips} val clips from {real.videos} videos "
+            f"({', '.join(notes)})"
+        )
+    console.note(f"clips of {frames} frames in {target}: " + "; ".join(made))
 
 
 @dataset_app.command("degrade")
@@ -101,7 +152,6 @@ def degrade(
     """Degrade HR images as training does (Real-ESRGAN's blur, resize, noise and JPEG,
     twice), seeded: DST/<name>.png at 1/scale, to score models on held-out images made
     like the training pairs (`srgan eval --lr DST`)."""
-    from srgan.errors import BadInputError
     from srgan.training.data.degradations import DegradationName
     from srgan.training.data.degrade_folder import degrade_folder
     from srgan.training.recipes.srgan_config import load_image_config

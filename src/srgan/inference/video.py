@@ -858,7 +858,14 @@ def _model_stage(
         return _FrameByFrame(model, options, runner, video.reuse_threshold)
     window = video.window
     vsr = windowed_runner(model, options, TemporalWindows(window), runner)
-    log.info("%s: temporal windows of %d frames (no frame reuse)", model.name, window)
+    alignment = getattr(getattr(model, "module", None), "alignment", "none")
+    log.info(
+        "%s: temporal windows of %d frames, split at scene cuts, held frames run once, "
+        "alignment %s (no frame reuse)",
+        model.name,
+        window,
+        alignment,
+    )
     return _TemporalWindows(vsr, options, model.scale)
 
 

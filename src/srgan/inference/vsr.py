@@ -18,6 +18,11 @@ Every output frame is exactly the network's output for that frame within the win
 kept it; every frame away from the ends of the video has at least ``margin`` frames of
 context on each side. At most ``window`` input frames are held at any time.
 
+Scene cuts and held frames. Within a window, frames are split at scene cuts and held
+(repeated) frames are run once (`imaging.scene_cuts`): the network never carries features
+from one scene into the next, and a run of identical input frames gives identical output
+frames (no flicker). `TemporalWindows(scene_cuts=False)` runs every window whole.
+
 Spatial tiles. A window of frames ``(T, H, W, C)`` is stacked into one ``(H, W, T*C)``
 array and cut into tiles with ``tiling.tiled_upscale``: each tile is reshaped back into a
 ``[1, T, C, h, w]`` clip for the network. Large frames (1080p and up) thus run in bounded
@@ -37,6 +42,7 @@ import numpy as np
 
 from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError
+from srgan.imaging.scene_cuts import plan_segments, run_in_segments, transitions
 from srgan.inference.tiling import Forward, tiled_upscale
 from srgan.inference.upscaler import AnyModel, UpscaleOptions, make_runner, tile_for_budget
 from srgan.zoo.descriptor import LoadedModel
@@ -72,6 +78,7 @@ class TemporalWindows:
 
     window: int = DEFAULT_WINDOW
     margin: int | None = None  # None: default_margin(window)
+    scene_cuts: bool = True  # split windows at cuts, run held frames once
 
     def __post_init__(self) -> None:
         if not 1 <= self.window <= MAX_WINDOW:
@@ -134,6 +141,16 @@ class WindowedVSR:
         kept = outputs[self.emitted - window_start : keep_until - window_start]
         self.emitted = keep_until
         return [np.ascontiguousarray(frame) for frame in kept]
+
+
+def by_scene(upscale: ClipUpscaler) -> ClipUpscaler:
+    """`upscale` run on each scene of a window alone, each held frame once."""
+
+    def run(frames: np.ndarray) -> np.ndarray:
+        segments = plan_segments(transitions(list(frames)))
+        return run_in_segments(frames, segments, upscale, np.concatenate)
+
+    return run
 
 
 def _clip_tile_forward(runner: Forward, frames: int, model_channels: int) -> Forward:
@@ -203,7 +220,11 @@ def windowed_runner(
     if not isinstance(model, LoadedModel) or not model.descriptor.temporal:
         raise BadInputError(f"model {model.name} is not a video (temporal) PyTorch model")
     forward = runner or make_runner(model, options)
-    return WindowedVSR(lambda frames: upscale_clip(model, frames, options, forward), windows)
+
+    def upscale(frames: np.ndarray) -> np.ndarray:
+        return upscale_clip(model, frames, options, forward)
+
+    return WindowedVSR(by_scene(upscale) if windows.scene_cuts else upscale, windows)
 
 
 def resize_to_outscale(

@@ -105,12 +105,21 @@ class ModelConfig(Section):
     num_features: int | None = Field(default=None, gt=0, le=1024)  # channels of the trunk
     num_blocks: int | None = Field(default=None, ge=0, le=256)  # blocks (srvgg: conv layers)
     growth_channels: int | None = Field(default=None, gt=0, le=512)  # rrdbnet only
+    # vsr only: how propagated features are aligned to each frame: a flow network trained
+    # with the model ("learned", the default), OpenCV DIS flow on the LR frames ("dis"),
+    # or not at all ("none"); and the learned flow's pyramid levels and channels per level
+    alignment: Literal["none", "learned", "dis"] | None = None
+    flow_levels: int | None = Field(default=None, gt=0, le=8)
+    flow_features: int | None = Field(default=None, gt=0, le=256)
     freeze: list[str] = Field(default_factory=list)  # parameter-name prefixes not trained
 
     @model_validator(mode="after")
     def _arch_fields(self) -> ModelConfig:
         if self.growth_channels is not None and self.arch != "rrdbnet":
             raise ValueError("growth_channels is a rrdbnet hyper-parameter")
+        for name in ("alignment", "flow_levels", "flow_features"):
+            if getattr(self, name) is not None and self.arch != "vsr":
+                raise ValueError(f"{name} is a vsr hyper-parameter")
         if self.init is not None and not self.init.strip():
             raise ValueError("init: give a model name or a path, or leave it out")
         return self

@@ -1,7 +1,9 @@
 """Video training data: random windows of consecutive frames from clips, as (LR, HR) pairs.
 
 Each item is `(lr, hr)`, float tensors in [0, 1] of shapes [T, 3, crop/scale, crop/scale]
-and [T, 3, crop, crop]: T consecutive frames of one clip, the same random crop, flip and
+and [T, 3, crop, crop]: T consecutive distinct frames of one scene of a clip (windows never
+span a scene cut and skip held frames, `imaging.scene_cuts`; `scene_aware=False` takes
+any T consecutive frames), the same random crop, flip and
 90-degree rotation for every frame, and (when enabled) played backwards half the time.
 LR frames are MATLAB-bicubic shrunk and rounded to 8 bits, as a saved LR file would be;
 or they come from a paired LR clip set (same clip names, same frame counts).
@@ -21,6 +23,7 @@ from torch.utils.data import Dataset
 from srgan.errors import BadInputError
 from srgan.imaging.clips import Clip, FrameCache
 from srgan.imaging.resize import imresize
+from srgan.imaging.scene_cuts import Transition, TransitionTracker, windows_within_scenes
 from srgan.training.data.patches import apply_flips, pixels_to_unit_tensor
 
 
@@ -32,6 +35,7 @@ class WindowSettings:
     augment: bool = True
     temporal_reverse: bool = True
     seed: int = 0
+    scene_aware: bool = True  # windows inside one scene, held frames skipped
 
     def __post_init__(self) -> None:
         if self.crop % self.scale:
@@ -44,6 +48,23 @@ def shrink(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """MATLAB-bicubic LR frames of [..., H, W] frames, rounded to 8 bits."""
     lr = imresize(hr, scale=1 / scale).clamp_(0, 1)
     return torch.round(lr * 255) / 255
+
+
+def clip_windows(clip: Clip, length: int, scene_aware: bool = True) -> list[tuple[int, ...]]:
+    """The windows of `length` frames a clip offers (frame indices), in order. Scene-aware,
+    the clip is read once, in chunks, to find its cuts and held frames."""
+    if not scene_aware:
+        return [tuple(range(i, i + length)) for i in range(len(clip) - length + 1)]
+    tracker, steps = TransitionTracker(), list[Transition]()
+    for start in range(0, len(clip), _SCAN_CHUNK):
+        for frame in clip.read(start, min(_SCAN_CHUNK, len(clip) - start)):
+            step = tracker.push(frame)
+            if step is not None:
+                steps.append(step)
+    return windows_within_scenes(steps, length) if len(clip) else []
+
+
+_SCAN_CHUNK = 32
 
 
 def frames_to_tensor(frames: list[np.ndarray]) -> torch.Tensor:
@@ -63,10 +84,20 @@ class ClipWindowDataset(Dataset):
         cache_bytes: int = 512 * 2**20,
     ) -> None:
         self.settings = settings
-        usable = [i for i, clip in enumerate(clips) if len(clip) >= settings.frames]
+        windows = [
+            clip_windows(clip, settings.frames, settings.scene_aware)
+            if len(clip) >= settings.frames
+            else []
+            for clip in clips
+        ]
+        usable = [i for i, found in enumerate(windows) if found]
         if not usable:
-            raise BadInputError(f"no clip has the {settings.frames} frames a window needs")
+            raise BadInputError(
+                f"no clip has the {settings.frames} frames a window needs"
+                + (" inside one scene" if settings.scene_aware else "")
+            )
         self.clips = [clips[i] for i in usable]
+        self.windows = [windows[i] for i in usable]
         self.lr_clips: list[Clip] | None = None
         if lr_clips is not None:
             by_name = {clip.name: clip for clip in lr_clips}
@@ -90,14 +121,18 @@ class ClipWindowDataset(Dataset):
         rng = np.random.default_rng([s.seed, self.epoch, index])
         clip_id = index % len(self.clips)
         clip = self.clips[clip_id]
-        start = int(rng.integers(0, len(clip) - s.frames + 1))
-        hr_frames = self._hr_cache.frames(clip_id, clip, start, s.frames)
+        window = self.windows[clip_id][int(rng.integers(0, len(self.windows[clip_id])))]
+        start, span = window[0], window[-1] - window[0] + 1
+        picks = [index - start for index in window]
+        hr_frames = self._hr_cache.frames(clip_id, clip, start, span)
+        hr_frames = [hr_frames[i] for i in picks]
         if self.lr_clips is None:
             hr_frames = self._crop(hr_frames, s.crop, rng, clip.name)
             lr_frames = None
         else:
             lr_clip = self.lr_clips[clip_id]
-            lr_frames = self._lr_cache.frames(clip_id, lr_clip, start, s.frames)
+            lr_frames = self._lr_cache.frames(clip_id, lr_clip, start, span)
+            lr_frames = [lr_frames[i] for i in picks]
             lr_frames, hr_frames = self._paired_crop(lr_frames, hr_frames, rng, clip.name)
         flips = rng.random(3)  # drawn always: the stream does not depend on the flags
         reverse = bool(rng.random() < 0.5)

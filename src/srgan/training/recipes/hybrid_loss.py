@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srgan.archs.flow import flow_warp
+from srgan.archs.vsr import ClipFlows
+
 
 @dataclass
 class HybridLossResult:
@@ -75,3 +78,23 @@ class HybridLoss(nn.Module):
         terms = self.terms(output, target)
         total = sum((weights[name] * value for name, value in terms.items()), output.new_zeros(()))
         return HybridLossResult(terms, total)
+
+
+def charbonnier(x: torch.Tensor, epsilon: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt(x * x + epsilon * epsilon).mean()
+
+
+def flow_loss(flows: ClipFlows) -> dict[str, torch.Tensor]:
+    """A learned flow's own terms: the photometric error of each neighbour LR frame warped
+    onto its reference (Charbonnier), and the smoothness of the flow (mean absolute first
+    differences). They teach the flow network motion before, and besides, the SR loss."""
+    warped = flow_warp(flows.neighbours, flows.flows)
+    flow = flows.flows
+    smoothness = (
+        (flow[..., :, 1:] - flow[..., :, :-1]).abs().mean()
+        + (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean()
+    ) / 2
+    return {
+        "flow_photometric": charbonnier(warped - flows.references),
+        "flow_smoothness": smoothness,
+    }

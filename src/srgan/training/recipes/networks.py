@@ -21,6 +21,7 @@ from srgan.training.config import ModelConfig, RunConfig
 from srgan.zoo.descriptor import ModelDescriptor
 
 Kwargs = dict[str, Any]
+Hyperparameter = int | str
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,12 @@ class ArchEntry:
 
     zoo_name: str  # the name the model zoo (and state-dict detection) uses
     fields: dict[str, str]  # config field -> constructor argument
-    defaults: dict[str, int]  # config field -> default
+    defaults: dict[str, Hyperparameter]  # config field -> default
     scale_argument: str
     fixed: Kwargs = field(default_factory=dict)  # constructor arguments always given
+    # what the constructor takes for an argument that pretrained weights leave out (an
+    # unaligned video network's weights name no alignment)
+    absent: dict[str, Hyperparameter] = field(default_factory=dict)
     temporal: bool = False
 
 
@@ -57,10 +61,23 @@ ARCHS: dict[str, ArchEntry] = {
     ),
     "vsr": ArchEntry(
         "BidirectionalRecurrentVSR",
-        {"num_features": "num_features", "num_blocks": "num_blocks"},
-        {"num_features": 32, "num_blocks": 4},
+        {
+            "num_features": "num_features",
+            "num_blocks": "num_blocks",
+            "alignment": "alignment",
+            "flow_levels": "flow_levels",
+            "flow_features": "flow_features",
+        },
+        {
+            "num_features": 32,
+            "num_blocks": 4,
+            "alignment": "learned",
+            "flow_levels": 3,
+            "flow_features": 16,
+        },
         "scale",
         temporal=True,
+        absent={"alignment": "none", "flow_levels": 3, "flow_features": 16},
     ),
 }
 BY_ZOO_NAME = {entry.zoo_name: name for name, entry in ARCHS.items()}
@@ -87,10 +104,14 @@ class NetworkPlan:
             module.load_state_dict(self.state, strict=True)
         return module.train()
 
-    def hyperparameters(self) -> dict[str, int]:
+    def hyperparameters(self) -> dict[str, Hyperparameter]:
         """The config fields this plan stands for (`num_features`, `num_blocks`, ...)."""
         entry = ARCHS[self.arch]
-        return {name: int(self.kwargs[argument]) for name, argument in entry.fields.items()}
+        found: dict[str, Hyperparameter] = {}
+        for name, argument in entry.fields.items():
+            value = self.kwargs.get(argument, entry.absent.get(name))
+            found[name] = value if isinstance(value, str) else int(value)
+        return found
 
     @property
     def size_multiple(self) -> int:

@@ -2,7 +2,12 @@
 the hybrid loss (L1 + pyramid L1 + gradient L1) whose weights follow the terms'
 magnitudes (`adaptive_weights`). The network comes from `model.arch` like any other:
 the recurrent video network by default; an image architecture upscales each frame of a
-window alone."""
+window alone.
+
+A recurrent network with a learned flow (`model.alignment = "learned"`) also trains the
+flow on its own loss (`hybrid_loss.flow_loss`, weight `loss.flow`); for the first
+`loss.flow_warmup_steps` steps only that loss reaches the flow (the SR loss sees detached
+flows), so the flow learns motion before the SR loss can pull it elsewhere."""
 
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from srgan.imaging.clips import Clip, discover_clips
 from srgan.training.data.windows import ClipWindowDataset, WindowSettings
 from srgan.training.engine.recipe import Loss, Networks, Phase, Recipe, Validation, Weights
 from srgan.training.recipes.adaptive_weights import AdaptiveWeights
-from srgan.training.recipes.hybrid_loss import HybridLoss
+from srgan.training.recipes.hybrid_loss import HybridLoss, flow_loss
 from srgan.training.recipes.networks import frames_as_images, freeze, plan_network
-from srgan.training.recipes.video_config import TERMS, VideoTrainConfig
+from srgan.training.recipes.video_config import FLOW_TERMS, TERMS, VideoTrainConfig
 from srgan.zoo.descriptor import LoadedModel
 
 MAX_VALIDATION_WINDOW = 64
@@ -59,6 +64,10 @@ class VideoRecipe(Recipe):
                 f"data.crop {config.data.crop} must be a multiple of {self.crop_multiple()}"
             )
         self._clips: dict[str, list[Clip]] = {}
+        self.learned_flow = self.network.temporal and (
+            self.network.hyperparameters().get("alignment") == "learned"
+        )
+        self.steps_done = 0  # the warm-up of a learned flow counts them
 
     def phases(self) -> list[Phase]:
         config = self.config
@@ -91,7 +100,13 @@ class VideoRecipe(Recipe):
     def dataset(self, crop: int) -> ClipWindowDataset:
         data = self.config.data
         settings = WindowSettings(
-            data.scale, data.frames, crop, data.augment, data.temporal_reverse, self.config.seed
+            data.scale,
+            data.frames,
+            crop,
+            data.augment,
+            data.temporal_reverse,
+            self.config.seed,
+            data.scene_aware,
         )
         return ClipWindowDataset(
             self.clips("train"),
@@ -111,14 +126,30 @@ class VideoRecipe(Recipe):
     def train_step(self, batch: Any, phase: str, nets: Networks) -> Iterator[Loss]:
         lr, hr = batch
         network = nets.train("generator")
-        output = network(lr) if self.network.temporal else frames_as_images(network)(lr)
-        result = self.loss(output.float(), hr, self.weights.weights)
+        if not self.learned_flow:
+            output = network(lr) if self.network.temporal else frames_as_images(network)(lr)
+            result = self.loss(output.float(), hr, self.weights.weights)
+            logs = {name: value.item() for name, value in result.terms.items()}
+            yield Loss("generator", result.total, {**logs, "total": result.total.item()})
+            return
+        loss = self.config.loss
+        warming = self.steps_done < loss.flow_warmup_steps
+        aligned = network(lr, detach_flows=warming, with_flows=True)
+        result = self.loss(aligned.frames.float(), hr, self.weights.weights)
         logs = {name: value.item() for name, value in result.terms.items()}
-        yield Loss("generator", result.total, {**logs, "total": result.total.item()})
+        total = result.total
+        if aligned.flows is not None and loss.flow > 0:
+            terms = {k: v.float() for k, v in flow_loss(aligned.flows).items()}
+            own = terms["flow_photometric"] + loss.flow_smoothness * terms["flow_smoothness"]
+            total = total + loss.flow * own
+            logs |= {name: value.item() for name, value in terms.items()}
+        # "total" stays the weighted SR loss, comparable with an unaligned run's
+        yield Loss("generator", total, {**logs, "total": result.total.item()})
 
     def after_step(
         self, step: int, logs: dict[str, float]
     ) -> list[tuple[dict[str, Any], dict[str, float]]]:
+        self.steps_done = step
         self.weights.observe({name: logs[name] for name in TERMS})
         adjustment = self.weights.adjust(step)
         if adjustment is None:
@@ -138,19 +169,29 @@ class VideoRecipe(Recipe):
         return {f"weights/{name}": record[f"w_{name}"] for name in TERMS}
 
     def loss_names(self) -> tuple[str, ...]:
-        return (*TERMS, "total")
+        return (*TERMS, *(FLOW_TERMS if self.learned_flow else ()), "total")
 
     def summary(self, record: dict[str, Any]) -> str:
         terms = " + ".join(
             f"{record[f'w_{name}']:.3g} x {name} {record[name]:.4g}" for name in TERMS
         )
-        return f"{record['total']:.4g} = {terms}"
+        flow = ""
+        if "flow_photometric" in record:
+            flow = (
+                f" (flow: photometric {record['flow_photometric']:.4g}, "
+                f"smoothness {record['flow_smoothness']:.4g})"
+            )
+        return f"{record['total']:.4g} = {terms}{flow}"
 
     def state_dict(self) -> dict[str, Any]:
-        return {"weights": self.weights.state_dict()}
+        return {"weights": self.weights.state_dict(), "steps_done": self.steps_done}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.weights.load_state_dict(state["weights"])
+        steps_done = state.get("steps_done", 0)  # absent in runs from before alignment
+        if not isinstance(steps_done, int) or steps_done < 0:
+            raise ValueError(f"recipe steps_done {steps_done!r}: not a step count")
+        self.steps_done = steps_done
 
     # ------------------------------------------------------------------ results
 

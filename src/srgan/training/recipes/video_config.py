@@ -22,6 +22,7 @@ from srgan.training.config import (
 )
 
 TERMS = ("l1", "multiscale", "gradient")
+FLOW_TERMS = ("flow_photometric", "flow_smoothness")  # logged when a learned flow trains
 
 
 class VideoDataConfig(DataConfig):
@@ -33,6 +34,7 @@ class VideoDataConfig(DataConfig):
     temporal_reverse: bool = True  # play half the windows backwards
     cache_mb: int = Field(default=512, ge=0)  # decoded frames kept per data worker
     val_frames: int = Field(default=7, gt=0)  # centre frames of each validation clip
+    scene_aware: bool = True  # windows never span a scene cut and skip held frames
 
 
 class VideoModelConfig(ModelConfig):
@@ -46,6 +48,12 @@ class LossConfig(Section):
     multiscale: float = Field(default=0.5, ge=0)
     gradient: float = Field(default=0.5, ge=0)
     levels: int = Field(default=3, gt=0)  # pyramid levels (2x average pooling each)
+    # learned flow only (model.alignment = "learned"): weight of its own loss (photometric
+    # error of the LR frames warped by it + flow_smoothness x its first differences),
+    # fixed (not adaptive), and the steps in which only that loss trains the flow
+    flow: float = Field(default=0.1, ge=0)
+    flow_smoothness: float = Field(default=0.05, ge=0)
+    flow_warmup_steps: int = Field(default=200, ge=0)
 
     @model_validator(mode="after")
     def _some_term(self) -> LossConfig:
@@ -158,11 +166,15 @@ augment = true                 # flips / 90-degree rotations, same for all frame
 temporal_reverse = true        # half the windows played backwards
 val_frames = 7                 # centre frames of each validation clip
 val_crop = 0                   # centre crop of validation frames (HR px); 0: whole frames
+scene_aware = true             # windows never span a scene cut and skip held frames
 
 [model]
 arch = "vsr"                   # the recurrent network; srvgg/rrdbnet/srresnet: frame by frame
 num_features = 32
 num_blocks = 4
+alignment = "learned"          # learned flow network, "dis" (OpenCV DIS on LR), or "none"
+flow_levels = 3                # learned flow: pyramid levels
+flow_features = 16             # learned flow: channels per level
 # init = "runs/vsr_old"        # start from a trained run or weights file
 
 [optim]                        # Adam
@@ -183,6 +195,9 @@ l1 = 1.0
 multiscale = 0.5               # L1 on 2x, 4x, 8x average-pooled copies
 gradient = 0.5                 # L1 between horizontal and vertical differences
 levels = 3
+flow = 0.1                     # learned flow: photometric + smoothness loss weight
+flow_smoothness = 0.05         #   weight of the smoothness term inside it
+flow_warmup_steps = 200        #   steps before the SR loss also trains the flow
 
 [adaptive]                     # loss weights follow the terms' magnitudes
 enabled = true
