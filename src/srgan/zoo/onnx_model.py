@@ -6,14 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srgan.zoo.descriptor import Described, ModelDescriptor
+from srgan.zoo.ncnn_conventions import Conventions
 
 ONNX_OPSET = 17
 
 
 @dataclass
 class OnnxModel(Described):
+    """``conventions``: applied around the exported network (see `ncnn_conventions`)."""
+
     descriptor: ModelDescriptor
     path: Path
+    conventions: Conventions | None = None
 
 
 def export_onnx(module, path: Path) -> None:

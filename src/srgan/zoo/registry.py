@@ -15,22 +15,25 @@ from srgan.errors import BadInputError
 from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect, unwrap_state_dict
 from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
+from srgan.zoo.ncnn_families import FAMILIES, is_family_name, resolve
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
 
 log = logging.getLogger(__name__)
 
-KNOWN_MODELS = ("bicubic", *PRETRAINED)
+KNOWN_MODELS = ("bicubic", *PRETRAINED, *FAMILIES)
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param")
 
 
 def load_model(
     name_or_path: str, scale: float | None = None, device: str | torch.device = "cpu"
 ) -> LoadedModel:
-    """A named model (`bicubic`, `natural`, `anime`, `anime-video`, ...) or a weights file
+    """A named model (`bicubic`, `natural`, `anime`, `anime-video`, `anime-cugan`,
+    `waifu2x-cunet`, ... or a variant such as `anime-cugan-x3-denoise3`) or a weights file
     (.pth, .safetensors, or an ncnn .param with its .bin beside it).
 
-    `scale` picks the factor of scale-free models (bicubic, default 4) and must match
-    the scale of trained ones."""
+    `scale` picks the factor of scale-free models (bicubic, default 4), the file of the
+    families with several scales, and must match the scale of other trained ones. The
+    denoise level of a family is chosen by its variant name (see `ncnn_families.resolve`)."""
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise BadInputError(f"--scale must be a positive number, got {scale}")
     if name_or_path == "bicubic":
@@ -40,12 +43,17 @@ def load_model(
         spec = PRETRAINED[name_or_path]
         weights = load_pretrained_weights(spec)
         loaded = build(spec.name, weights.architecture, weights.hyperparameters, weights.state_dict)
+    elif is_family_name(name_or_path):  # Real-CUGAN, waifu2x, RealSR: the scale picks the file
+        from srgan.zoo.ncnn_loader import load_variant
+
+        loaded = load_variant(resolve(name_or_path, scale))
     elif Path(name_or_path).suffix.lower() in WEIGHT_SUFFIXES or Path(name_or_path).exists():
         loaded = load_file(Path(name_or_path))
     else:
         known = ", ".join(KNOWN_MODELS)
         raise BadInputError(
-            f"unknown model {name_or_path!r} (known: {known}; or a .pth/.safetensors/.param file)"
+            f"unknown model {name_or_path!r} (known: {known}, and variants such as "
+            "anime-cugan-x3-denoise3 (srgan models); or a .pth/.safetensors/.param file)"
         )
     if scale is not None and scale != loaded.scale:
         raise BadInputError(
@@ -92,13 +100,12 @@ def load_file(path: Path) -> LoadedModel:
         raise BadInputError(f"{path}: no such model file")
     suffix = path.suffix.lower()
     if suffix == ".param":
-        from srgan.zoo.ncnn_format import ncnn_to_state_dict
+        from srgan.zoo.ncnn_loader import load_ncnn_file
 
         weights = path.with_suffix(".bin")
         if not weights.is_file():
             raise BadInputError(f"{path}: its weights {weights.name} are not beside it")
-        architecture, hyperparameters, state = ncnn_to_state_dict(path, weights)
-        return build(path.stem, architecture, dict(hyperparameters), state)
+        return load_ncnn_file(path, weights)
     state = _read_state_dict(path)
     found = detect(state)
     if found is None:
