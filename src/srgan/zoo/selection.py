@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from srgan.errors import BadInputError, SrganError
 from srgan.zoo.cache import cached_file
 from srgan.zoo.descriptor import ModelDescriptor
+from srgan.zoo.ncnn_families import NcnnVariant, is_family_name, resolve
 from srgan.zoo.ncnn_model import NcnnModel
 from srgan.zoo.onnx_model import ONNX_OPSET, OnnxModel, export_onnx
 from srgan.zoo.pretrained import PRETRAINED, PretrainedModel, ncnn_files
@@ -38,19 +39,22 @@ def ncnn_installed() -> bool:
 
 
 def choose_backend(name: str, device: str, precision: str, backend: str) -> str:
-    """`auto` runs named models on the CPU in fp32 with ONNX Runtime, else ncnn, when
-    installed; everything else with PyTorch. Explicit choices are checked."""
+    """`auto` runs named models (the sr-vulkan families too) on the CPU in fp32 with ONNX
+    Runtime, else ncnn, when installed; everything else with PyTorch. Explicit choices are
+    checked."""
     if backend not in BACKENDS:
         raise BadInputError(f"--backend {backend!r}: use {', '.join(BACKENDS)}")
     if backend == "torch":
         return "torch"
     if backend == "auto":
-        if name in PRETRAINED and device == "cpu" and precision == "fp32":
+        named = name in PRETRAINED or is_family_name(name)
+        if named and device == "cpu" and precision == "fp32":
             return next((b for b in CPU_BACKENDS if installed(b)), "torch")
         return "torch"
-    if name not in PRETRAINED:
+    if name not in PRETRAINED and not is_family_name(name):
         raise BadInputError(
-            f"--backend {backend} runs the named models ({', '.join(PRETRAINED)}), not {name!r}"
+            f"--backend {backend} runs the named models ({', '.join(PRETRAINED)}, and the "
+            f"Real-CUGAN, waifu2x and RealSR families), not {name!r}"
         )
     if device != "cpu":
         raise BadInputError(f"--backend {backend} runs on the CPU, not {device}")
@@ -75,6 +79,8 @@ def open_model(
         from srgan.zoo.registry import load_model
 
         return load_model(name_or_path, scale, device)
+    if name_or_path not in PRETRAINED:
+        return _open_variant(resolve(name_or_path, scale), chosen)
     spec = PRETRAINED[name_or_path]
     if scale is not None and scale != spec.scale:
         raise BadInputError(
@@ -103,6 +109,34 @@ def open_model(
                 return load_model(name_or_path, scale, device)
     param, weights = ncnn_files(spec)
     return NcnnModel(descriptor, param, weights)
+
+
+def _open_variant(variant: NcnnVariant, backend: str) -> NcnnModel | OnnxModel:
+    """A Real-CUGAN / waifu2x / RealSR model on ncnn (its original files) or ONNX Runtime
+    (the PyTorch network exported once), with its family's conventions around it."""
+    descriptor = variant.descriptor()
+    conventions = variant.conventions()
+    if backend == "onnxruntime":
+        return OnnxModel(descriptor, variant_onnx_file(variant), conventions)
+    param, weights = variant.files()
+    return NcnnModel(descriptor, param, weights, conventions)
+
+
+def variant_onnx_file(variant: NcnnVariant, with_statistics: bool = False) -> Path:
+    """The bare network of a family model as ONNX in the cache, exported on first use; with
+    ``with_statistics`` its global pools' results are inputs (see `global_stats`)."""
+    from srgan.zoo.cache import sha256_file
+
+    _, weights = variant.files()
+    digest = sha256_file(weights)[:12]  # a new package version exports again
+    kind = "-stats" if with_statistics else ""
+
+    def build(path: Path) -> None:
+        from srgan.zoo.ncnn_loader import export_variant_onnx
+
+        export_variant_onnx(variant, path, with_statistics)
+
+    return cached_file(f"{variant.name}-{digest}{kind}-opset{ONNX_OPSET}.onnx", build)
 
 
 def onnx_file(spec: PretrainedModel) -> Path:
