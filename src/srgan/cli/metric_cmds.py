@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import MaxPixels
+from srgan.cli.common import Conservative, Denoise, MaxPixels, model_variant
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
 
 if TYPE_CHECKING:
@@ -58,7 +58,14 @@ def evaluate(
             help="Folder of HR images, or of clip folders of numbered frames (Vid4 layout).",
         ),
     ],
-    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.", min=1)] = 4,
+    scale: Annotated[
+        int,
+        typer.Option(
+            "--scale", "-s", help="Upscaling factor (picks Real-CUGAN / waifu2x files).", min=1
+        ),
+    ] = 4,
+    denoise: Denoise = None,
+    conservative: Conservative = False,
     clips: Annotated[
         bool,
         typer.Option(
@@ -86,6 +93,14 @@ def evaluate(
     windows = TemporalWindows(window)
     by_clip = clips or evaluation.holds_clips(dataset)
     items = evaluation.dataset_clips(dataset) if by_clip else evaluation.dataset_images(dataset)
+    from srgan.zoo.ncnn_families import is_family_name
+
+    if (denoise is not None or conservative) and not any(map(is_family_name, models)):
+        model_variant(models[0], scale, denoise, conservative)  # says what they are for
+    models = [  # the families by the name of the file the scale and level pick
+        model_variant(name, scale, denoise, conservative) if is_family_name(name) else name
+        for name in models
+    ]
     loaded = [load_model(name, scale) for name in models]
     with console.progress_bar("evaluate", len(items)) as bar:
         if by_clip:

@@ -13,22 +13,39 @@ from srgan.cli import console
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the named models: architecture, scale, parameters, source, licence, cache."""
+    """List the named models: architecture, scales, denoise levels, parameters, what each is
+    good for, source and licence.
+
+    Real-CUGAN, waifu2x and RealSR come in one file per scale and denoise level: pick with
+    --scale and --denoise (-1..3, as their reference programs' -n) or --conservative, or
+    name the variant, e.g. anime-cugan-x3-denoise3."""
     from srgan.zoo.catalog import model_catalog
 
     rows = model_catalog()
     if as_json:
         console.print_result(json.dumps([row.as_dict() for row in rows], indent=2))
         return
-    header = f"{'name':<15}{'architecture':<17}{'scale':>5}{'params':>9}  {'cached':<7}description"
+    header = (
+        f"{'name':<17}{'architecture':<26}{'scale':>6}{'params':>8}  {'cached':<7}"
+        f"{'denoise':<42}good for"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         params = f"{row.parameters / 1e6:.2f}M" if row.parameters else "-"
         cached = "yes" if row.cached else "no" if row.cached is not None else "-"
         lines.append(
-            f"{row.name:<15}{row.architecture:<17}{row.scale:>5}{params:>9}  {cached:<7}"
-            f"{row.description}"
+            f"{row.name:<17}{row.architecture:<26}{row.scale!s:>6}{params:>8}  {cached:<7}"
+            f"{row.denoise:<42}{row.description}"
         )
     lines.append("")
-    lines.append(f"source: {rows[-1].source}; licence: {rows[-1].licence}")
+    sources: dict[str, list[str]] = {}
+    for row in rows[1:]:
+        sources.setdefault(f"{row.source}; licence {row.licence}", []).append(row.name)
+    for source, names in sources.items():
+        lines.append(f"{', '.join(names)}: {source}")
+    lines.append(
+        "\nScales and denoise levels pick the file: --scale N, --denoise L (-1..3, as the "
+        "reference programs' -n; -1 is Real-CUGAN's conservative and waifu2x's no-denoise "
+        "model) or --conservative; or name a variant, e.g. anime-cugan-x3-denoise3."
+    )
     console.print_result("\n".join(lines))

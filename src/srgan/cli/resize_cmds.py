@@ -14,6 +14,8 @@ from srgan.cli.common import (
     DEFAULT_QUALITY,
     BatchSettings,
     ChunkSize,
+    Conservative,
+    Denoise,
     MaxPixels,
     Pattern,
     PngCompression,
@@ -25,6 +27,7 @@ from srgan.cli.common import (
     SkipExisting,
     Threads,
     batch_settings,
+    model_variant,
     parse_size,
     plan_for,
     run_jobs,
@@ -55,9 +58,14 @@ def upscale(
     scale: Annotated[
         float | None,
         typer.Option(
-            "--scale", "-s", help="Model scale: picks it for bicubic, checks it for others."
+            "--scale",
+            "-s",
+            help="Model scale: picks it for bicubic and the file of Real-CUGAN / waifu2x, "
+            "checks it for others.",
         ),
     ] = None,
+    denoise: Denoise = None,
+    conservative: Conservative = False,
     outscale: Annotated[
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
@@ -129,6 +137,7 @@ def upscale(
         )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
+    model = model_variant(model, scale, denoise, conservative)
     jobs = plan_for(source, target, settings, suffix, ext)
     loaded = open_model(model, scale, options.device, options.precision, backend)
     runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks

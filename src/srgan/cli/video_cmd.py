@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import Conservative, Denoise, model_variant
 from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
 from srgan.inference.batch import failure_message
@@ -41,6 +42,16 @@ def video(
         str,
         typer.Option("--model", "-m", help="Model name (see `srgan models`) or weights file."),
     ] = DEFAULT_VIDEO_MODEL,
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            "--scale",
+            "-s",
+            help="Model scale: picks the file of Real-CUGAN / waifu2x (as upscale).",
+        ),
+    ] = None,
+    denoise: Denoise = None,
+    conservative: Conservative = False,
     outscale: Annotated[
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
@@ -138,6 +149,7 @@ def video(
         parse_time(end) if end is not None else None,
     )
     options = _upscale_options(tile, outscale, device)
+    model = model_variant(model, scale, denoise, conservative)
     try:
         if preview is not None:
             unused = {
@@ -152,7 +164,7 @@ def video(
             if given := [flag for flag, value in unused.items() if value is not None]:
                 log.warning(f"--preview writes single PNG frames: {', '.join(given)} not used")
             preview_job = pipeline.plan_preview(source, target, preview, time_range)
-            loaded, runner = _load(model, options, backend)
+            loaded, runner = _load(model, options, backend, scale)
             with console.rate_progress(f"preview {source.name}", "frames/s") as progress:
                 written = pipeline.preview_video(preview_job, loaded, options, progress, runner)
             console.note(f"video: {len(written)} preview frames in {target}")
@@ -176,7 +188,7 @@ def video(
             job.probe.codec,
             job.probe.pix_fmt,
         )
-        loaded, runner = _load(model, options, backend)
+        loaded, runner = _load(model, options, backend, scale)
         with console.rate_progress(source.name) as progress:
             report = pipeline.upscale_video(job, loaded, options, progress, runner)
     except SrganError:
@@ -198,7 +210,9 @@ def _upscale_options(tile: int | None, outscale: float | None, device: str) -> U
         raise BadInputError(str(exc)) from None
 
 
-def _load(name: str, options: UpscaleOptions, backend: str) -> tuple[AnyModel, Forward]:
-    loaded = open_model(name, None, options.device, options.precision, backend)
+def _load(
+    name: str, options: UpscaleOptions, backend: str, scale: float | None = None
+) -> tuple[AnyModel, Forward]:
+    loaded = open_model(name, scale, options.device, options.precision, backend)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
     return loaded, make_runner(loaded, options)  # one runner for every frame

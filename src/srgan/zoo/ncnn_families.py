@@ -80,11 +80,14 @@ class Family:
         groups: dict[tuple[int, ...], list[int]] = {}
         for scale in self.scales:
             groups.setdefault(self.denoise[scale], []).append(scale)
-        parts = []
-        for levels, scales in groups.items():
-            where = ", ".join(f"x{s}" for s in scales)
-            parts.append(f"{where}: {_levels(levels)}" if levels else where)
-        return "; ".join(parts)
+        parts = [
+            f"{', '.join(f'x{s}' for s in scales)}: {_levels(levels)}"
+            for levels, scales in groups.items()
+            if levels
+        ]
+        if not parts:
+            return ""
+        return "; ".join(parts) + f" (default {self.default_denoise})"
 
 
 def _levels(levels: tuple[int, ...]) -> str:

@@ -344,9 +344,9 @@ def read_ncnn(param_path: StrPath, bin_path: StrPath) -> NcnnParam:
     for layer in param.layers:
         try:
             check_layer(layer)
+            declared += max_weight_bytes(layer)
         except ValueError as exc:
             raise BadInputError(f"{param_path}: line {layer.line}: {exc}") from None
-        declared += max_weight_bytes(layer)
     try:
         if not bpath.is_file():
             raise BadInputError(f"{bpath}: not a regular file (an ncnn .bin file is expected)")

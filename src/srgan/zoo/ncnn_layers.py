@@ -498,6 +498,12 @@ class PoolingOp(Op):
 # --------------------------------------------------------------------------- shapes
 
 
+def _dims(x: Tensor) -> tuple[int, ...]:
+    """A blob's shape as plain ints, for checks (while an ONNX export traces the graph,
+    ``x.shape`` holds tensors, which compare by identity)."""
+    return tuple(int(d) for d in x.shape)
+
+
 def _ncnn_shape(x: Tensor) -> tuple[int, int, int, int]:
     """(w, h, d, c) of a blob as ncnn sees it (missing axes are 1)."""
     dims = list(x.shape[1:])
@@ -597,7 +603,7 @@ class _Concat(Op):
     def forward(self, inputs: list[Tensor]) -> list[Tensor]:
         dims = inputs[0].dim() - 1
         axis = self.axis + dims if self.axis < 0 else self.axis
-        shapes = {tuple(t.shape[: 1 + axis]) + tuple(t.shape[2 + axis :]) for t in inputs}
+        shapes = {_dims(t)[: 1 + axis] + _dims(t)[2 + axis :] for t in inputs}
         if not 0 <= axis < dims or len(shapes) != 1 or any(t.dim() != dims + 1 for t in inputs):
             raise self.fail(
                 f"cannot join shapes {[list(t.shape[1:]) for t in inputs]} on axis {axis}"
@@ -624,7 +630,7 @@ class _Eltwise(Op):
             raise p._fail(1, f"needs {len(layer.inputs)} coefficients for a sum")
 
     def forward(self, inputs: list[Tensor]) -> list[Tensor]:
-        if len({tuple(t.shape) for t in inputs}) != 1:
+        if len({_dims(t) for t in inputs}) != 1:
             raise self.fail(f"inputs differ in shape: {[list(t.shape[1:]) for t in inputs]}")
         out = inputs[0] * self.coeffs[0] if self.coeffs else inputs[0]
         for i, t in enumerate(inputs[1:], start=1):
@@ -695,7 +701,7 @@ class _BinaryOp(Op):
         elif b.dim() < a.dim():
             b = _expand_for_binary(b, a)
         try:
-            torch.broadcast_shapes(a.shape, b.shape)
+            torch.broadcast_shapes(_dims(a), _dims(b))
         except RuntimeError:
             raise self.fail(
                 f"shapes {list(a.shape[1:])} and {list(b.shape[1:])} do not broadcast"
@@ -757,10 +763,15 @@ class InterpOp(Op):
             return [x.index_select(2, rows).index_select(3, cols)]
         if self.mode == "bicubic" and min(h, w) < 4:
             raise self.fail(f"bicubic resize of a {h}x{w} blob (ncnn needs at least 4x4)")
-        align = self.align_corners
-        if integer and not align:
-            return [F.interpolate(x, scale_factor=self.scales, mode=self.mode, align_corners=False)]
-        return [F.interpolate(x, size=(out_h, out_w), mode=self.mode, align_corners=align)]
+        if by_scale:  # ncnn maps coordinates by 1 / scale here, as torch does
+            return [
+                F.interpolate(
+                    x, scale_factor=self.scales, mode=self.mode, align_corners=self.align_corners
+                )
+            ]
+        return [
+            F.interpolate(x, size=(out_h, out_w), mode=self.mode, align_corners=self.align_corners)
+        ]
 
 
 class _PixelShuffle(Op):
