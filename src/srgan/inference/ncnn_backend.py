@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -23,12 +24,12 @@ class NcnnRunner:
     def __init__(self, model: NcnnModel, threads: int | None = None) -> None:
         import ncnn
 
-        self._ncnn = ncnn
+        self._ncnn: Any = ncnn  # a binary module without type information
         self.model = model
         self._forward = (
             wrap_forward(model.conventions, self._network) if model.conventions else self._network
         )
-        self.net = ncnn.Net()
+        self.net = self._ncnn.Net()
         options = self.net.opt
         options.use_vulkan_compute = False
         options.use_fp16_storage = False

@@ -49,7 +49,7 @@ class OrtRunner:
             session = self._statistics_session()
             feed.update({k: np.ascontiguousarray(v, np.float32)[None] for k, v in pooled.items()})
         (output,) = session.run(None, feed)
-        return output
+        return np.asarray(output)
 
     def _statistics_session(self):
         with self._lock:

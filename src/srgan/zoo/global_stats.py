@@ -367,4 +367,6 @@ def _lowres_for(
     if x.shape[1] != channels:
         x = x[:, :1].repeat(1, channels, 1, 1)
     small = imresize(x, scale=1 / factor).clamp(0, 1).to(device)
-    return lowres_statistics(module.graph, module.pad(small))
+    graph = module.graph
+    assert isinstance(graph, NcnnGraph)
+    return lowres_statistics(graph, module.pad(small))
