@@ -7,6 +7,8 @@ ReLU (SRGAN's VGG54), `conv5_4` the same before the ReLU, `pool4` a max-pool out
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -34,11 +36,32 @@ def layer_index(name: str) -> int:
     raise ValueError(f"unknown VGG19 layer {name!r} (e.g. relu5_4, conv5_4, relu2_2, pool4)")
 
 
+def layer_name(index: int) -> str:
+    """The name of the layer at `index` of torchvision's `features` (the inverse of
+    layer_index, with `relu`/`conv`/`pool` names)."""
+    position = 0
+    for block, convs in enumerate(_BLOCKS, start=1):
+        for conv in range(1, convs + 1):
+            if index == position:
+                return f"conv{block}_{conv}"
+            if index == position + 1:
+                return f"relu{block}_{conv}"
+            position += 2
+        if index == position:
+            return f"pool{block}"
+        position += 1
+    raise ValueError(f"VGG19 has no feature layer {index}")
+
+
 class VGG19Features(nn.Module):
     """`features[: layer_index(last_layer) + 1]` of torchvision's VGG19.
 
     Inputs are RGB in [0, 1]; ImageNet normalisation is applied inside. `widths` lets
     tests build small VGGs with the same key names."""
+
+    features: nn.Sequential
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(
         self, last_layer: str = "relu5_4", widths: tuple[int, ...] = IMAGENET_WIDTHS
@@ -58,6 +81,27 @@ class VGG19Features(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features((x - self.mean) / self.std)
+
+    def feature_maps(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The outputs of the named layers (`conv5_4`, `relu2_2`, ...) in one pass."""
+        wanted = {layer_index(name): name for name in layers}
+        if not wanted:
+            raise ValueError("name at least one VGG19 layer")
+        deepest = max(wanted)
+        if deepest >= len(self.features):
+            raise ValueError(
+                f"layer {wanted[deepest]} lies beyond the last layer of this VGG19 "
+                f"(it has {len(self.features)} of torchvision's feature modules)"
+            )
+        maps: dict[str, torch.Tensor] = {}
+        h = (x - self.mean) / self.std
+        for index, module in enumerate(self.features):
+            h = module(h)
+            if index in wanted:
+                maps[wanted[index]] = h
+            if index == deepest:
+                break
+        return maps
 
 
 def vgg19_widths(state_dict: dict[str, torch.Tensor]) -> tuple[int, ...]:
