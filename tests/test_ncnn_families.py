@@ -235,3 +235,26 @@ def test_serve_lists_and_runs_a_variant() -> None:
     assert PILImage.open(io.BytesIO(result)).size == (72, 60)
     with pytest.raises(ValueError, match="anime-cugan-x9"):
         ServeSettings(models=("anime-cugan-x9",), default_model="anime-cugan-x9")
+
+
+def test_window_statistics_equal_the_whole_image_pools() -> None:
+    """The first pass alone: window by window, the pooled values of the whole image."""
+    from srgan.zoo.global_stats import exact_statistics, statistics_are_exact
+
+    model = load_model("waifu2x-cunet-x2-denoise1")
+    module, pixels = model.module, _image(34, 47).pixels
+    graph, c = module.graph, module.conventions
+    assert statistics_are_exact(graph)
+    x = torch.from_numpy(pixels.transpose(2, 0, 1).astype(np.float32)[None] / 255)
+    with torch.inference_mode():
+        whole = graph.run(module.pad(x), [p.output for p in graph.global_pools])
+    rows, cols = c.axis_indices(34), c.axis_indices(47)
+
+    def window(r: np.ndarray, q: np.ndarray) -> np.ndarray:
+        block = pixels[rows[r]][:, cols[q]].transpose(2, 0, 1)
+        return np.ascontiguousarray(block.astype(np.float32)[None] / 255)
+
+    windowed = exact_statistics(graph, window, (len(rows), len(cols)), 16, c.multiple, 3)
+    assert set(windowed) == set(whole)
+    for name, value in whole.items():
+        assert torch.allclose(windowed[name], value, atol=1e-5), name

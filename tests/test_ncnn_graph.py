@@ -318,3 +318,42 @@ def test_structure_only_parse_rejects_cycles_too(tmp_path: Path) -> None:
     param, _ = _write(tmp_path, "cycle", HOSTILE["cycle"][0])
     with pytest.raises(BadInputError, match="cycle"):
         parse_param(param)
+
+
+def test_padded_squeeze_excitation_is_tiled_close_to_whole(tmp_path: Path) -> None:
+    """A user's SE network with padded convolutions: windows are not exact parts of the
+    whole image, so overlapping windows give close (not equal) statistics, still much
+    closer than each tile's own."""
+    from srgan.imaging.io import Image, ImageMeta
+    from srgan.inference.upscaler import UpscaleOptions, upscale_pixels
+    from srgan.zoo.global_stats import statistics_are_exact
+
+    f = NcnnFile(seed=3)
+    f.layer("Input", "in", [], ["data"])
+    f.layer("Convolution", "c1", ["data"], ["f"], "0=8 1=3 4=1 5=1 6=216 9=1")
+    f.tagged(216)
+    f.raw(8)
+    f.layer("Split", "sp", ["f"], ["f1", "f2"])
+    f.layer("Pooling", "gap", ["f2"], ["g"], "0=1 4=1")
+    f.layer("InnerProduct", "fc", ["g"], ["w"], "0=8 1=1 2=64 9=4")
+    f.tagged(64, scale=2.0)
+    f.raw(8)
+    f.layer("BinaryOp", "mul", ["f1", "w"], ["h"], "0=2")
+    f.layer("Convolution", "c2", ["h"], ["out"], "0=3 1=3 4=1 5=1 6=216")
+    f.tagged(216)
+    f.raw(3, offset=0.5)
+    param, weights = f.save(tmp_path / "se")
+    model = load_ncnn_file(param, weights)
+    assert model.descriptor.global_statistics and not statistics_are_exact(model.module.graph)
+    skimage_data = pytest.importorskip("skimage.data")
+    image = Image(skimage_data.coffee()[::4, ::4][:, :140].copy(), ImageMeta(bit_depth=8))
+    whole = upscale_pixels(model, image, UpscaleOptions(tile=0)).astype(int)
+    tiled = upscale_pixels(model, image, UpscaleOptions(tile=32)).astype(int)
+    graph = model.module.graph
+    pools, graph.global_pools = graph.global_pools, ()
+    try:
+        naive = upscale_pixels(model, image, UpscaleOptions(tile=32)).astype(int)
+    finally:
+        graph.global_pools = pools
+    assert np.abs(tiled - whole).max() <= 2
+    assert np.abs(naive - whole).max() > 2 * max(1, np.abs(tiled - whole).max())

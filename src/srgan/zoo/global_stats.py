@@ -14,15 +14,18 @@ runs with them fixed (`NcnnGraph.fixed`):
 * Pools whose input depends on an earlier pool's result wait for it: one pass over the
   windows per stage (Real-CUGAN: 4), each running only the layers up to its pools.
 
-`exact_statistics` does that; `lowres_statistics` runs the whole network once on a
-smaller copy of the image (cheap, approximate: used for graphs with padded layers before
-a pool, where windows are not exact parts of the whole). ``benchmarks/tiled_se.py``
-measures both against the untiled result and against the reference program's scheme.
+`exact_statistics` does that. For graphs with padded layers before a pool, windows are
+not exact parts of the whole; they then overlap more and each adds only its middle (close,
+not exact). `lowres_statistics` runs the whole network once on a smaller copy of the
+image: cheap, but far off (the statistics depend on the scale of the image's detail), so
+only ``benchmarks/tiled_se.py`` uses it, to measure the alternatives against the untiled
+result and against the reference program's scheme.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 from collections.abc import Callable, Iterator
@@ -46,6 +49,8 @@ __all__ = [
     "statistics_are_exact",
     "whole_image_statistics",
 ]
+
+log = logging.getLogger(__name__)
 
 # image -> window: ``window(rows, cols)`` gives the [1, C, len(rows), len(cols)] float32
 # network input at those padded-image source indices
@@ -195,22 +200,25 @@ def _windows(total: int, tile: int, multiple: int, grow: int) -> list[_Span]:
 
 def _responsibility(spans: list[_Span], size: _Size, total: int) -> list[tuple[int, int, int]]:
     """For each window: its feature offset and the range [lo, hi) of whole-image feature
-    indices it adds (each index exactly once)."""
+    indices it adds. Neighbours split their overlap in the middle, so each index is added
+    exactly once, as far as possible from the windows' edges."""
     whole = size(total)
-    covered = 0
-    parts = []
+    ranges = []
     for span in spans:
         offset = size.ratio * span.start
         if offset.denominator != 1:
             raise ValueError("window start not aligned to the feature stride")
         begin = int(offset)
-        end = begin + size(span.stop - span.start)
-        if begin > covered:
+        ranges.append((begin, min(whole, begin + size(span.stop - span.start))))
+    parts = []
+    for i, (begin, end) in enumerate(ranges):
+        lo = begin if i == 0 else (begin + ranges[i - 1][1]) // 2
+        hi = end if i == len(ranges) - 1 else (ranges[i + 1][0] + end) // 2
+        if i > 0 and begin > ranges[i - 1][1]:
             raise ValueError("windows leave a gap in the feature map")
-        parts.append((begin, covered, min(end, whole)))
-        covered = max(covered, min(end, whole))
-    if covered != whole:
-        raise ValueError(f"windows cover {covered} of {whole} feature positions")
+        parts.append((begin, lo, hi))
+    if ranges[0][0] != 0 or ranges[-1][1] != whole:
+        raise ValueError(f"windows cover {ranges[0][0]}..{ranges[-1][1]} of {whole} positions")
     return parts
 
 
@@ -222,14 +230,21 @@ def exact_statistics(
     multiple: int,
     channels: int,
     device: torch.device | str = "cpu",
+    overlap: int = 0,
 ) -> dict[str, Tensor]:
     """The pooled values of the whole padded image of ``padded_size`` (H, W), computed on
-    windows of about ``tile`` pixels; ``window`` builds the network input of a window."""
+    windows of about ``tile`` pixels; ``window`` builds the network input of a window.
+
+    Exact for graphs where `statistics_are_exact`; for others (padded layers), give
+    windows ``overlap`` more pixels: each adds only the middle of its feature map, where
+    its padding does not reach (close, not exact)."""
     height, width = padded_size
     base = max(multiple, 64 // multiple * multiple)
     probe_sizes = (base * 2 + (height % multiple), base * 3 + (height % multiple))
     sizes = _feature_sizes(graph, probe_sizes, channels)
-    grow = max((math.ceil(-s.offset / s.ratio) for s in sizes.values() if s.offset < 0), default=0)
+    grow = overlap + max(
+        (math.ceil(-s.offset / s.ratio) for s in sizes.values() if s.offset < 0), default=0
+    )
     rows = _windows(height, tile, multiple, grow)
     cols = _windows(width, tile, multiple, grow)
     row_parts = {name: _responsibility(rows, size, height) for name, size in sizes.items()}
@@ -317,13 +332,17 @@ def whole_image_statistics(
         return np.ascontiguousarray(x)
 
     device = next(module.parameters()).device
-    if statistics_are_exact(graph):
-        fixed = exact_statistics(
-            graph, window, (len(rows_index), len(cols_index)), tile,
-            conventions.multiple, channels, device,
-        )  # fmt: skip
-    else:
-        fixed = _lowres_for(module, pixels, tile, channels, device)
+    exact = statistics_are_exact(graph)
+    if not exact:
+        log.warning(
+            "%s: padded layers before a global pool: tiles share statistics computed on "
+            "overlapping windows (close to the untiled result, not equal)",
+            model.name,
+        )
+    fixed = exact_statistics(
+        graph, window, (len(rows_index), len(cols_index)), tile, conventions.multiple,
+        channels, device, overlap=0 if exact else _APPROXIMATE_OVERLAP,
+    )  # fmt: skip
     key = threading.get_ident()
     if targets is None:
         graph.fixed_by_thread[key] = fixed
@@ -335,6 +354,7 @@ def whole_image_statistics(
         (graph.fixed_by_thread if targets is None else targets).pop(key, None)
 
 
+_APPROXIMATE_OVERLAP = 64  # window overlap (input pixels) for graphs with padded layers
 _INTERPRETERS: dict[str, ConventionModule] = {}
 _INTERPRETERS_LOCK = threading.Lock()
 
@@ -353,20 +373,3 @@ def _interpreter_of(model: NcnnModel | OnnxModel) -> ConventionModule | None:
             assert isinstance(module, ConventionModule)
             _INTERPRETERS[variant.name] = module
         return _INTERPRETERS[variant.name]
-
-
-def _lowres_for(
-    module: ConventionModule, pixels: np.ndarray, tile: int, channels: int, device: torch.device
-) -> dict[str, Tensor]:
-    from srgan.imaging.resize import imresize
-
-    height, width = pixels.shape[:2]
-    factor = max(height, width) / tile
-    peak = np.float32(np.iinfo(pixels.dtype).max)
-    x = torch.from_numpy(pixels.transpose(2, 0, 1).astype(np.float32)[None] / peak)
-    if x.shape[1] != channels:
-        x = x[:, :1].repeat(1, channels, 1, 1)
-    small = imresize(x, scale=1 / factor).clamp(0, 1).to(device)
-    graph = module.graph
-    assert isinstance(graph, NcnnGraph)
-    return lowres_statistics(graph, module.pad(small))
