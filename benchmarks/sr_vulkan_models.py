@@ -14,6 +14,10 @@ For each of the 37 variants (`srgan models`; pick with --models):
   its default threads), onnxruntime and ncnn (all cores). Timed on one variant per family
   and scale (the denoise levels share the graph: same speed).
 
+The default order takes each family and scale's default variant (what ``-m anime-cugan -s 3``
+picks) first, then the other denoise levels, so that a run cut short still covers every
+named model at every native scale.
+
 Every row records the 1-minute load average when it was measured: the machine may be
 shared. Prints a Markdown table.
 
@@ -103,11 +107,24 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
+def defaults_first() -> list[str]:
+    """Every variant; each family and scale's default (``family-xN``) before the others."""
+    from srgan.zoo.ncnn_families import FAMILIES, find_variant, variant_names
+
+    defaults = []
+    for family in FAMILIES.values():
+        for scale in family.scales:
+            variant = find_variant(f"{family.name}-x{scale}")
+            assert variant is not None
+            defaults.append(variant.name)
+    return defaults + [name for name in variant_names() if name not in defaults]
+
+
 def main() -> None:
-    from srgan.zoo.ncnn_families import find_variant, variant_names
+    from srgan.zoo.ncnn_families import find_variant
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="*", default=variant_names())
+    parser.add_argument("--models", nargs="*", default=defaults_first())
     parser.add_argument("--datasets", nargs="*", default=["Set5", "Set14"])
     parser.add_argument("--backends", nargs="*", default=["torch", "onnxruntime", "ncnn"])
     parser.add_argument("--repeats", type=int, default=3)
@@ -140,7 +157,8 @@ def main() -> None:
         cells.append(load())
         print("| " + " | ".join(cells) + " |", flush=True)
     print()
-    print("'=': the same graph as the row above with timings (denoise levels share it).")
+    print("'=': timed on the first row of the same family and scale (denoise levels share")
+    print("the graph).")
     print(f"load average at the end {load()}")
 
 
