@@ -71,7 +71,7 @@ def train(args: argparse.Namespace, name: str, frames: int, batch: int) -> tuple
     config = load_vsr_config(args.config, overrides)
     started = time.perf_counter()
     latest = checkpoints.resolve(run_dir / "checkpoints")
-    done = latest is not None and torch.load(latest / "state.pt", weights_only=False)["step"]
+    done = latest is not None and torch.load(latest / "state.pt", weights_only=True)["step"]
     if not done or done < config.steps:
         VSRTrainer(config).run(resume=holds_run(run_dir))
     return run_dir, time.perf_counter() - started

@@ -63,10 +63,15 @@ class LiveServer:
 
 
 def start_server(
-    data_dir: Path, settings: dict | None = None, *args: str, timeout_s: float = 60
+    data_dir: Path,
+    settings: dict | None = None,
+    *args: str,
+    timeout_s: float = 60,
+    env: dict[str, str] | None = None,
 ) -> LiveServer:
     """`python -m srgan serve --port 0` with `settings` as a JSON config file; returns once
-    /healthz answers. The model cache is the test session's ($SRGAN_CACHE)."""
+    /healthz answers. The model cache is the test session's ($SRGAN_CACHE); `env` adds
+    environment variables."""
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / f"{data_dir.name}-settings.json"
     config.write_text(json.dumps({"port": 0, "data_dir": str(data_dir), **(settings or {})}))
@@ -77,7 +82,7 @@ def start_server(
             [sys.executable, "-m", "srgan", "serve", "--config", str(config), *args],
             stdout=stream,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     try:
         return _wait_until_ready(process, log, start, data_dir, timeout_s)
@@ -116,6 +121,23 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout_s: float = 60) -> di
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} not finished in {timeout_s} s: {job}")
+
+
+def metric_samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """A scrape parsed by prometheus_client's own parser: (sample name, its labels) ->
+    value. The parser raises on text that is not the exposition format."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
+    """The value of one sample of `metric_samples` (0 when it is absent)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -42,7 +42,7 @@ def test_two_processes_train_one_model_and_only_rank_0_writes(photos, tmp_path):
     assert steps == [1, 2, 3, 4, 5]  # one line per step: rank 1 logs nothing
     assert result.stderr.count("step 5 [gan]") == 1
     latest = (run / "checkpoints" / "latest").resolve()
-    state = torch.load(latest / "state.pt", weights_only=False)
+    state = torch.load(latest / "state.pt", weights_only=True)
     assert state["world_size"] == 2 and state["position"]["step"] == 5
     assert state["position"]["batch"] % 2 == 0  # each step used one batch per process
     assert not list(run.glob("**/*.part"))
@@ -78,7 +78,7 @@ def test_gradients_are_averaged_so_both_processes_hold_the_same_weights(photos, 
         )
     )
     torchrun(str(script))
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     for network in ("generator", "discriminator"):
         first, second = ranks[0][network], ranks[1][network]
         assert first.keys() == second.keys()

@@ -134,6 +134,20 @@ def test_tiled_squeeze_excitation_equals_untiled() -> None:
     assert np.abs(naive - whole).max() > 3
 
 
+def test_tiled_statistics_of_colour_and_alpha_stay_apart() -> None:
+    """Colour and alpha (through the model) stream side by side, each with the statistics
+    of its own whole channels: tiled still equals untiled."""
+    skimage_data = pytest.importorskip("skimage.data")
+    rgb = _image(20, 72).pixels
+    alpha = skimage_data.camera()[200:220, 100:172]
+    image = Image(np.dstack([rgb, alpha]), ImageMeta(bit_depth=8))
+    model = load_model("waifu2x-cunet-x1-denoise2")
+    whole = upscale_pixels(model, image, UpscaleOptions(tile=0)).astype(int)
+    tiled = upscale_pixels(model, image, UpscaleOptions(tile=24)).astype(int)
+    assert whole.shape == (20, 72, 4)
+    assert np.abs(tiled - whole).max() <= 1
+
+
 def test_tiled_squeeze_excitation_on_ncnn_and_onnxruntime() -> None:
     pytest.importorskip("ncnn")
     pytest.importorskip("onnxruntime")

@@ -21,8 +21,10 @@ import srgan
 from tests.serve_support import (
     LiveServer,
     decode,
+    metric_samples,
     noise_image,
     png_bytes,
+    sample,
     smooth_image,
     start_server,
     wait_for_job,
@@ -157,7 +159,7 @@ def test_keys_are_required_and_revocation_works(server, new_key, cli):
     assert by_header.status_code == 200
 
     listed = cli("serve", "keys", "list", "--json", "--data-dir", server.data_dir).stdout
-    assert "revoke-me" in listed and key.split("_")[2] not in listed  # the secret is not stored
+    assert "revoke-me" in listed and key.split("_", 2)[2] not in listed  # the secret is not stored
     cli("-q", "serve", "keys", "revoke", "revoke-me", "--data-dir", server.data_dir)
     revoked = client.get("/v1/models")
     assert revoked.status_code == 401
@@ -246,10 +248,14 @@ def test_health_metrics_docs_and_cors(server, new_key):
 
     metrics = anonymous.get("/metrics")
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
-    text = metrics.text
-    assert 'srgan_http_requests_total{route="/healthz",method="GET",status="200"}' in text
-    assert 'srgan_http_request_duration_seconds_bucket{route="/healthz",le="+Inf"}' in text
-    assert 'srgan_jobs{state="queued"}' in text and "srgan_queue_depth " in text
+    samples = metric_samples(metrics.text)
+    healthz = {"route": "/healthz", "method": "GET", "status": "200"}
+    assert sample(samples, "srgan_http_requests_total", **healthz) >= 1
+    assert sample(
+        samples, "srgan_http_request_duration_seconds_bucket", route="/healthz", le="+Inf"
+    ) == sample(samples, "srgan_http_request_duration_seconds_count", route="/healthz")
+    assert ("srgan_jobs", frozenset({("state", "queued")})) in samples
+    assert ("srgan_queue_depth", frozenset()) in samples
 
     allowed = anonymous.options(
         "/v1/jobs",

@@ -18,7 +18,15 @@ from srgan.serve.database import Database
 from srgan.serve.schemas import UpscaleParams
 from srgan.serve.settings import RateLimit
 from srgan.serve.store import JobStore
-from tests.serve_support import decode, png_bytes, smooth_image, start_server, wait_for_job
+from tests.serve_support import (
+    decode,
+    metric_samples,
+    png_bytes,
+    sample,
+    smooth_image,
+    start_server,
+    wait_for_job,
+)
 
 # Small tiles make a job take long enough to be caught running (about a second).
 SLOW = {"model": "anime-video", "tile": "16", "tile_pad": "4"}
@@ -77,16 +85,17 @@ def test_jobs_survive_a_killed_server(tmp_path):
 
 
 def test_full_queue_503_and_timeouts(tmp_path):
-    # 256x256 in 16 px tiles: several seconds of work, well past the 0.3 s limits even on
-    # an idle machine.
-    limits = {"queue_size": 1, "job_timeout_s": 0.3, "request_timeout_s": 0.3}
+    # 384x384 in 16 px tiles: many seconds of work, well past the limits even on an idle
+    # machine. The job limit (1 s) leaves time to fill the queue on a busy one: the
+    # images are encoded before, and sent one right after the other.
+    limits = {"queue_size": 1, "job_timeout_s": 1.0, "request_timeout_s": 0.3}
     server = start_server(tmp_path / "data", {**SETTINGS, **limits})
     try:
         client = server.client()
         statuses, retry_after, ids = [], [], []
-        for seed in range(4):
-            files = {"image": ("p.png", png_bytes(smooth_image(256, 256, seed=seed)))}
-            response = client.post("/v1/jobs", files=files, data=SLOW)
+        images = [png_bytes(smooth_image(384, 384, seed=seed)) for seed in range(4)]
+        for image in images:
+            response = client.post("/v1/jobs", files={"image": ("p.png", image)}, data=SLOW)
             statuses.append(response.status_code)
             if response.status_code == 503:
                 retry_after.append(int(response.headers["retry-after"]))
@@ -94,12 +103,13 @@ def test_full_queue_503_and_timeouts(tmp_path):
                 ids.append(response.json()["id"])
         assert 202 in statuses and 503 in statuses, statuses
         assert all(seconds >= 1 for seconds in retry_after)
-        metrics = client.get("/metrics").text
-        assert 'route="/v1/jobs",method="POST",status="503"' in metrics
+        samples = metric_samples(client.get("/metrics").text)
+        refused = {"route": "/v1/jobs", "method": "POST", "status": "503"}
+        assert sample(samples, "srgan_http_requests_total", **refused) == statuses.count(503)
 
         timed_out = wait_for_job(client, ids[0])
         assert timed_out["state"] == "failed"
-        assert timed_out["error"] == "timed out after 0.3 s"
+        assert timed_out["error"] == "timed out after 1 s"
 
         files = {"image": ("p.png", png_bytes(smooth_image(256, 256, seed=9)))}
         sync = client.post("/v1/upscale", files=files, data=SLOW)

@@ -154,7 +154,7 @@ def test_ema_adaptive_clipping_and_warmup_cosine_resume_exactly(photos, tmp_path
     assert strip(losses(tmp_path / "split")) == straight
 
     last = (tmp_path / "straight" / "checkpoints" / "latest").resolve()
-    state = torch.load(last / "state.pt", weights_only=False)
+    state = torch.load(last / "state.pt", weights_only=True)
     saved = load_file(str(last / "generator.safetensors"))
     raw = SRResNet(num_features=8, num_blocks=1)
     raw.load_state_dict(state["generator_raw"])

@@ -115,7 +115,7 @@ def test_stopped_interrupted_and_resumed_runs_log_the_same_losses(clips, tmp_pat
         trainer.run()
     latest = (tmp_path / "cut" / "checkpoints" / "latest").resolve()
     assert latest.name == "step_0000003"  # the state before the unfinished step
-    assert torch.load(latest / "state.pt", weights_only=False)["emergency"] is True
+    assert torch.load(latest / "state.pt", weights_only=True)["emergency"] is True
     VSRTrainer(cut).run(resume=True)
     assert losses(tmp_path / "cut") == straight
 

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["RRDB", "RRDBNet", "ResidualDenseBlock"]
+from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict, dims, indices
+
+__all__ = ["RRDB", "SPEC", "RRDBNet", "ResidualDenseBlock", "rrdbnet_guess"]
 
 _RESIDUAL_SCALE = 0.2
 _LEAKY_SLOPE = 0.2
@@ -96,3 +98,65 @@ class RRDBNet(nn.Module):
         feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
         out: torch.Tensor = self.conv_last(self.lrelu(self.conv_hr(feat)))
         return out
+
+
+_REQUIRED = ("conv_first.weight", "conv_body.weight", "conv_up1.weight", "conv_last.weight")
+
+
+def rrdbnet_guess(state: StateDict) -> Hyperparameters | None:
+    """RRDBNet's constructor arguments as the key names and shapes imply them."""
+    if not all(key in state for key in _REQUIRED):
+        return None
+    blocks = indices(state, "body.", ".rdb1.conv1.weight")
+    first, last = dims(state, "conv_first.weight", 2), dims(state, "conv_last.weight", 1)
+    grow = dims(state, "body.0.rdb1.conv1.weight", 1)
+    if not blocks or first is None or last is None or grow is None:
+        return None
+    (num_feat, first_in), (out_channels,) = first, last
+    # BasicSR feeds x2 and x1 models a pixel-unshuffled input (4x or 16x the channels).
+    scale, in_channels = 4, first_in
+    if out_channels and first_in % 16 == 0 and first_in // 16 == out_channels:
+        scale, in_channels = 1, first_in // 16
+    elif out_channels and first_in % 4 == 0 and first_in // 4 == out_channels:
+        scale, in_channels = 2, first_in // 4
+    return {
+        "num_in_ch": in_channels,
+        "num_out_ch": out_channels,
+        "scale": scale,
+        "num_feat": num_feat,
+        "num_block": blocks[-1] + 1,
+        "num_grow_ch": grow[0],
+    }
+
+
+def _memory_per_pixel(hp: Hyperparameters) -> float:
+    # dense blocks hold ~5x num_feat at LR; two feature maps live at the output size
+    return 4.0 * int(hp["num_feat"]) * (6 + 2 * int(hp["scale"]) ** 2)
+
+
+SPEC = ArchSpec(
+    name="RRDBNet",
+    build=RRDBNet,
+    guess=rrdbnet_guess,
+    plausible={
+        "num_in_ch": range(1, 17),
+        "num_out_ch": range(1, 17),
+        "scale": (1, 2, 4),
+        "num_feat": range(1, 513),
+        "num_block": range(1, 101),
+        "num_grow_ch": range(1, 257),
+    },
+    scale=lambda hp: int(hp["scale"]),
+    in_channels=lambda hp: int(hp["num_in_ch"]),
+    out_channels=lambda hp: int(hp["num_out_ch"]),
+    memory_per_pixel=_memory_per_pixel,
+    example={
+        "num_in_ch": 3,
+        "num_out_ch": 3,
+        "scale": 2,
+        "num_feat": 8,
+        "num_block": 2,
+        "num_grow_ch": 4,
+    },
+    size_multiple=lambda hp: {1: 4, 2: 2}.get(int(hp["scale"]), 1),
+)

@@ -8,10 +8,14 @@ sub-pixel upsampling stages (conv, pixel shuffle, PReLU) and a 9x9 tail convolut
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-__all__ = ["SUPPORTED_SCALES", "SRResNet", "srresnet_hyperparameters"]
+from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict, dims, indices, upsample_factors
+
+__all__ = ["SPEC", "SUPPORTED_SCALES", "SRResNet", "srresnet_guess", "srresnet_hyperparameters"]
 
 #: Upscaling factors the generator can be built for, with their pixel-shuffle factors per stage.
 _STAGES: dict[int, tuple[int, ...]] = {2: (2,), 3: (3,), 4: (2, 2), 8: (2, 2, 2)}
@@ -112,60 +116,49 @@ class SRResNet(nn.Module):
         return out
 
 
-def _is_bookkeeping(key: str) -> bool:
-    """BatchNorm step counters are not weights; loaders may drop them."""
-    return key.endswith("num_batches_tracked")
+def srresnet_guess(state: StateDict) -> Hyperparameters | None:
+    """SRResNet's constructor arguments as the key names and shapes imply them."""
+    head, tail = dims(state, "head.0.weight", 2), dims(state, "tail.weight", 1)
+    if head is None or tail is None:
+        return None
+    num_features, in_channels = head
+    factors = upsample_factors(state, num_features)
+    if not factors:
+        return None
+    blocks = indices(state, "blocks.", ".conv1.weight")
+    return {
+        "in_channels": in_channels,
+        "out_channels": tail[0],
+        "num_features": num_features,
+        "num_blocks": blocks[-1] + 1 if blocks else 0,
+        "scale": math.prod(factors),
+    }
 
 
-def srresnet_hyperparameters(state_dict: dict[str, torch.Tensor]) -> dict[str, int] | None:
+def srresnet_hyperparameters(state_dict: StateDict) -> Hyperparameters | None:
     """Constructor kwargs of the :class:`SRResNet` that produced ``state_dict``, else None.
 
     The result is only returned when an ``SRResNet`` built with it has exactly the same keys
     and tensor shapes as ``state_dict`` (``*.num_batches_tracked`` entries may be absent).
     Keys must be unprefixed (strip e.g. ``module.`` beforehand).
     """
-    head = state_dict.get("head.0.weight")
-    tail = state_dict.get("tail.weight")
-    if not isinstance(head, torch.Tensor) or not isinstance(tail, torch.Tensor):
-        return None
-    if head.ndim != 4 or tail.ndim != 4:
-        return None
-    num_features, in_channels = int(head.shape[0]), int(head.shape[1])
-    out_channels = int(tail.shape[0])
+    return SPEC.recognise(state_dict)
 
-    num_blocks = 0
-    while f"blocks.{num_blocks}.conv1.weight" in state_dict:
-        num_blocks += 1
 
-    factors: list[int] = []
-    while isinstance(conv := state_dict.get(f"upsample.{len(factors)}.conv.weight"), torch.Tensor):
-        ratio, rem = divmod(int(conv.shape[0]), num_features) if conv.ndim == 4 else (0, 1)
-        root = round(ratio**0.5)
-        if rem or root < 2 or root * root != ratio:
-            return None
-        factors.append(root)
-    scale = 1
-    for r in factors:
-        scale *= r
-    if _STAGES.get(scale) != tuple(factors):
-        return None
-
-    kwargs = {
-        "in_channels": in_channels,
-        "out_channels": out_channels,
-        "num_features": num_features,
-        "num_blocks": num_blocks,
-        "scale": scale,
-    }
-    with torch.device("meta"):
-        reference = SRResNet(**kwargs).state_dict()
-    expected = {k: tuple(v.shape) for k, v in reference.items() if not _is_bookkeeping(k)}
-    got = {}
-    for k, v in state_dict.items():
-        if not isinstance(v, torch.Tensor):
-            return None
-        if not _is_bookkeeping(k):
-            got[k] = tuple(v.shape)
-        elif k not in reference:
-            return None
-    return kwargs if got == expected else None
+SPEC = ArchSpec(
+    name="SRResNet",
+    build=SRResNet,
+    guess=srresnet_guess,
+    plausible={
+        "in_channels": range(1, 17),
+        "out_channels": range(1, 17),
+        "num_features": range(1, 513),
+        "num_blocks": range(0, 257),
+        "scale": SUPPORTED_SCALES,
+    },
+    scale=lambda hp: int(hp["scale"]),
+    in_channels=lambda hp: int(hp["in_channels"]),
+    out_channels=lambda hp: int(hp["out_channels"]),
+    memory_per_pixel=lambda hp: 4.0 * int(hp["num_features"]) * (6 + 2 * int(hp["scale"]) ** 2),
+    example={"in_channels": 3, "out_channels": 3, "num_features": 8, "num_blocks": 2, "scale": 2},
+)

@@ -8,11 +8,15 @@ Parameter names match the Real-ESRGAN releases: ``body`` is one ``nn.ModuleList`
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["SRVGGNetCompact"]
+from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict, dims, indices
+
+__all__ = ["SPEC", "SRVGGNetCompact", "srvgg_guess"]
 
 _ACT_TYPES = ("relu", "prelu", "leakyrelu")
 
@@ -65,3 +69,58 @@ class SRVGGNetCompact(nn.Module):
             out = layer(out)
         shuffled: torch.Tensor = self.upsampler(out)
         return shuffled + F.interpolate(x, scale_factor=self.upscale, mode="nearest")
+
+
+def srvgg_guess(state: StateDict) -> Hyperparameters | None:
+    """SRVGGNetCompact's constructor arguments as the key names and shapes imply them.
+    Only the PReLU variant is recognised: the ReLU and LeakyReLU ones have no parameters
+    between the convolutions to tell them from other plain conv stacks."""
+    if any(not key.startswith("body.") for key in state):
+        return None
+    tensors = indices(state, "body.", ".weight")
+    convs = [i for i in tensors if dims(state, f"body.{i}.weight", 4) is not None]
+    if len(convs) < 2 or f"body.{convs[0] + 1}.weight" not in state:
+        return None
+    first = dims(state, f"body.{convs[0]}.weight", 2)
+    last = dims(state, f"body.{convs[-1]}.weight", 1)
+    if first is None or last is None:
+        return None
+    (features, channels), (last_out,) = first, last
+    upscale = math.isqrt(last_out // channels) if channels > 0 else 0
+    if upscale < 1 or upscale * upscale * channels != last_out:
+        return None
+    return {
+        "num_in_ch": channels,
+        "num_out_ch": channels,
+        "num_feat": features,
+        "num_conv": len(convs) - 2,
+        "upscale": upscale,
+        "act_type": "prelu",
+    }
+
+
+SPEC = ArchSpec(
+    name="SRVGGNetCompact",
+    build=SRVGGNetCompact,
+    guess=srvgg_guess,
+    plausible={
+        "num_in_ch": range(1, 17),
+        "num_out_ch": range(1, 17),
+        "num_feat": range(1, 513),
+        "num_conv": range(0, 257),
+        "upscale": range(1, 9),
+        "act_type": _ACT_TYPES,
+    },
+    scale=lambda hp: int(hp["upscale"]),
+    in_channels=lambda hp: int(hp["num_in_ch"]),
+    out_channels=lambda hp: int(hp["num_out_ch"]),
+    memory_per_pixel=lambda hp: 4.0 * int(hp["num_feat"]) * 4,
+    example={
+        "num_in_ch": 3,
+        "num_out_ch": 3,
+        "num_feat": 8,
+        "num_conv": 2,
+        "upscale": 2,
+        "act_type": "prelu",
+    },
+)

@@ -18,13 +18,19 @@ content instead of on nothing.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict, dims, indices, upsample_factors
+
 __all__ = [
+    "SPEC",
     "SUPPORTED_SCALES",
     "BidirectionalRecurrentVSR",
+    "vsr_guess",
     "vsr_hyperparameters",
 ]
 
@@ -197,60 +203,50 @@ class BidirectionalRecurrentVSR(nn.Module):
         return torch.stack(outputs, dim=1)
 
 
-def _count(state_dict: dict[str, torch.Tensor], pattern: str) -> int:
-    count = 0
-    while pattern.format(count) in state_dict:
-        count += 1
-    return count
+def vsr_guess(state: StateDict) -> Hyperparameters | None:
+    """The network's constructor arguments as the key names and shapes imply them."""
+    first, last = dims(state, "extract_conv.weight", 2), dims(state, "output_conv.weight", 1)
+    if first is None or last is None:
+        return None
+    num_features, in_channels = first
+    factors = upsample_factors(state, num_features)
+    if not factors:
+        return None
+    blocks = indices(state, "forward_trunk.blocks.", ".conv1.weight")
+    return {
+        "in_channels": in_channels,
+        "out_channels": last[0],
+        "num_features": num_features,
+        "num_blocks": blocks[-1] + 1 if blocks else 0,
+        "scale": math.prod(factors),
+    }
 
 
-def _upsample_factors(state_dict: dict[str, torch.Tensor], num_features: int) -> list[int] | None:
-    factors: list[int] = []
-    while isinstance(conv := state_dict.get(f"upsample.{len(factors)}.conv.weight"), torch.Tensor):
-        ratio, rem = divmod(int(conv.shape[0]), num_features) if conv.ndim == 4 else (0, 1)
-        root = round(ratio**0.5)
-        if rem or root < 2 or root * root != ratio:
-            return None
-        factors.append(root)
-    return factors
-
-
-def vsr_hyperparameters(state_dict: dict[str, torch.Tensor]) -> dict[str, int] | None:
+def vsr_hyperparameters(state_dict: StateDict) -> Hyperparameters | None:
     """Constructor kwargs of the :class:`BidirectionalRecurrentVSR` behind ``state_dict``.
 
     Returns None unless a network built with the result has exactly the same keys and
     tensor shapes as ``state_dict``. Keys must be unprefixed (strip e.g. ``module.``).
     """
-    first = state_dict.get("extract_conv.weight")
-    last = state_dict.get("output_conv.weight")
-    if not isinstance(first, torch.Tensor) or not isinstance(last, torch.Tensor):
-        return None
-    if first.ndim != 4 or last.ndim != 4:
-        return None
-    num_features = int(first.shape[0])
-    factors = _upsample_factors(state_dict, num_features)
-    if not factors:
-        return None
-    scale = 1
-    for factor in factors:
-        scale *= factor
-    if _STAGES.get(scale) != tuple(factors):
-        return None
-    kwargs = {
-        "in_channels": int(first.shape[1]),
-        "out_channels": int(last.shape[0]),
-        "num_features": num_features,
-        "num_blocks": _count(state_dict, "forward_trunk.blocks.{}.conv1.weight"),
-        "scale": scale,
-    }
-    if kwargs["in_channels"] != kwargs["out_channels"]:
-        return None
-    with torch.device("meta"):
-        reference = BidirectionalRecurrentVSR(**kwargs).state_dict()
-    expected = {key: tuple(value.shape) for key, value in reference.items()}
-    got: dict[str, tuple[int, ...]] = {}
-    for key, value in state_dict.items():
-        if not isinstance(value, torch.Tensor):
-            return None
-        got[key] = tuple(value.shape)
-    return kwargs if got == expected else None
+    return SPEC.recognise(state_dict)
+
+
+SPEC = ArchSpec(
+    name="BidirectionalRecurrentVSR",
+    build=BidirectionalRecurrentVSR,
+    guess=vsr_guess,
+    plausible={
+        "in_channels": range(1, 17),
+        "out_channels": range(1, 17),
+        "num_features": range(1, 513),
+        "num_blocks": range(0, 257),
+        "scale": SUPPORTED_SCALES,
+    },
+    scale=lambda hp: int(hp["scale"]),
+    in_channels=lambda hp: int(hp["in_channels"]),
+    out_channels=lambda hp: int(hp["out_channels"]),
+    # per frame: features and two hidden states at LR, the upsampling at HR
+    memory_per_pixel=lambda hp: 4.0 * int(hp["num_features"]) * (8 + 2 * int(hp["scale"]) ** 2),
+    example={"in_channels": 3, "out_channels": 3, "num_features": 8, "num_blocks": 1, "scale": 2},
+    temporal=True,
+)

@@ -31,6 +31,14 @@ MaxPixels = Annotated[
         min=0,
     ),
 ]
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        help="Memory a job may use, e.g. 8G (default: $SRGAN_MAX_MEMORY, else the memory "
+        "available); a job that would need more is refused before it starts.",
+    ),
+]
 Quality = Annotated[
     int, typer.Option("--quality", help="JPEG/WebP quality (100 = lossless WebP).", min=1, max=100)
 ]

@@ -21,6 +21,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from srgan.user_files import shown
+
 stderr = Console(stderr=True, highlight=False)
 
 
@@ -31,12 +33,13 @@ class Verbosity:
 
 
 verbosity = Verbosity()
+_LIBRARY_LOGGERS = ("tifffile", "imagecodecs", "PIL")
 
 
 class _OneLineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
-        message = " ".join(record.getMessage().split())
+        message = shown(" ".join(record.getMessage().split()))
         stderr.print(f"srgan: {level}: {message}", markup=False, soft_wrap=True)
         if record.exc_info and verbosity.verbose:  # -v: the traceback behind the line
             stderr.print(logging.Formatter().formatException(record.exc_info), markup=False)
@@ -55,16 +58,24 @@ def configure(quiet: bool, verbose: bool) -> None:
     library_warnings.handlers[:] = [_OneLineHandler()]
     library_warnings.propagate = False
     library_warnings.setLevel(logging.WARNING if verbose and not quiet else logging.CRITICAL)
+    # tifffile logs what it finds odd in a file (Python's last-resort handler would print
+    # it raw): -v shows it as one-line notes, otherwise the one-line error says enough.
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [_OneLineHandler()]
+        library.propagate = False
+        library.setLevel(logging.WARNING if verbose and not quiet else logging.CRITICAL + 1)
 
 
 def note(message: str) -> None:
-    """A summary line on stderr, hidden with -q."""
+    """A summary line on stderr, hidden with -q. Control characters (from file names) are
+    escaped, so that a message stays one line and cannot drive the terminal."""
     if not verbosity.quiet:
-        stderr.print(f"srgan: {message}", markup=False, soft_wrap=True)
+        stderr.print(f"srgan: {shown(message)}", markup=False, soft_wrap=True)
 
 
 def error(message: str) -> None:
-    stderr.print(f"srgan: error: {message}", markup=False, soft_wrap=True)
+    stderr.print(f"srgan: error: {shown(message)}", markup=False, soft_wrap=True)
 
 
 @dataclass

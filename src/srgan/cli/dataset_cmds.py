@@ -17,8 +17,10 @@ dataset_app = typer.Typer(help="Prepare training data.", no_args_is_help=True)
 
 @dataset_app.command("prepare")
 def prepare(
-    source: Annotated[Path, typer.Argument(metavar="SRC", help="Folder of HR photos.")],
-    target: Annotated[Path, typer.Argument(metavar="DST", help="Output folder.")],
+    source: Annotated[
+        Path, typer.Argument(metavar="SRC", help="Folder of HR photos.", readable=False)
+    ],
+    target: Annotated[Path, typer.Argument(metavar="DST", help="Output folder.", readable=False)],
     size: Annotated[int, typer.Option("--size", help="Sub-image side in HR pixels.")] = 480,
     step: Annotated[int, typer.Option("--step", help="Distance between sub-images.")] = 240,
     scales: Annotated[
@@ -43,8 +45,10 @@ def prepare(
 
 @dataset_app.command("clips")
 def clips(
-    source: Annotated[Path, typer.Argument(metavar="SRC", help="Folder of photos.")],
-    target: Annotated[Path, typer.Argument(metavar="DST", help="Output folder.")],
+    source: Annotated[
+        Path, typer.Argument(metavar="SRC", help="Folder of photos.", readable=False)
+    ],
+    target: Annotated[Path, typer.Argument(metavar="DST", help="Output folder.", readable=False)],
     frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per clip.")] = 7,
     size: Annotated[int, typer.Option("--size", min=8, help="Frame side in pixels.")] = 192,
     clips_per_photo: Annotated[int, typer.Option("--clips-per-photo", min=1)] = 2,

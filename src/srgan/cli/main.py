@@ -99,5 +99,6 @@ def run(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if logging.getLogger("srgan").isEnabledFor(logging.INFO):
             raise
-        console.error(f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)")
+        detail = " ".join(str(exc).split())
+        console.error(f"unexpected {type(exc).__name__}: {detail} (run with -v for the traceback)")
         sys.exit(1)

@@ -21,10 +21,14 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 
 def psnr(
     first: Annotated[
-        Path, typer.Argument(metavar="A", help="Image file or folder (e.g. results).")
+        Path,
+        typer.Argument(metavar="A", help="Image file or folder (e.g. results).", readable=False),
     ],
     second: Annotated[
-        Path, typer.Argument(metavar="B", help="Reference file or folder, paired by stem.")
+        Path,
+        typer.Argument(
+            metavar="B", help="Reference file or folder, paired by stem.", readable=False
+        ),
     ],
     crop_border: Annotated[
         int, typer.Option("--crop-border", help="Pixels removed at each side.", min=0)
@@ -56,6 +60,7 @@ def evaluate(
             "--dataset",
             "-d",
             help="Folder of HR images, or of clip folders of numbered frames (Vid4 layout).",
+            readable=False,
         ),
     ],
     scale: Annotated[

@@ -16,6 +16,7 @@ from srgan.cli.common import (
     ChunkSize,
     Conservative,
     Denoise,
+    MaxMemory,
     MaxPixels,
     Pattern,
     PngCompression,
@@ -34,17 +35,21 @@ from srgan.cli.common import (
 )
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_PNG_LEVEL, DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
-from srgan.imaging.io import Image, read_image, write_image
-from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device, upscale_image
+from srgan.inference.image_job import FileSettings, resize_file, upscale_file
+from srgan.inference.job_memory import memory_limit
+from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device
 from srgan.zoo.selection import open_model
 
 log = logging.getLogger("srgan.cli")
 
 InputPath = Annotated[
-    Path, typer.Argument(metavar="IN", help="An image file or a folder of images.")
+    Path, typer.Argument(metavar="IN", help="An image file or a folder of images.", readable=False)
 ]
 OutputPath = Annotated[
-    Path, typer.Argument(metavar="OUT", help="Output file (format from its extension) or folder.")
+    Path,
+    typer.Argument(
+        metavar="OUT", help="Output file (format from its extension) or folder.", readable=False
+    ),
 ]
 
 
@@ -105,6 +110,7 @@ def upscale(
     quality: Quality = DEFAULT_QUALITY,
     png_compression: PngCompression = DEFAULT_PNG_LEVEL,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_memory: MaxMemory = None,
     recursive: Recursive = False,
     pattern: Pattern = None,
     skip_existing: SkipExisting = False,
@@ -143,13 +149,16 @@ def upscale(
     runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
 
+    files = FileSettings(
+        memory_limit(max_memory, settings.workers if source.is_dir() else 1),
+        max_pixels,
+        quality,
+        png_compression,
+    )
+
     def action(src: Path, dst: Path) -> None:
-        image = read_image(src, max_pixels)
-        log.info("read %s: %s", src, describe(image))
         with console.tile_progress(src.name, enabled=not source.is_dir()) as progress:
-            result = upscale_image(loaded, image, options, progress, runner)
-        write_image(dst, result, quality, compress_level=png_compression)
-        log.info("wrote %s: %s", dst, describe(result))
+            upscale_file(loaded, src, dst, options, files, progress, runner)
 
     run_jobs(jobs, action, "upscale", settings, folder=source.is_dir())
 
@@ -166,10 +175,9 @@ def downscale(
     quality: Quality = DEFAULT_QUALITY,
     png_compression: PngCompression = DEFAULT_PNG_LEVEL,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Shrink with MATLAB's antialiased bicubic imresize (makes LR inputs for evaluation)."""
-    from srgan.imaging.transform import resize_image
-
     if (scale is None) == (size is None):
         raise BadInputError("give exactly one of --scale or --size")
     if scale is not None and not (math.isfinite(scale) and scale > 0):
@@ -178,20 +186,10 @@ def downscale(
     settings = BatchSettings()
     jobs = plan_for(source, target, settings)
 
+    files = FileSettings(memory_limit(max_memory), max_pixels, quality, png_compression)
+    shrink = None if exact_size else 1 / scale  # type: ignore[operator]
+
     def action(src: Path, dst: Path) -> None:
-        image = read_image(src, max_pixels)
-        log.info("read %s: %s", src, describe(image))
-        if exact_size:
-            resized = resize_image(image, size=exact_size)
-        else:
-            resized = resize_image(image, scale=1 / scale)  # type: ignore[operator]
-        write_image(dst, resized, quality, compress_level=png_compression)
-        log.info("wrote %s: %s", dst, describe(resized))
+        resize_file(src, dst, files, scale=shrink, size=exact_size)
 
     run_jobs(jobs, action, "downscale", settings, folder=source.is_dir())
-
-
-def describe(image: Image) -> str:
-    layout = {1: "gray", 2: "gray+alpha", 3: "RGB", 4: "RGBA"}[image.channels]
-    icc = ", ICC profile" if image.meta.icc_profile else ""
-    return f"{image.width}x{image.height} {layout} {image.meta.bit_depth}-bit{icc}"

@@ -168,9 +168,17 @@ def revoke_key(
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Revoke a key: the server refuses it from the next request on."""
-    record = _key_store(config, data_dir).revoke(key)
-    console.note(f"revoked key {record.id} ({record.name})")
+    """Revoke one key, named by its id or its name: the server refuses it from the next
+    request on. A text that matches no key, or two (one's id, another's name), is an
+    error (exit 2)."""
+    revocation = _key_store(config, data_dir).revoke(key)
+    record = revocation.key
+    if revocation.already_revoked and record.revoked_at is not None:
+        console.note(
+            f"key {record.id} ({record.name!r}) was already revoked on {_time(record.revoked_at)}"
+        )
+        return
+    console.note(f"revoked key {record.id} ({record.name!r}, matched by {revocation.matched_by})")
 
 
 def _time(seconds: float) -> str:

@@ -30,12 +30,13 @@ DEFAULT_VIDEO_MODEL = "anime-video"
 
 
 def video(
-    source: Annotated[Path, typer.Argument(metavar="IN", help="A video file.")],
+    source: Annotated[Path, typer.Argument(metavar="IN", help="A video file.", readable=False)],
     target: Annotated[
         Path,
         typer.Argument(
             metavar="OUT",
             help="Output video: .mp4, .m4v, .mov, .mkv or .webm (a folder with --preview).",
+            readable=False,
         ),
     ],
     model: Annotated[

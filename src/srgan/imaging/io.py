@@ -6,7 +6,10 @@ needed to write a result back the way the input was stored.
 
 Pillow decodes everything except 16-bit PNG colour images, which it silently reduces to
 8 bits, and 16-bit TIFFs, which it handles only partly: those go through imagecodecs and
-tifffile instead.
+tifffile instead. Every file is opened through `srgan.user_files` (no pipes or devices)
+and its header is probed (`header`) before decoding. PNG and TIFF are written by srgan's
+own row-by-row encoders (`png_stream`, `tiff_stream`), from a whole image or from a
+stream of rows (`write_rows`); JPEG, WebP and BMP by Pillow.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import secrets
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import imagecodecs
 import numpy as np
@@ -29,16 +34,26 @@ from PIL import Image as PILImage
 from PIL import ImageCms, UnidentifiedImageError
 
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_PNG_LEVEL
-from srgan.errors import BadInputError, ImageTooLargeError
+from srgan.errors import BadInputError
+from srgan.imaging.header import (
+    EXIF_ORIENTATION,
+    PNG_SIGNATURE,
+    TIFF_MAGIC,
+    not_an_image,
+    png_exif,
+    probe_bytes,
+    reason,
+)
+from srgan.imaging.header import sniff_image_format as sniff_image_format  # re-exported
+from srgan.imaging.png_stream import PngRowWriter
+from srgan.imaging.rows import RowStream, collect, stream_array
+from srgan.imaging.tiff_stream import write_tiff_rows
+from srgan.user_files import read_regular, shown
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-# srgan enforces its own limit (`max_pixels`) on every read, before decoding.
-PILImage.MAX_IMAGE_PIXELS = None
-
 
 READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 WRITE_FORMATS = {
@@ -53,15 +68,7 @@ WRITE_FORMATS = {
 EIGHT_BIT_FORMATS = {"JPEG", "WEBP", "BMP"}
 NO_ALPHA_FORMATS = {"JPEG", "BMP"}  # Pillow writes 32-bit BMPs that it reads back as RGB
 
-_EXIF_ORIENTATION = 0x0112
 _TIFF_ICC_PROFILE = 34675
-_DEEP_TIFF_PHOTOMETRICS = (
-    tifffile.PHOTOMETRIC.MINISBLACK,
-    tifffile.PHOTOMETRIC.MINISWHITE,
-    tifffile.PHOTOMETRIC.RGB,
-)
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -137,12 +144,12 @@ def tensor_to_pixels(tensor: torch.Tensor, bit_depth: int = 8) -> np.ndarray:
 def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
     """Decode an image file; raise BadInputError with a one-line reason if it is unusable.
 
-    EXIF orientation is applied to the pixels (and removed from the kept EXIF). Palette
-    images become RGB or RGBA, CMYK becomes RGB (through its ICC profile when it has one),
-    bilevel becomes gray.
+    Only regular files are opened (a pipe or a device is refused before any blocking
+    open). EXIF orientation is applied to the pixels (and removed from the kept EXIF).
+    Palette images become RGB or RGBA, CMYK becomes RGB (through its ICC profile when it
+    has one), bilevel becomes gray.
     """
-    path = Path(path)
-    return decode_image(_read_bytes(path), str(path), max_pixels)
+    return decode_image(read_regular(path, "an image file"), str(path), max_pixels)
 
 
 def decode_image(
@@ -150,152 +157,106 @@ def decode_image(
 ) -> Image:
     """Decode an image held in memory, as `read_image` does a file; `name` is used in
     error messages only. The pixel count is checked from the header, before decoding."""
-    path = Path(name)
-    if not data:
-        raise BadInputError(f"{name}: file is empty")
+    probe_bytes(data, name, max_pixels)
     try:
-        if data[:4] in _TIFF_MAGIC:
-            pixels, meta, orientation = _read_tiff(path, data, max_pixels)
+        if data[:4] in TIFF_MAGIC:
+            pixels, meta, orientation = _read_tiff(data)
         else:
-            pixels, meta, orientation = _read_with_pillow(path, data, max_pixels)
+            pixels, meta, orientation = _read_with_pillow(data)
     except BadInputError:
         raise
     except (UnidentifiedImageError, SyntaxError) as exc:
-        raise BadInputError(
-            f"{path}: not a recognised image file (expected PNG, JPEG, WebP, TIFF or BMP)"
-        ) from exc
+        raise not_an_image(name, data[:32]) from exc
     except (OSError, ValueError, RuntimeError, EOFError, struct.error, zlib.error) as exc:
-        raise BadInputError(f"{path}: image data is damaged or truncated ({_reason(exc)})") from exc
+        raise BadInputError(
+            f"{shown(name)}: image data is damaged or truncated ({reason(exc)})"
+        ) from exc
     except Exception as exc:  # imagecodecs/tifffile raise their own exception classes
-        raise BadInputError(f"{path}: could not decode image ({_reason(exc)})") from exc
+        raise BadInputError(f"{shown(name)}: could not decode image ({reason(exc)})") from exc
 
     if pixels.dtype == np.uint16:
         meta = replace(meta, bit_depth=16)
     return Image(_apply_orientation(pixels, orientation), meta)
 
 
-def _read_with_pillow(
-    path: Path, data: bytes, max_pixels: int | None
-) -> tuple[np.ndarray, ImageMeta, int]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pil = PILImage.open(io.BytesIO(data))
-    _check_pixel_count(path, pil.width * pil.height, max_pixels)
+def _read_with_pillow(data: bytes) -> tuple[np.ndarray, ImageMeta, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "Corrupt EXIF data": the pixels still decode
-        exif = pil.getexif()
-        orientation = int(exif.pop(_EXIF_ORIENTATION, 1) or 1)
-        # For TIFFs Pillow reports the file's own tags as EXIF: those must not be copied.
-        kept_exif = exif.tobytes() if len(exif) and pil.format != "TIFF" else None
-        meta = ImageMeta(
-            bit_depth=8,
-            icc_profile=pil.info.get("icc_profile") or None,
-            exif=kept_exif,
-            source_format=pil.format,
-        )
+        pil = PILImage.open(io.BytesIO(data))
         if pil.format == "PNG" and _png_bit_depth(data) == 16:
+            exif_bytes = pil.info.get("exif") or png_exif(data)
+            meta, orientation = _pillow_meta(pil, _exif_of(exif_bytes))
             return _decode_png16(data), meta, orientation
+        if pil.format == "TIFF":
+            # Pillow turns TIFFs upright while loading them (and drops the tag); their
+            # tags are the file's own, not EXIF to copy.
+            pixels, meta = _decode_with_pillow(pil, _pillow_meta(pil, None)[0])
+            return pixels, meta, 1
+        pil.load()  # PNG: an eXIf chunk after the pixels is only found once they are read
+        meta, orientation = _pillow_meta(pil, pil.getexif())
         pixels, meta = _decode_with_pillow(pil, meta)
     return pixels, meta, orientation
 
 
-def _read_tiff(
-    path: Path, data: bytes, max_pixels: int | None
-) -> tuple[np.ndarray, ImageMeta, int]:
+def _exif_of(data: bytes | None) -> PILImage.Exif | None:
+    if not data:
+        return None
+    exif = PILImage.Exif()
+    exif.load(data)
+    return exif
+
+
+def _pillow_meta(pil: PILImage.Image, exif: PILImage.Exif | None) -> tuple[ImageMeta, int]:
+    """The metadata to keep and the EXIF orientation to apply (removed from the EXIF)."""
+    orientation = 1
+    kept_exif = None
+    if exif is not None:
+        value = exif.pop(EXIF_ORIENTATION, 1)
+        orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
+        kept_exif = exif.tobytes() if len(exif) else None
+    meta = ImageMeta(
+        bit_depth=8,
+        icc_profile=pil.info.get("icc_profile") or None,
+        exif=kept_exif,
+        source_format=pil.format,
+    )
+    return meta, orientation
+
+
+def _read_tiff(data: bytes) -> tuple[np.ndarray, ImageMeta, int]:
     """8-bit TIFFs go through Pillow (it knows more compressions); deeper ones, and layouts
     Pillow cannot open (16-bit gray + alpha), through tifffile."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages.first
-        _check_pixel_count(path, int(page.imagewidth) * int(page.imagelength), max_pixels)
         if page.bitspersample <= 8:
-            return _read_with_pillow(path, data, max_pixels)
+            return _read_with_pillow(data)
         tags = page.tags
         icc = tags.get(_TIFF_ICC_PROFILE)
-        orientation = tags.get(_EXIF_ORIENTATION)
+        orientation = tags.get(EXIF_ORIENTATION)
         meta = ImageMeta(
             bit_depth=16,
             icc_profile=bytes(icc.value) if icc is not None else None,
             source_format="TIFF",
         )
-        photometric = page.photometric
-        if photometric not in _DEEP_TIFF_PHOTOMETRICS:
-            raise BadInputError(
-                f"{path}: 16-bit TIFF with {photometric.name} colour is not supported "
-                "(use gray or RGB)"
-            )
+        photometric = page.photometric  # the probe refused other colour models
         pixels = page.asarray()
         planar = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
     pixels = _tiff_pixels(pixels, planar)
     if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
         pixels[..., :1] = 65535 - pixels[..., :1]
-    return pixels, meta, int(orientation.value) if orientation else 1
-
-
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file")
-    if path.is_dir():
-        raise BadInputError(f"{path}: is a directory, expected an image file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read ({exc.strerror})") from exc
-    if not data:
-        raise BadInputError(f"{path}: file is empty")
-    return data
-
-
-def sniff_image_format(data: bytes) -> str | None:
-    """The format of an image from its first bytes ('PNG', 'JPEG', 'WEBP', 'TIFF', 'BMP'),
-    or None: what a file says it is by name or by content type is not trusted."""
-    if data.startswith(_PNG_SIGNATURE):
-        return "PNG"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[:4] in _TIFF_MAGIC:
-        return "TIFF"
-    if data[:2] == b"BM" and len(data) >= 26:
-        return "BMP"
-    return None
+    value = int(orientation.value) if orientation else 1
+    return pixels, meta, value if 1 <= value <= 8 else 1
 
 
 def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
     """(width, height) from the header alone, without decoding the pixels."""
-    try:
-        if data[:4] in _TIFF_MAGIC:
-            with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                page = tif.pages.first
-                return int(page.imagewidth), int(page.imagelength)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pil = PILImage.open(io.BytesIO(data))
-        return pil.width, pil.height
-    except (UnidentifiedImageError, SyntaxError) as exc:
-        raise BadInputError(
-            f"{name}: not a recognised image file (expected PNG, JPEG, WebP, TIFF or BMP)"
-        ) from exc
-    except Exception as exc:  # Pillow and tifffile raise many classes on bad headers
-        raise BadInputError(f"{name}: image header is damaged ({_reason(exc)})") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _check_pixel_count(path: Path, pixels: int, max_pixels: int | None) -> None:
-    if max_pixels and pixels > max_pixels:
-        raise ImageTooLargeError(
-            f"{path}: {pixels:,} pixels exceeds the limit of {max_pixels:,} "
-            "(raise it with --max-pixels if the file is trusted)"
-        )
+    header = probe_bytes(data, name)
+    return header.width, header.height
 
 
 def _png_bit_depth(data: bytes) -> int:
     # IHDR is always the first chunk: signature(8) length(4) type(4) width(4) height(4) depth(1)
-    return data[24] if len(data) > 25 and data.startswith(_PNG_SIGNATURE) else 8
+    return data[24] if len(data) > 25 and data.startswith(PNG_SIGNATURE) else 8
 
 
 def _decode_png16(data: bytes) -> np.ndarray:
@@ -397,6 +358,33 @@ def output_format(path: str | os.PathLike[str]) -> str:
     return WRITE_FORMATS[suffix]
 
 
+STREAMED_FORMATS = frozenset({"PNG", "TIFF"})
+"""Formats written band by band as the rows are made (`write_rows`): the whole result is
+never held in memory. The others are encoded from the whole image."""
+
+# Largest side each format can store (libjpeg: 65500; WebP: 14 bits), and BMP's 32-bit
+# file size. PNG allows 2**31 - 1 per side and TIFF switches to BigTIFF when needed.
+_MAX_SIDE = {"JPEG": 65500, "WEBP": 16383, "PNG": 2**31 - 1, "TIFF": 2**32 - 1, "BMP": 2**31 - 1}
+_BMP_MAX_BYTES = 2**32 - 1 - 138
+
+
+def check_output_size(name: object, fmt: str, width: int, height: int, channels: int = 3) -> None:
+    """BadInputError (one line, naming a format that can hold it) when an image of this
+    size cannot be stored in `fmt`; called before the work, from the planned size."""
+    limit = _MAX_SIDE.get(fmt)
+    if limit is None:
+        raise ValueError(f"unknown image format {fmt!r}")
+    too_big = max(width, height) > limit
+    if fmt == "BMP":
+        stride = (width * (4 if channels in (2, 4) else 3) + 3) // 4 * 4
+        too_big = too_big or stride * height > _BMP_MAX_BYTES
+    if too_big:
+        raise BadInputError(
+            f"{shown(name)}: a {width}x{height} result is larger than {fmt} can store "
+            f"({limit} px per side); write PNG or TIFF instead (--ext png or --ext tif)"
+        )
+
+
 def write_image(
     path: str | os.PathLike[str],
     image: Image,
@@ -411,9 +399,32 @@ def write_image(
     that hold only 8 bits (JPEG, WebP, BMP) get 8-bit data, and JPEG and BMP lose alpha,
     each with a logged warning.
     """
+    write_rows(path, stream_array(image.pixels), image.meta, quality, compress_level=compress_level)
+
+
+def write_rows(
+    path: str | os.PathLike[str],
+    rows: RowStream,
+    meta: ImageMeta,
+    quality: int = 95,
+    *,
+    compress_level: int = DEFAULT_PNG_LEVEL,
+) -> None:
+    """Write an image given as a stream of row blocks, atomically. PNG and TIFF are
+    encoded block by block as the rows come (`STREAMED_FORMATS`): memory holds one block,
+    not the image. Other formats collect the rows first."""
     path = Path(path)
-    encoded = encode_image(image, output_format(path), quality, compress_level, name=path.name)
-    write_bytes_atomically(path, encoded)
+    fmt = output_format(path)
+    _check_layout(rows.shape, fmt)
+    check_output_size(path, fmt, rows.width, rows.height, rows.channels)
+    if fmt not in STREAMED_FORMATS:
+        encoded = encode_image(
+            Image(collect(rows), meta), fmt, quality, compress_level, name=path.name
+        )
+        write_bytes_atomically(path, encoded)
+        return
+    with atomic_output(path) as stream:
+        _encode_rows(stream, rows, meta, fmt, compress_level)
 
 
 def encode_image(
@@ -427,34 +438,60 @@ def encode_image(
     """The bytes `write_image` would write for the format `fmt` ('PNG', 'JPEG', 'WEBP',
     'TIFF' or 'BMP'); `name` is used in the warnings only."""
     pixels, meta = image.pixels, image.meta
-    if fmt not in set(WRITE_FORMATS.values()):
-        raise ValueError(f"unknown image format {fmt!r}")
-    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f"pixels must be (H, W, 1-4), got {pixels.shape}")
-    if fmt in EIGHT_BIT_FORMATS and pixels.dtype == np.uint16:
+    _check_layout(pixels.shape, fmt)
+    check_output_size(name, fmt, image.width, image.height, image.channels)
+    if fmt in STREAMED_FORMATS:
+        buffer = io.BytesIO()
+        _encode_rows(buffer, stream_array(pixels), meta, fmt, compress_level)
+        return buffer.getvalue()
+    if pixels.dtype == np.uint16:
         log.warning("%s holds 8 bits per channel: writing %s as 8-bit", fmt, name)
-        pixels = (pixels.astype(np.uint32) * 255 + 32767) // 65535
-        pixels = pixels.astype(np.uint8)
+        pixels = _to_8bit(pixels)
     if fmt in NO_ALPHA_FORMATS and pixels.shape[2] in (2, 4):
         log.warning("%s has no alpha channel: dropping transparency of %s", fmt, name)
         pixels = pixels[..., :-1]
-    return _encode(pixels, meta, fmt, quality, compress_level)
+    return _encode_with_pillow(pixels, meta, fmt, quality)
 
 
-def _encode(
-    pixels: np.ndarray, meta: ImageMeta, fmt: str, quality: int, compress_level: int
-) -> bytes:
+def _check_layout(shape: tuple[int, ...], fmt: str) -> None:
+    if fmt not in set(WRITE_FORMATS.values()):
+        raise ValueError(f"unknown image format {fmt!r}")
+    if len(shape) != 3 or shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"pixels must be (H, W, 1-4), got {shape}")
+
+
+def _to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """16-bit -> 8-bit with rounding, a band of rows at a time (no 4-byte copy of it all)."""
+    out = np.empty(pixels.shape, dtype=np.uint8)
+    step = max(1, (1 << 22) // max(1, pixels[0].size))
+    for start in range(0, pixels.shape[0], step):
+        part = pixels[start : start + step].astype(np.uint32)
+        out[start : start + step] = (part * 255 + 32767) // 65535
+    return out
+
+
+def _encode_rows(
+    stream: BinaryIO, rows: RowStream, meta: ImageMeta, fmt: str, compress_level: int
+) -> None:
     if fmt == "TIFF":
-        return _encode_tiff(pixels, meta)
-    if fmt == "PNG":  # libpng through imagecodecs: 16-bit colour, and faster than Pillow
-        encoded = imagecodecs.png_encode(_squeeze_gray(pixels), level=compress_level)
-        # imagecodecs' encoder takes no metadata: add the chunks right after IHDR.
-        if meta.exif:
-            encoded = _png_insert_chunk(encoded, b"eXIf", _exif_payload(meta.exif))
-        if meta.icc_profile:
-            payload = b"ICC profile\x00\x00" + zlib.compress(meta.icc_profile)
-            encoded = _png_insert_chunk(encoded, b"iCCP", payload)
-        return encoded
+        write_tiff_rows(stream, rows, meta.icc_profile)
+        return
+    writer = PngRowWriter(
+        stream,
+        rows.height,
+        rows.width,
+        rows.channels,
+        np.dtype(rows.dtype).itemsize * 8,
+        level=compress_level,
+        icc_profile=meta.icc_profile,
+        exif=meta.exif,
+    )
+    for block in rows:
+        writer.write(block)
+    writer.close()
+
+
+def _encode_with_pillow(pixels: np.ndarray, meta: ImageMeta, fmt: str, quality: int) -> bytes:
     pil = PILImage.fromarray(_squeeze_gray(pixels))
     options: dict[str, object] = {}
     if meta.icc_profile and fmt != "BMP":
@@ -474,50 +511,42 @@ def _squeeze_gray(pixels: np.ndarray) -> np.ndarray:
     return pixels[..., 0] if pixels.shape[2] == 1 else pixels
 
 
-def _encode_tiff(pixels: np.ndarray, meta: ImageMeta) -> bytes:
-    channels = pixels.shape[2]
-    photometric = "minisblack" if channels in (1, 2) else "rgb"
-    extratags = []
-    if meta.icc_profile:
-        extratags.append((34675, 7, len(meta.icc_profile), meta.icc_profile, True))
-    buffer = io.BytesIO()
-    tifffile.imwrite(
-        buffer,
-        _squeeze_gray(pixels),
-        photometric=photometric,
-        planarconfig="contig",
-        extrasamples=("unassalpha",) if channels in (2, 4) else None,
-        compression="zlib",
-        extratags=extratags,
-    )
-    return buffer.getvalue()
-
-
-def _png_insert_chunk(png: bytes, kind: bytes, payload: bytes) -> bytes:
-    """Insert a chunk right after IHDR (signature 8 + length 4 + type 4 + data 13 + CRC 4)."""
-    chunk = struct.pack(">I", len(payload)) + kind + payload
-    chunk += struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-    ihdr_end = 8 + 4 + 4 + 13 + 4
-    return png[:ihdr_end] + chunk + png[ihdr_end:]
-
-
-def _exif_payload(exif: bytes) -> bytes:
-    """PNG's eXIf chunk holds the TIFF structure without the 6-byte JPEG 'Exif' header."""
-    return exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
-
-
 def write_bytes_atomically(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder, fsync, then rename over `path`."""
+    with atomic_output(path) as stream:
+        stream.write(data)
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A binary stream into a temporary file beside `path`, renamed over it (after an
+    fsync) when the block ends without error and removed otherwise.
+
+    The temporary name is short and fixed in length (``.srgan-XXXXXXXX.part``) so that a
+    target whose name is at the file system's 255-byte limit still gets one; it is
+    hidden, so no folder listing of srgan's takes it for an input."""
     directory = path.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BadInputError(f"{directory}: cannot create output folder ({exc.strerror})") from exc
+        raise BadInputError(
+            f"{shown(directory)}: cannot create output folder ({exc.strerror})"
+        ) from exc
     # Opened with "xb" (not mkstemp) so the file gets the usual umask-based permissions.
-    temp_path = directory / f".{path.name}.{secrets.token_hex(4)}.part"
+    for _attempt in range(100):
+        temp_path = directory / f".srgan-{secrets.token_hex(4)}.part"
+        try:
+            stream = open(temp_path, "xb")  # noqa: SIM115 (closed below, before the rename)
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise BadInputError(f"{shown(directory)}: cannot write there ({exc.strerror})") from exc
+    else:
+        raise BadInputError(f"{shown(directory)}: cannot create a temporary file")
     try:
-        with open(temp_path, "xb") as stream:
-            stream.write(data)
+        with stream:
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp_path, path)
@@ -527,7 +556,8 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
 
 
 def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
-    """Image files (by extension) in a folder, sorted; hidden and partial files skipped."""
+    """Image files (by extension) in a folder, sorted; hidden and partial files skipped,
+    and so is anything that is not a regular file (a pipe, a device, a symlink loop)."""
     folder = Path(folder)
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(

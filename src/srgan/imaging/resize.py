@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterator
 from functools import lru_cache
 
+import numpy as np
 import torch
 
-__all__ = ["imresize", "output_size"]
+from srgan.imaging.rows import RowStream
+from srgan.imaging.sizes import check_positive_real, output_size
+
+__all__ = ["imresize", "output_size", "resize_rows"]
 
 _KERNEL_WIDTH = 4.0
 _FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -79,9 +84,12 @@ def _resize_dim(
 ) -> torch.Tensor:
     """Resize ``x`` along one dimension by accumulating weighted tap slices."""
     idx_cpu, w_cpu = _contributions(int(x.shape[dim]), out_len, scale, antialias)
-    idx = idx_cpu.to(x.device)
-    w = w_cpu.to(device=x.device, dtype=x.dtype)
-    bshape = [out_len] + [1] * (x.ndim - 1 - dim)
+    return _accumulate_taps(x, dim, idx_cpu.to(x.device), w_cpu.to(device=x.device, dtype=x.dtype))
+
+
+def _accumulate_taps(x: torch.Tensor, dim: int, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """sum over k of ``x`` at indices ``idx[:, k]`` along ``dim``, times ``w[:, k]``."""
+    bshape = [idx.shape[0]] + [1] * (x.ndim - 1 - dim)
     out: torch.Tensor | None = None
     for k in range(idx.shape[1]):
         term = x.index_select(dim, idx[:, k])
@@ -94,26 +102,24 @@ def _resize_dim(
     return out
 
 
-def _check_positive_real(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
-
-
-def output_size(in_h: int, in_w: int, scale: float) -> tuple[int, int]:
-    """Output ``(height, width)`` MATLAB's ``imresize`` gives for ``scale``: ``ceil(in * scale)``.
-
-    The product is taken in double precision exactly as MATLAB does, with no epsilon
-    guard; so e.g. ``50 * 1.1 = 55.000000000000007`` gives 56, as in MATLAB.
-    """
-    s = _check_positive_real(scale, "scale")
-    for name, n in (("in_h", in_h), ("in_w", in_w)):
+def _target(
+    in_h: int, in_w: int, scale: float | None, size: tuple[int, int] | None
+) -> tuple[int, int, float, float]:
+    """(out_h, out_w, scale_h, scale_w) for exactly one of `scale` or `size`."""
+    if (scale is None) == (size is None):
+        raise ValueError("give exactly one of scale or size")
+    if scale is not None:
+        s = check_positive_real(scale, "scale")
+        out_h, out_w = output_size(in_h, in_w, s)
+        return out_h, out_w, s, s
+    assert size is not None
+    if len(size) != 2:
+        raise ValueError(f"size must be (out_h, out_w), got {size!r}")
+    for n in size:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return math.ceil(int(in_h) * s), math.ceil(int(in_w) * s)
+            raise ValueError(f"size must hold two positive integers, got {size!r}")
+    out_h, out_w = int(size[0]), int(size[1])
+    return out_h, out_w, out_h / in_h, out_w / in_w
 
 
 def imresize(
@@ -139,22 +145,7 @@ def imresize(
     in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
     if in_h <= 0 or in_w <= 0:
         raise ValueError(f"x must have non-empty H and W, got {tuple(x.shape)}")
-    if (scale is None) == (size is None):
-        raise ValueError("give exactly one of scale or size")
-
-    if scale is not None:
-        s = _check_positive_real(scale, "scale")
-        out_h, out_w = output_size(in_h, in_w, s)
-        scale_h = scale_w = s
-    else:
-        assert size is not None
-        if len(size) != 2:
-            raise ValueError(f"size must be (out_h, out_w), got {size!r}")
-        for n in size:
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-                raise ValueError(f"size must hold two positive integers, got {size!r}")
-        out_h, out_w = int(size[0]), int(size[1])
-        scale_h, scale_w = out_h / in_h, out_w / in_w
+    out_h, out_w, scale_h, scale_w = _target(in_h, in_w, scale, size)
 
     dim_h, dim_w = x.ndim - 2, x.ndim - 1
     # MATLAB resizes the dimension with the smaller scale first; ties: height first.
@@ -165,3 +156,74 @@ def imresize(
     for dim, out_len, s in passes:
         out = _resize_dim(out, dim, out_len, s, bool(antialias))
     return out
+
+
+def resize_rows(
+    rows: RowStream,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+    antialias: bool = True,
+) -> RowStream:
+    """`imresize` of a stream of integer rows, as a stream: the same pixels as resizing
+    the whole image (the same operations on the same values, in the same order), while
+    only the input rows that the current output rows need are held, in float32.
+
+    The result is clamped and rounded to the input's dtype, as `Image.from_tensor` does.
+    """
+    if rows.height <= 0 or rows.width <= 0:
+        raise ValueError(f"rows must have non-empty H and W, got {rows.shape}")
+    out_h, out_w, scale_h, scale_w = _target(rows.height, rows.width, scale, size)
+    blocks = _resized_blocks(rows, out_h, out_w, scale_h, scale_w, bool(antialias))
+    return RowStream(out_h, out_w, rows.channels, rows.dtype, blocks)
+
+
+_RESIZE_CHUNK_VALUES = 1 << 19  # output values computed at a time (2 MB of float32)
+
+
+def _resized_blocks(
+    rows: RowStream, out_h: int, out_w: int, scale_h: float, scale_w: float, antialias: bool
+) -> Iterator[np.ndarray]:
+    from srgan.imaging.io import pixels_to_tensor, tensor_to_pixels
+
+    bit_depth = np.dtype(rows.dtype).itemsize * 8
+    width_first = scale_w < scale_h  # MATLAB: the smaller scale first; ties: height first
+    idx_cpu, w_cpu = _contributions(rows.height, out_h, scale_h, antialias)
+    idx = idx_cpu.numpy()
+    last_needed = np.maximum.accumulate(idx.max(axis=1))  # input rows that rows <= r need
+    first_needed = np.minimum.accumulate(idx.min(axis=1)[::-1])[::-1]  # ... rows >= r need
+
+    def across(x: torch.Tensor) -> torch.Tensor:
+        return _resize_dim(x, 2, out_w, scale_w, antialias)
+
+    taps_h = idx.shape[1]
+    source = _split_blocks(
+        rows,
+        max(8, math.ceil(_RESIZE_CHUNK_VALUES / max(1, out_w * rows.channels) / scale_h) + taps_h),
+    )
+    window = torch.empty((rows.channels, 0, out_w if width_first else rows.width))
+    window_start = 0  # input row of window[:, 0]
+    step = max(1, _RESIZE_CHUNK_VALUES // max(1, out_w * rows.channels))
+    with torch.inference_mode():
+        for start in range(0, out_h, step):
+            stop = min(out_h, start + step)
+            while window_start + window.shape[1] <= last_needed[stop - 1]:
+                block = pixels_to_tensor(next(source))
+                window = torch.cat([window, across(block) if width_first else block], dim=1)
+            taps = torch.from_numpy(idx[start:stop] - window_start)
+            weights = w_cpu[start:stop].to(window.dtype)
+            out = _accumulate_taps(window, 1, taps, weights)
+            if not width_first:
+                out = across(out)
+            yield tensor_to_pixels(out.clamp_(0, 1), bit_depth)
+            if stop < out_h:  # drop the rows no later output row needs
+                drop = int(first_needed[stop]) - window_start
+                if drop > 0:
+                    window = window[:, drop:]
+                    window_start += drop
+
+
+def _split_blocks(rows: RowStream, most: int) -> Iterator[np.ndarray]:
+    """The blocks of `rows`, cut into views of at most `most` rows."""
+    for block in rows:
+        for start in range(0, block.shape[0], most):
+            yield block[start : start + most]

@@ -9,6 +9,7 @@ correct resume after an interruption.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import sys
 import time
@@ -21,7 +22,10 @@ from pathlib import Path
 
 from srgan.errors import BadInputError, SrganError
 from srgan.imaging.io import READ_EXTENSIONS
-from srgan.inference.files import check_outputs, output_name
+from srgan.inference.files import check_outputs, output_name, real_path
+from srgan.user_files import check_regular, shown
+
+log = logging.getLogger(__name__)
 
 Process = Callable[[Path, Path], None]
 
@@ -71,19 +75,25 @@ def discover(
 ) -> list[Path]:
     """Image files under `folder` (relative paths, sorted). `patterns` are globs matched
     against the relative path and the file name; hidden files and folders are skipped, and
-    so is `exclude` (an output folder inside the input folder)."""
+    so is `exclude` (an output folder inside the input folder).
+
+    Every entry that is not a folder is listed, whatever kind of file it is (a pipe, a
+    device, a symlink loop): the opener refuses those when the job runs, so that each is
+    one failed file in the report. Symlinks to folders are not followed, so a cycle of
+    them cannot make the walk endless, nor lead it out of `folder`."""
     if not folder.is_dir():
-        raise BadInputError(f"{folder}: not a folder")
-    skipped = exclude.resolve() if exclude is not None else None
+        raise BadInputError(f"{shown(folder)}: not a folder")
+    skipped = real_path(exclude) if exclude is not None else None
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = (
-            sorted(
-                d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skipped
-            )
-            if recursive
-            else []
-        )
+    for root, dirs, files in os.walk(folder):  # followlinks=False: see above
+        kept = []
+        for name in sorted(dirs) if recursive else ():
+            path = Path(root) / name
+            if path.is_symlink():
+                log.info("%s: a symlink to a folder, not followed", shown(path))
+            elif not name.startswith(".") and real_path(path) != skipped:
+                kept.append(name)
+        dirs[:] = kept
         for name in files:
             relative = (Path(root) / name).relative_to(folder)
             if name.startswith(".") or not _wanted(relative, patterns):
@@ -141,17 +151,20 @@ def plan(
 ) -> list[Job]:
     """Jobs for a file (to a file, or into an existing folder) or for a folder (to a folder,
     structure kept with `recursive`)."""
-    if not source.exists():
-        raise BadInputError(f"{source}: no such file or folder")
+    if not os.path.lexists(source):
+        raise BadInputError(f"{shown(source)}: no such file or folder")
     if source.is_dir():
         if target.exists() and not target.is_dir():
-            raise BadInputError(f"{target}: input is a folder, so the output must be a folder")
+            raise BadInputError(
+                f"{shown(target)}: input is a folder, so the output must be a folder"
+            )
         relatives = discover(source, recursive, patterns, exclude=target)
         if not relatives:
-            raise BadInputError(f"{source}: no images found")
+            raise BadInputError(f"{shown(source)}: no images found")
         if shard is not None:
             relatives = select_shard(relatives, *shard)
         return plan_jobs(source, target, relatives, suffix, ext)
+    check_regular(source, "an image file or a folder")
     if target.is_dir():
         destination = target / output_name(Path(source.name), suffix, ext)
     else:

@@ -16,12 +16,15 @@ from srgan.defaults import DEFAULT_MAX_PIXELS
 from srgan.errors import BadInputError
 from srgan.imaging.io import Image, list_images, read_image
 from srgan.imaging.transform import crop_to_multiple, resize_image
+from srgan.inference.image_job import read_within
+from srgan.inference.job_memory import memory_limit
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.inference.vsr import DEFAULT_WINDOWS, TemporalWindows, upscale_frames
 from srgan.zoo.descriptor import LoadedModel
 
 Progress = Callable[[str], None]
 SSIM_WINDOW = 11
+_METRIC_BYTES = 64  # per pixel: float copies, the Y channel and the SSIM maps of one image
 
 
 @dataclass(frozen=True)
@@ -132,12 +135,11 @@ def compare_paths(
     progress: Progress | None = None,
 ) -> ScoreTable:
     table = ScoreTable()
+    limit = memory_limit()
     for name, a, b in pairs:
-        table.images.append(
-            score(
-                name, read_image(a, max_pixels), read_image(b, max_pixels), crop_border, y_channel
-            )
-        )
+        first = read_within(a, max_pixels, limit // 2, _METRIC_BYTES, "compare it")
+        second = read_within(b, max_pixels, limit // 2, _METRIC_BYTES, "compare it")
+        table.images.append(score(name, first, second, crop_border, y_channel))
         if progress:
             progress(name)
     return table
@@ -164,8 +166,13 @@ def evaluate_models(
     bit depth -> model -> quantized SR -> PSNR/SSIM on Y with `scale` pixels cropped."""
     _check_scales(models, scale)
     tables = [ScoreTable() for _ in models]
+    # The HR image, its LR copy, the SR result and their float copies, and the largest
+    # model's activations on the whole LR image (the protocol runs untiled).
+    activations = max(m.descriptor.memory_per_pixel for m in models) / scale**2
+    work = _METRIC_BYTES + activations + 2 * _METRIC_BYTES
+    limit = memory_limit()
     for path in paths:
-        hr = _reference(path, scale, max_pixels)
+        hr = _reference(path, scale, max_pixels, limit, work)
         lr = resize_image(hr, scale=1 / scale)
         for model, table in zip(models, tables, strict=True):
             # Untiled, like the papers, on the device the model already lives on.
@@ -182,9 +189,19 @@ def _check_scales(models: Sequence[LoadedModel], scale: int) -> None:
             raise BadInputError(f"model {model.name} upscales x{model.scale:g}, not x{scale}")
 
 
-def _reference(path: Path, scale: int, max_pixels: int | None) -> Image:
+def _reference(
+    path: Path,
+    scale: int,
+    max_pixels: int | None,
+    limit: int | None = None,
+    work: float = 0.0,
+) -> Image:
     """An HR image as the protocol uses it: modcropped to `scale`, without alpha."""
-    hr = crop_to_multiple(read_image(path, max_pixels), scale)
+    if limit is None:
+        image = read_image(path, max_pixels)
+    else:
+        image = read_within(path, max_pixels, limit, work, "evaluate on it")
+    hr = crop_to_multiple(image, scale)
     if min(hr.height, hr.width) < scale * SSIM_WINDOW:
         raise BadInputError(f"{path}: too small to evaluate at x{scale}")
     return Image(hr.pixels[..., :-1], hr.meta) if hr.has_alpha else hr

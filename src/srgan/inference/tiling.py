@@ -30,14 +30,25 @@ output in float32, as for untiled inference.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Forward", "auto_tile_size", "available_memory_bytes", "tiled_upscale"]
+from srgan.imaging.rows import RowStream, collect
+
+__all__ = [
+    "Forward",
+    "auto_tile_size",
+    "available_memory_bytes",
+    "band_rows",
+    "tile_count",
+    "tiled_rows",
+    "tiled_upscale",
+]
 
 Forward = Callable[[np.ndarray], np.ndarray]
 """[1, C, h, w] float32 array in [0, 1] -> [1, C, h * scale, w * scale] float32 array.
@@ -154,6 +165,24 @@ def tiled_upscale(
     clamped. ``progress(done, total)`` is called after every tile. ``out``, if given, is
     the (possibly strided) array to fill instead of allocating one.
     """
+    rows = tiled_rows(source, forward, scale, tile, pad, out_dtype, size_multiple, progress)
+    return collect(rows, out)
+
+
+def tiled_rows(
+    source: np.ndarray,
+    forward: Forward,
+    scale: int,
+    tile: int | None,
+    pad: int,
+    out_dtype: np.dtype | type | None = None,
+    size_multiple: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> RowStream:
+    """`tiled_upscale` as a stream of finished output rows: each band of tiles, once
+    blended, is handed on as a block of rounded rows (the rows no later band touches), so a
+    writer can encode them while the next band runs. Arguments are checked at once; the
+    work starts when the stream is iterated."""
     if not isinstance(source, np.ndarray) or source.ndim != 3:
         shape = getattr(source, "shape", None)
         raise ValueError(f"source must be an (H, W, C) array, got shape {shape}")
@@ -176,23 +205,43 @@ def tiled_upscale(
         tile = 0
     if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 0:
         raise ValueError(f"tile must be None or an integer >= 0, got {tile!r}")
-    scale, pad, size_multiple, tile = int(scale), int(pad), int(size_multiple), int(tile)
-    if tile == 0:
-        tile = max(height, width)
+    scale, pad, size_multiple = int(scale), int(pad), int(size_multiple)
+    side = int(tile) or max(height, width)
+    blocks = _blend_bands(source, forward, scale, side, pad, out_dt, size_multiple, progress)
+    return RowStream(height * scale, width * scale, channels, out_dt, blocks)
 
+
+def tile_count(height: int, width: int, tile: int | None) -> int:
+    """How many tiles `tiled_rows` runs for an image of this size."""
+    side = tile or max(height, width)
+    return math.ceil(height / side) * math.ceil(width / side)
+
+
+def band_rows(height: int, width: int, tile: int | None, pad: int, scale: int) -> int:
+    """Rows of the float32 band buffer for this image (the whole output with one tile)."""
+    spans = _spans(height, tile or max(height, width), pad, scale)
+    return max(span.out_stop - span.out_start for span in spans)
+
+
+def _blend_bands(
+    source: np.ndarray,
+    forward: Forward,
+    scale: int,
+    tile: int,
+    pad: int,
+    out_dtype: np.dtype,
+    size_multiple: int,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[np.ndarray]:
+    height, width, channels = source.shape
     rows = _spans(height, tile, pad, scale)
     cols = _spans(width, tile, pad, scale)
     row_sum = _weight_sum(rows, height * scale)
     col_sum = _weight_sum(cols, width * scale)[None, :, None]
     total = len(rows) * len(cols)
 
-    shape = (height * scale, width * scale, channels)
-    if out is None:
-        out = np.empty(shape, dtype=out_dt)
-    elif out.shape != shape or out.dtype != out_dt:
-        raise ValueError(f"out must be a {shape} {out_dt} array, got {out.shape} {out.dtype}")
-    band_rows = max(r.out_stop - r.out_start for r in rows)
-    band = np.empty((band_rows, width * scale, channels), dtype=np.float32)
+    band_height = max(r.out_stop - r.out_start for r in rows)
+    band = np.empty((band_height, width * scale, channels), dtype=np.float32)
     carried = 0  # leading rows of `band` holding overlap from the previous band
     done = 0
     for index, row in enumerate(rows):
@@ -219,26 +268,32 @@ def tiled_upscale(
         block = band[:k]
         block /= row_sum[row.out_start : final, None, None]
         block /= col_sum
-        _quantize_into(block, out[row.out_start : final])
+        finished = np.empty(block.shape, dtype=out_dtype)
+        _quantize_into(block, finished)
         carried = n - k
         band[:carried] = band[k:n]
-    return out
+        yield finished
 
 
 def auto_tile_size(
     bytes_per_input_pixel: float,
     budget_bytes: int,
     candidates: Sequence[int] = DEFAULT_TILE_CANDIDATES,
+    bytes_per_tile_row: float = 0.0,
 ) -> int:
-    """Largest candidate tile side whose ``side**2 * bytes_per_input_pixel`` fits the budget.
-
-    Falls back to the smallest candidate when none fits.
+    """Largest candidate tile side whose ``side**2 * bytes_per_input_pixel`` (the tile's
+    activations) plus ``side * bytes_per_tile_row`` (the band of output rows one row of
+    tiles fills) fits the budget. Falls back to the smallest candidate when none fits.
     """
     if not candidates:
         raise ValueError("candidates must not be empty")
     if bytes_per_input_pixel <= 0:
         raise ValueError(f"bytes_per_input_pixel must be positive, got {bytes_per_input_pixel}")
-    fitting = [c for c in candidates if c * c * bytes_per_input_pixel <= budget_bytes]
+    fitting = [
+        c
+        for c in candidates
+        if c * c * bytes_per_input_pixel + c * bytes_per_tile_row <= budget_bytes
+    ]
     return max(fitting) if fitting else min(candidates)
 
 

@@ -8,11 +8,10 @@ the options need it, so the ONNX Runtime and ncnn backends start without it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
@@ -21,7 +20,8 @@ import numpy as np
 from srgan.defaults import DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
 from srgan.imaging.io import Image
-from srgan.inference.tiling import Forward, auto_tile_size, available_memory_bytes, tiled_upscale
+from srgan.imaging.rows import RowStream, collect, stream_array
+from srgan.inference.tiling import Forward, auto_tile_size, available_memory_bytes, tiled_rows
 from srgan.zoo.ncnn_model import NcnnModel
 from srgan.zoo.onnx_model import OnnxModel
 
@@ -117,18 +117,35 @@ def _cpu_only_torch() -> bool:
 
 def choose_tile(model: AnyModel, image: Image, options: UpscaleOptions) -> int:
     """The tile side to use: the user's, or the largest that fits the memory budget."""
+    return tile_for_size(model, image.height, image.width, options, image.channels)
+
+
+def tile_for_size(
+    model: AnyModel, height: int, width: int, options: UpscaleOptions, channels: int = 3
+) -> int:
+    """`choose_tile` for an image of this size (known from its header, before decoding).
+
+    On the CPU the band of output rows a row of tiles fills (float32, the whole output
+    width) shares the budget with the activations: a wide image gets shorter tiles."""
     if options.tile is not None:
         return options.tile
     if not model.descriptor.tileable or model.descriptor.memory_per_pixel <= 0:
         return 0
-    return tile_for_budget(model.descriptor.memory_per_pixel, image.height, image.width, options)
+    scale = max(1.0, float(model.scale))
+    row_bytes = scale * (width * scale) * channels * 4 if options.device == "cpu" else 0.0
+    return tile_for_budget(model.descriptor.memory_per_pixel, height, width, options, row_bytes)
 
 
 def tile_for_budget(
-    bytes_per_pixel: float, height: int, width: int, options: UpscaleOptions
+    bytes_per_pixel: float,
+    height: int,
+    width: int,
+    options: UpscaleOptions,
+    bytes_per_tile_row: float = 0.0,
 ) -> int:
     """The largest tile side whose activations (`bytes_per_pixel` per input pixel in fp32)
-    fit this device's budget, shared between parallel images; 0 when the image fits whole."""
+    and band (`bytes_per_tile_row` per input row of tile) fit this device's budget, shared
+    between parallel images; 0 when the image fits whole."""
     available = available_memory_bytes(options.device)
     if options.device == "cpu":
         budget = min(_CPU_TILE_BUDGET, int(available * 0.25))
@@ -137,7 +154,7 @@ def tile_for_budget(
     budget //= max(1, options.parallel_images)
     if options.precision != "fp32":
         bytes_per_pixel /= 2
-    tile = auto_tile_size(bytes_per_pixel, budget)
+    tile = auto_tile_size(bytes_per_pixel, budget, bytes_per_tile_row=bytes_per_tile_row)
     return 0 if tile >= max(height, width) else tile
 
 
@@ -176,14 +193,21 @@ def upscale_pixels(
     """(H, W, C) pixels -> (H*s, W*s, C) pixels at the model's scale, same dtype.
 
     Pass `runner` (from `make_runner`) to reuse one across many images."""
+    return collect(model_rows(model, image, options, progress, runner))
+
+
+def model_rows(
+    model: AnyModel,
+    image: Image,
+    options: UpscaleOptions = UpscaleOptions(),
+    progress: TileProgress | None = None,
+    runner: Forward | None = None,
+) -> RowStream:
+    """The model's output at its own scale as a stream of finished rows (see `tiling`)."""
     if model.scale != int(model.scale):  # only bicubic has fractional scales: no tiles
-        import torch
+        from srgan.imaging.resize import resize_rows
 
-        from srgan.imaging.resize import imresize
-
-        with torch.inference_mode():
-            tensor = imresize(image.to_tensor(), scale=model.scale).clamp_(0, 1)
-            return Image.from_tensor(tensor, image.meta).pixels
+        return resize_rows(stream_array(image.pixels), scale=model.scale)
     scale = int(model.scale)
     tile = choose_tile(model, image, options)
     is_network = model.descriptor.in_channels != 0
@@ -199,31 +223,66 @@ def upscale_pixels(
     )
     runner = runner or make_runner(model, options)
     groups = _channel_groups(model, image, runner, options)
-    height, width, channels = image.pixels.shape
-    output = np.empty((height * scale, width * scale, channels), dtype=image.pixels.dtype)
-    for index, (selection, forward, pad) in enumerate(groups):
+    bicubic_alpha = image.has_alpha and options.alpha_mode == "bicubic"
+    tiles = [0] * len(groups)
 
-        def report(done: int, count: int, index: int = index) -> None:
+    def reporter(index: int) -> TileProgress:
+        def report(done: int, count: int) -> None:
+            tiles[index] = done
             if progress:
-                progress(index * count + done, len(groups) * count)
+                progress(sum(tiles), len(groups) * count)
 
+        return report
+
+    parts = []
+    for index, (selection, forward, pad) in enumerate(groups):
         source = image.pixels[..., selection]
-        bicubic_alpha = image.has_alpha and options.alpha_mode == "bicubic"
-        through_model = is_network and not (bicubic_alpha and index == len(groups) - 1)
-        if through_model:
+        if is_network and not (bicubic_alpha and index == len(groups) - 1):
             pad = _exact_tile_pad(model, tile, pad)
-        with _whole_image_statistics(model, source, tile if through_model else 0):
-            tiled_upscale(
-                source,
-                forward,
-                scale,
-                tile,
-                pad,
-                size_multiple=model.descriptor.size_multiple,
-                progress=report,
-                out=output[..., selection],
-            )
-    return output
+            forward = _with_whole_image_statistics(model, source, tile, forward)
+        stream = tiled_rows(
+            source,
+            forward,
+            scale,
+            tile,
+            pad,
+            size_multiple=model.descriptor.size_multiple,
+            progress=reporter(index),
+        )
+        parts.append((selection, stream))
+    if len(parts) == 1:
+        return parts[0][1]
+    height, width, channels = image.pixels.shape
+    blocks = _interleave(parts, width * scale, channels, image.pixels.dtype)
+    return RowStream(height * scale, width * scale, channels, image.pixels.dtype, blocks)
+
+
+def _interleave(
+    parts: list[tuple[slice, RowStream]], width: int, channels: int, dtype: np.dtype
+) -> Iterator[np.ndarray]:
+    """Rows made of the channels of several streams (colour, alpha), each advanced in
+    turn, so that only the rows some stream is ahead by are held."""
+    sources = [iter(stream) for _, stream in parts]
+    held: list[list[np.ndarray]] = [[] for _ in parts]
+    ready = [0] * len(parts)  # rows held per stream
+    height = parts[0][1].height
+    emitted = 0
+    while emitted < height:
+        behind = min(range(len(parts)), key=lambda i: ready[i])
+        block = next(sources[behind])
+        held[behind].append(block)
+        ready[behind] += block.shape[0]
+        count = min(ready)
+        if count == 0:
+            continue
+        out = np.empty((count, width, channels), dtype=dtype)
+        for index, (selection, _) in enumerate(parts):
+            rows = np.concatenate(held[index]) if len(held[index]) > 1 else held[index][0]
+            out[..., selection] = rows[:count]
+            held[index] = [rows[count:]] if rows.shape[0] > count else []
+            ready[index] -= count
+        emitted += count
+        yield out
 
 
 def _exact_tile_pad(model: AnyModel, tile: int, pad: int) -> int:
@@ -237,17 +296,27 @@ def _exact_tile_pad(model: AnyModel, tile: int, pad: int) -> int:
     return 2 * context
 
 
-def _whole_image_statistics(
-    model: AnyModel, source: np.ndarray, tile: int
-) -> contextlib.AbstractContextManager[None]:
-    """Squeeze-excitation networks pool over the whole image: compute that first, so tiles
-    use it (see `srgan.zoo.global_stats`)."""
+def _with_whole_image_statistics(
+    model: AnyModel, source: np.ndarray, tile: int, forward: Forward
+) -> Forward:
+    """Squeeze-excitation networks pool over the whole image: `forward` with those
+    statistics fixed while it runs a tile, computed before its first tile (see
+    `srgan.zoo.global_stats`). The statistics belong to this forward, not to the thread,
+    so interleaved streams (colour, alpha) each keep their own."""
     if not (model.descriptor.global_statistics and tile and max(source.shape[:2]) > tile):
-        return contextlib.nullcontext()
-    from srgan.zoo.global_stats import whole_image_statistics
+        return forward
+    from srgan.zoo.global_stats import WholeImageStatistics, whole_image_statistics
 
     channels = model.descriptor.in_channels
-    return whole_image_statistics(model, source, tile, channels)
+    computed: list[WholeImageStatistics] = []
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        if not computed:
+            computed.append(whole_image_statistics(model, source, tile, channels))
+        with computed[0].applied():
+            return forward(batch)
+
+    return run
 
 
 def _gray_through_colour(run: Forward) -> Forward:
@@ -291,20 +360,34 @@ def upscale_image(
     runner: Forward | None = None,
 ) -> Image:
     """Upscale a decoded image; the result keeps its bit depth, channels and metadata."""
-    outscale = options.outscale
+    return Image(collect(upscale_rows(model, image, options, progress, runner)), image.meta)
+
+
+def upscale_rows(
+    model: AnyModel,
+    image: Image,
+    options: UpscaleOptions = UpscaleOptions(),
+    progress: TileProgress | None = None,
+    runner: Forward | None = None,
+) -> RowStream:
+    """`upscale_image` as a stream of finished rows, for writers that encode them as they
+    come (`imaging.io.write_rows`): the model's bands, then `--outscale`'s banded MATLAB
+    resize. Same pixels as `upscale_image`."""
+    model, outscale, runner = _scale_free(model, options.outscale, runner)
+    rows = model_rows(model, image, options, progress, runner)
+    if outscale is not None and outscale != model.scale:
+        from srgan.imaging.resize import output_size, resize_rows
+
+        rows = resize_rows(rows, size=output_size(image.height, image.width, outscale))
+    return rows
+
+
+def _scale_free(
+    model: AnyModel, outscale: float | None, runner: Forward | None
+) -> tuple[AnyModel, float | None, Forward | None]:
+    """A scale-free model (bicubic) resizes once, exactly, to the final scale."""
     if model.descriptor.in_channels == 0 and outscale is not None:
         from srgan.zoo.bicubic import load_bicubic
 
-        model, outscale = load_bicubic(outscale), None  # scale-free: resize once, exactly
-        runner = None
-    pixels = upscale_pixels(model, image, options, progress, runner)
-    if outscale is not None and outscale != model.scale:
-        import torch
-
-        from srgan.imaging.resize import imresize, output_size
-
-        size = output_size(image.height, image.width, outscale)
-        with torch.inference_mode():
-            tensor = imresize(Image(pixels, image.meta).to_tensor(), size=size).clamp_(0, 1)
-            return Image.from_tensor(tensor, image.meta)
-    return Image(pixels, image.meta)
+        return load_bicubic(outscale), None, None
+    return model, outscale, runner

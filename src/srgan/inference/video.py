@@ -45,6 +45,7 @@ from av.video.stream import VideoStream
 
 from srgan.errors import BadInputError, SrganError
 from srgan.imaging.io import Image, ImageMeta, write_image
+from srgan.inference.files import real_path
 from srgan.inference.tiling import Forward
 from srgan.inference.upscaler import AnyModel, UpscaleOptions, make_runner, upscale_image
 from srgan.inference.video_probe import (
@@ -79,6 +80,7 @@ from srgan.inference.vsr import (
     resize_to_outscale,
     windowed_runner,
 )
+from srgan.user_files import check_regular, shown
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,8 @@ class VideoReport:
 
 def plan_video(source: Path, target: Path, options: VideoOptions = VideoOptions()) -> VideoJob:
     """Check the input, the output path and the encoder settings before any work is done."""
+    if not source.is_dir():
+        check_regular(source, "a video file")  # pipes and devices: refused before opening
     _check_target(source, target)
     format_name = container_format(target)
     probe = probe_video(source, options.time_range)
@@ -150,12 +154,16 @@ def plan_video(source: Path, target: Path, options: VideoOptions = VideoOptions(
 
 
 def _check_target(source: Path, target: Path) -> None:
-    if target.resolve() == source.resolve() or (
+    if real_path(target) == real_path(source) or (
         target.exists() and source.exists() and target.samefile(source)
     ):
-        raise BadInputError(f"{target}: the output would replace the input; choose another name")
+        raise BadInputError(
+            f"{shown(target)}: the output would replace the input; choose another name"
+        )
     if target.is_dir():
-        raise BadInputError(f"{target}: is a folder; give an output file name such as out.mp4")
+        raise BadInputError(
+            f"{shown(target)}: is a folder; give an output file name such as out.mp4"
+        )
 
 
 def output_size(probe: VideoProbe, model: AnyModel, options: UpscaleOptions) -> tuple[int, int]:
@@ -536,7 +544,8 @@ def upscale_video(
     width, height = output_size(job.probe, model, options)
     _check_even(width, height, job.encoder.pix_fmt)
     runner = runner or make_runner(model, options)
-    temp = job.target.parent / f".{job.target.name}.{secrets.token_hex(4)}.part"
+    # Short, fixed-length name: a target at the 255-byte name limit still gets one.
+    temp = job.target.parent / f".srgan-{secrets.token_hex(4)}.part"
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

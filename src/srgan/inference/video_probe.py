@@ -21,6 +21,7 @@ from av.video.stream import VideoStream
 
 from srgan.errors import BadInputError
 from srgan.inference.video_streams import Colour, display_matrix
+from srgan.user_files import check_regular, shown
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +105,18 @@ class VideoProbe:
 
 
 def open_input(source: Path) -> InputContainer:
-    if not source.exists():
-        raise BadInputError(f"{source}: no such file")
+    """Open a video file for decoding. Anything but a regular file (a pipe, a device) is
+    refused before FFmpeg opens it: FFmpeg would block on a FIFO, or read a device
+    forever."""
     if source.is_dir():
-        raise BadInputError(f"{source}: is a folder; give one video file")
+        raise BadInputError(f"{shown(source)}: is a folder; give one video file")
+    check_regular(source, "a video file")
     try:
         return av.open(str(source), metadata_errors="replace")
     except av.error.InvalidDataError:
-        raise BadInputError(f"{source}: not a video file (FFmpeg cannot read it)") from None
+        raise BadInputError(f"{shown(source)}: not a video file (FFmpeg cannot read it)") from None
     except (av.FFmpegError, OSError) as exc:
-        raise BadInputError(f"{source}: cannot open it ({one_line(exc)})") from None
+        raise BadInputError(f"{shown(source)}: cannot open it ({one_line(exc)})") from None
 
 
 def one_line(exc: BaseException) -> str:

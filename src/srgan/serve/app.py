@@ -1,4 +1,8 @@
-"""The HTTP API (FastAPI): routes only; the work is done by `ServerContext`'s parts."""
+"""The HTTP API (FastAPI): routes only; the work is done by `ServerContext`'s parts.
+
+Routes that hold an upload return their errors (`Refusal` -> JSON) instead of raising
+HTTPException: see `Refusal` for why.
+"""
 
 import logging
 import math
@@ -10,8 +14,9 @@ from typing import Annotated, Literal
 
 import anyio
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
@@ -22,8 +27,7 @@ from srgan.errors import BadInputError, ImageTooLargeError
 from srgan.serve.auth import Caller
 from srgan.serve.context import ServerContext
 from srgan.serve.engine import Cancelled, CancelToken
-from srgan.serve.metrics import CONTENT_TYPE
-from srgan.serve.middleware import ApiGate, ObserveRequests, RequestTimeout
+from srgan.serve.middleware import ApiGate, ObserveRequests, RequestLimits, RequestTimeout
 from srgan.serve.schemas import (
     MEDIA_TYPES,
     ErrorBody,
@@ -31,27 +35,31 @@ from srgan.serve.schemas import (
     JobInfo,
     ModelInfo,
     OutputFormat,
+    Refusal,
     UpscaleParams,
 )
 from srgan.serve.settings import ServeSettings
 from srgan.serve.store import JobRecord, QueueFullError
-from srgan.serve.uploads import Upload, UploadRejected, inspect_upload
+from srgan.serve.uploads import Upload, read_upload
 
 log = logging.getLogger(__name__)
 
 STATIC = resources.files("srgan.serve") / "static"
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 _ERRORS = {
     400: {"model": ErrorBody, "description": "Not a usable image or bad options"},
     401: {"model": ErrorBody, "description": "API key missing, unknown or revoked"},
     413: {"model": ErrorBody, "description": "Body, image or result too large"},
     415: {"model": ErrorBody, "description": "Not an image"},
+    422: {"model": ErrorBody, "description": "Bad options: the first problem, in one line"},
     429: {"model": ErrorBody, "description": "Rate limit: see Retry-After"},
 }
 _IMAGE_CONTENT = {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}}
 
 
 def create_app(settings: ServeSettings) -> ObserveRequests:
-    """The ASGI application: FastAPI wrapped in request metrics and security headers."""
+    """The ASGI application: FastAPI wrapped in request metrics, security headers and
+    the head and body limits."""
     context = ServerContext(settings)
 
     @asynccontextmanager
@@ -67,7 +75,6 @@ def create_app(settings: ServeSettings) -> ObserveRequests:
         version=__version__,
         summary="Image super-resolution: upscale now, or as a durable job",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
         form_limits={"max_files": 1, "max_fields": 16, "max_part_size": 1024},
         docs_url="/docs",
         redoc_url=None,
@@ -84,9 +91,29 @@ def create_app(settings: ServeSettings) -> ObserveRequests:
             allow_headers=["Authorization", "X-API-Key"],
             expose_headers=["Retry-After", "Location", "X-Srgan-Cache"],
         )
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _internal_error)
     _add_routes(app, context)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    return ObserveRequests(app, context.metrics)
+    limited = RequestLimits(app, MAX_HEAD_BYTES, settings.max_body_bytes)
+    return ObserveRequests(limited, context.metrics)
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with a one-line `detail` like every other error (FastAPI's is a list)."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}{more}"}, 422)
+
+
+async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "internal server error"}, 500)
+
+
+def refused(refusal: Refusal) -> JSONResponse:
+    return JSONResponse({"detail": refusal.detail}, refusal.status, headers=refusal.headers)
 
 
 def _add_routes(app: FastAPI, context: ServerContext) -> None:
@@ -141,18 +168,20 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
     ParamsDep = Annotated[UpscaleParams, Depends(upscale_params)]
     ImageFile = Annotated[UploadFile, File(description="PNG, JPEG, WebP, TIFF or BMP")]
 
-    async def checked_upload(image: UploadFile, params: UpscaleParams, synchronous: bool) -> Upload:
-        data = await image.read()
-        try:  # in a thread: hashing and reading the header of up to max_body_bytes
-            return await anyio.to_thread.run_sync(
-                inspect_upload, data, params, settings, context.engine, synchronous
-            )
-        except UploadRejected as exc:
-            raise HTTPException(exc.status, exc.detail) from None
+    async def checked_upload(
+        image: UploadFile, params: UpscaleParams, synchronous: bool
+    ) -> Upload | Refusal:
+        # In a thread: reading, hashing and reading the header of up to max_body_bytes.
+        return await anyio.to_thread.run_sync(
+            read_upload, image.file, params, settings, context.engine, synchronous
+        )
 
     def owned_job(job_id: uuid.UUID, caller: Caller) -> JobRecord:
+        """The caller's job. A job belongs to the key that made it; one made without a
+        key (while keys were off) belongs to no key: once keys are required, nobody can
+        read or delete it (it runs, and expires `result_ttl_s` after it finished)."""
         record = context.store.get(str(job_id))
-        if record is None or (record.key_id is not None and record.key_id != caller.key_id):
+        if record is None or record.key_id != caller.key_id:
             raise HTTPException(404, "no such job (unknown, deleted or expired)")
         return record
 
@@ -171,14 +200,14 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         """Upscale a small image and answer with the result (larger ones: 413, use jobs)."""
         nonlocal sync_waiting
         upload = await checked_upload(image, params, synchronous=True)
+        if isinstance(upload, Refusal):
+            return refused(upload)
         key = params.cache_key(upload.sha256, context.engine.name)
         cached = await anyio.to_thread.run_sync(_cached_bytes, context, key)
         if cached is not None:
             return _image_response(cached, params.media_type, "hit")
         if sync_waiting >= settings.sync_backlog + settings.sync_concurrency:
-            raise HTTPException(
-                503, "busy: too many upscales waiting", headers={"Retry-After": "2"}
-            )
+            return refused(Refusal(503, "busy: too many upscales waiting", {"Retry-After": "2"}))
         token = CancelToken(settings.request_timeout_s)
         sync_waiting += 1
         try:
@@ -187,16 +216,12 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
                     encoded = await anyio.to_thread.run_sync(
                         _compute, context, upload.data, params, token, key
                     )
+                    if isinstance(encoded, Refusal):
+                        return refused(encoded)
                     return _image_response(encoded, params.media_type, "miss")
-            raise HTTPException(
-                503, "busy: no upscale slot came free in time", headers={"Retry-After": "5"}
+            return refused(
+                Refusal(503, "busy: no upscale slot came free in time", {"Retry-After": "5"})
             )
-        except Cancelled as stop:
-            raise HTTPException(504, f"upscale stopped: {stop.reason}") from None
-        except ImageTooLargeError as exc:
-            raise HTTPException(413, str(exc)) from None
-        except BadInputError as exc:
-            raise HTTPException(400, str(exc)) from None
         finally:
             sync_waiting -= 1
 
@@ -204,31 +229,19 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         "/v1/jobs",
         tags=["jobs"],
         status_code=202,
+        response_model=JobInfo,
         responses={**_ERRORS, 503: {"model": ErrorBody, "description": "Queue full"}},
     )
     async def submit_job(
         response: Response, image: ImageFile, params: ParamsDep, caller: CallerDep
-    ) -> JobInfo:
+    ) -> JobInfo | JSONResponse:
         """Queue an upscale; answers at once with the job (poll GET /v1/jobs/{id})."""
         upload = await checked_upload(image, params, synchronous=False)
-        key = params.cache_key(upload.sha256, context.engine.name)
-        try:
-            record = await anyio.to_thread.run_sync(
-                lambda: context.store.create(
-                    params,
-                    key,
-                    caller.key_id,
-                    (upload.width, upload.height),
-                    upload.data,
-                    settings.queue_size,
-                )
-            )
-        except QueueFullError:
-            raise HTTPException(
-                503,
-                f"the queue is full ({settings.queue_size} jobs); retry later",
-                headers={"Retry-After": str(_queue_wait_estimate(context))},
-            ) from None
+        if isinstance(upload, Refusal):
+            return refused(upload)
+        record = await anyio.to_thread.run_sync(_create_job, context, upload, params, caller)
+        if isinstance(record, Refusal):
+            return refused(record)
         context.pool.notify()
         location = f"/v1/jobs/{record.id}"
         response.headers["Location"] = location
@@ -293,23 +306,17 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
             queue_depth=context.store.queue_depth(),
         )
 
-    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
-    def metrics() -> PlainTextResponse:
-        """Prometheus text format: requests, latency, jobs by state, queue depth, cache."""
-        cache = context.cache
-        counts = context.store.counts()
-        text = context.metrics.render(
-            counts,
-            counts["queued"],
-            context.pool.busy,
-            {
-                "srgan_cache_bytes": ("gauge", "Bytes of cached results", cache.total_bytes()),
-                "srgan_cache_entries": ("gauge", "Cached results", cache.entries()),
-                "srgan_cache_hits_total": ("counter", "Results served from cache", cache.hits),
-                "srgan_cache_misses_total": ("counter", "Results not in cache", cache.misses),
-            },
-        )
-        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    def metrics(request: Request) -> Response:
+        """Prometheus text format (or OpenMetrics, if the scraper asks for it): requests,
+        latency, jobs by state, queue depth, busy workers, cache."""
+        body, content_type = context.metrics.exposition(request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -328,13 +335,46 @@ def _cached_bytes(context: ServerContext, key: str) -> bytes | None:
 
 def _compute(
     context: ServerContext, data: bytes, params: UpscaleParams, token: CancelToken, key: str
-) -> bytes:
-    encoded = context.engine.upscale(data, params, token)
+) -> bytes | Refusal:
+    try:
+        encoded = context.engine.upscale(data, params, token)
+    except Cancelled as stop:
+        return Refusal(504, f"upscale stopped: {stop.reason}")
+    except ImageTooLargeError as exc:
+        return Refusal(413, str(exc))
+    except BadInputError as exc:
+        return Refusal(400, str(exc))
     try:
         context.cache.put(key, encoded, params.media_type)
     except OSError as exc:  # a full disk must not fail an upscale that worked
         log.warning("could not cache a result: %s", exc)
     return encoded
+
+
+def _create_job(
+    context: ServerContext, upload: Upload, params: UpscaleParams, caller: Caller
+) -> JobRecord | Refusal:
+    settings = context.settings
+    try:
+        return context.store.create(
+            params,
+            params.cache_key(upload.sha256, context.engine.name),
+            caller.key_id,
+            (upload.width, upload.height),
+            upload.data,
+            settings.queue_size,
+        )
+    except QueueFullError:
+        return Refusal(
+            503,
+            f"the queue is full ({settings.queue_size} jobs); retry later",
+            {"Retry-After": str(_queue_wait_estimate(context))},
+        )
+    except OSError as exc:
+        log.error("could not store a job's input: %s", exc)
+        return Refusal(
+            503, "the server could not store the job; retry later", {"Retry-After": "30"}
+        )
 
 
 def _image_response(data: bytes, media_type: str, cache: str) -> Response:
@@ -343,6 +383,5 @@ def _image_response(data: bytes, media_type: str, cache: str) -> Response:
 
 def _queue_wait_estimate(context: ServerContext) -> int:
     """Seconds until the queue probably has room: the mean job time so far."""
-    done = context.metrics.job_seconds
-    mean = done.sum / done.total if done.total else 10.0
+    mean = context.metrics.mean_job_seconds() or 10.0
     return max(1, min(300, math.ceil(mean / max(1, context.settings.workers))))

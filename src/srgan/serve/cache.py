@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +27,18 @@ class CachedResult:
 
 
 class ResultCache:
-    def __init__(self, database: Database, folder: Path, max_bytes: int) -> None:
+    def __init__(
+        self,
+        database: Database,
+        folder: Path,
+        max_bytes: int,
+        on_lookup: Callable[[bool], None] | None = None,
+    ) -> None:
+        """`on_lookup(hit)` is told the outcome of every `get` (for the metrics)."""
         self.db = database
         self.folder = folder
         self.max_bytes = max_bytes
-        self.hits = 0
-        self.misses = 0
+        self.on_lookup = on_lookup or (lambda _hit: None)
         self._evicting = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -51,11 +58,11 @@ class ResultCache:
             if path is not None:  # the file went away (by hand): forget the entry
                 with self.db.transaction() as db:
                     db.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
-            self.misses += 1
+            self.on_lookup(False)
             return None
         with self.db.transaction() as db:
             db.execute("UPDATE cache_entries SET last_used = ? WHERE key = ?", (time.time(), key))
-        self.hits += 1
+        self.on_lookup(True)
         return CachedResult(path, row["media_type"], row["size"])
 
     def put(self, key: str, data: bytes, media_type: str) -> None:

@@ -10,7 +10,7 @@ from srgan.serve.auth import Gatekeeper, KeyStore, RateLimiter
 from srgan.serve.cache import ResultCache
 from srgan.serve.database import Database
 from srgan.serve.engine import Engine
-from srgan.serve.metrics import Metrics
+from srgan.serve.metrics import Metrics, StoreSnapshot
 from srgan.serve.settings import ServeSettings
 from srgan.serve.store import JobStore, Recovery
 from srgan.serve.workers import Sweeper, WorkerPool
@@ -22,12 +22,22 @@ class ServerContext:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.db = Database(settings.database_path)
-        self.store = JobStore(self.db, settings.data_dir, settings.result_ttl_s)
-        self.cache = ResultCache(self.db, settings.data_dir / "cache", settings.cache_max_bytes)
-        self.keys = KeyStore(self.db)
-        self.limiter = RateLimiter(settings.rate_limit)
-        self.gatekeeper = Gatekeeper(self.keys, self.limiter, settings.keys_required)
         self.metrics = Metrics()
+        self.store = JobStore(self.db, settings.data_dir, settings.result_ttl_s)
+        self.cache = ResultCache(
+            self.db,
+            settings.data_dir / "cache",
+            settings.cache_max_bytes,
+            on_lookup=self.metrics.cache_lookup,
+        )
+        self.metrics.read_store_with(self._snapshot)
+        self.keys = KeyStore(self.db)
+        self.gatekeeper = Gatekeeper(
+            self.keys,
+            RateLimiter(settings.rate_limit),
+            RateLimiter(settings.auth_failure_limit),
+            settings.keys_required,
+        )
         self.engine = Engine(settings)
         self.pool = WorkerPool(
             self.store,
@@ -58,6 +68,13 @@ class ServerContext:
     def stop(self) -> None:
         self.pool.stop()
         self.sweeper.stop()
+        self.metrics.close()
+
+    def _snapshot(self) -> StoreSnapshot:
+        counts = self.store.counts()
+        return StoreSnapshot(
+            counts, counts["queued"], self.cache.total_bytes(), self.cache.entries()
+        )
 
     def _warm_up(self) -> None:
         """Open the default model before the first request needs it."""

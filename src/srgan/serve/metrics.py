@@ -1,116 +1,153 @@
-"""Counters and histograms for `GET /metrics`, in the Prometheus text format (0.0.4).
+"""`GET /metrics` through `prometheus_client`: the text format every scraper expects
+(OpenMetrics when the scraper asks for it), escaping and all.
 
-Kept in memory, per process: request counts by route template, method and status,
-request latency by route, finished jobs by outcome; the job counts by state, the queue
-depth and the cache figures are read when the page is rendered.
+Counted here, per process: requests by route template, method and status; request
+latency by route; finished jobs by outcome and their duration; cache hits and misses;
+busy workers. Read from the database when scraped (the same for every process on one
+data folder): jobs by state, queue depth, cache size.
+
+Several `srgan serve` processes on one data folder: start each with the environment
+variable PROMETHEUS_MULTIPROC_DIR naming one empty folder, and the /metrics of any of
+them reports the sums over all of them (prometheus_client's multi-process mode).
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Any other method (a client may send any token) is counted as "other": a label may
+# take only a few values, or a client could grow the metrics without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class Histogram:
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.total = 0
-        self.sum = 0.0
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
-    def observe(self, value: float) -> None:
-        self.total += 1
-        self.sum += value
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[index] += 1
-                break
 
-    def lines(self, name: str, labels: str) -> Iterable[str]:
-        cumulative = 0
-        for bound, count in zip(self.buckets, self.counts, strict=True):
-            cumulative += count
-            yield f'{name}_bucket{{{labels},le="{bound:g}"}} {cumulative}'
-        yield f'{name}_bucket{{{labels},le="+Inf"}} {self.total}'
-        yield f"{name}_sum{{{labels}}} {self.sum:.6f}"
-        yield f"{name}_count{{{labels}}} {self.total}"
+@dataclass(frozen=True)
+class StoreSnapshot:
+    jobs_by_state: Mapping[str, int]
+    queue_depth: int
+    cache_bytes: int
+    cache_entries: int
+
+
+class StoreFigures(Collector):
+    """Gauges read from the database at each scrape."""
+
+    def __init__(self, read: Callable[[], StoreSnapshot]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        snapshot = self.read()
+        jobs = GaugeMetricFamily("srgan_jobs", "Jobs in the store, by state", labels=["state"])
+        for state, count in snapshot.jobs_by_state.items():
+            jobs.add_metric([state], count)
+        yield jobs
+        yield GaugeMetricFamily(
+            "srgan_queue_depth", "Jobs waiting for a worker", value=snapshot.queue_depth
+        )
+        yield GaugeMetricFamily(
+            "srgan_cache_bytes", "Bytes of cached results", value=snapshot.cache_bytes
+        )
+        yield GaugeMetricFamily(
+            "srgan_cache_entries", "Cached results", value=snapshot.cache_entries
+        )
 
 
 class Metrics:
     def __init__(self) -> None:
+        # No `*_created` series: in the text format each would be one more gauge per
+        # counter and histogram, and they were never part of srgan's metrics.
+        disable_created_metrics()
+        # A registry of its own (not prometheus_client's global one): each app is
+        # independent, and tests may build several in one process.
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.requests = Counter(
+            "srgan_http_requests",
+            "HTTP requests handled",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "srgan_http_request_duration_seconds",
+            "Time to answer a request, by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.jobs_finished = Counter(
+            "srgan_jobs_finished", "Jobs ended, by outcome", ["outcome"], registry=registry
+        )
+        self.job_seconds = Histogram(
+            "srgan_job_duration_seconds",
+            "Time a worker spent on a job",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.cache_hits = Counter(
+            "srgan_cache_hits", "Results served from cache", registry=registry
+        )
+        self.cache_misses = Counter("srgan_cache_misses", "Results not in cache", registry=registry)
+        self.workers_busy = Gauge(
+            "srgan_workers_busy",
+            "Workers running a job",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[str, Histogram] = {}
-        self.jobs_finished: dict[str, int] = defaultdict(int)
-        self.job_seconds = Histogram(LATENCY_BUCKETS_S)
+        self._jobs_done = 0
+        self._job_seconds_sum = 0.0
+        self._store: StoreFigures | None = None
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(route, method, status)] += 1
-            histogram = self.latency.get(route)
-            if histogram is None:
-                histogram = self.latency[route] = Histogram(LATENCY_BUCKETS_S)
-            histogram.observe(seconds)
+        method = method if method in METHODS else "other"
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
     def job_finished(self, outcome: str, seconds: float) -> None:
+        self.jobs_finished.labels(outcome).inc()
+        self.job_seconds.observe(seconds)
         with self._lock:
-            self.jobs_finished[outcome] += 1
-            self.job_seconds.observe(seconds)
+            self._jobs_done += 1
+            self._job_seconds_sum += seconds
 
-    def render(
-        self,
-        jobs_by_state: Mapping[str, int],
-        queue_depth: int,
-        workers_busy: int,
-        extra: Mapping[str, tuple[str, str, float]],
-    ) -> str:
-        """The exposition text. `extra`: name -> (type, help, value) of other figures."""
-        out: list[str] = []
+    def mean_job_seconds(self) -> float | None:
+        """The mean time of the jobs this process finished, None before the first."""
         with self._lock:
-            _header(out, "srgan_http_requests_total", "counter", "HTTP requests handled")
-            for (route, method, status), count in sorted(self.requests.items()):
-                labels = _labels(route=route, method=method, status=str(status))
-                out.append(f"srgan_http_requests_total{{{labels}}} {count}")
-            _header(
-                out,
-                "srgan_http_request_duration_seconds",
-                "histogram",
-                "Time to answer a request, by route",
-            )
-            for route, histogram in sorted(self.latency.items()):
-                out.extend(
-                    histogram.lines("srgan_http_request_duration_seconds", _labels(route=route))
-                )
-            _header(out, "srgan_jobs_finished_total", "counter", "Jobs ended, by outcome")
-            for outcome, count in sorted(self.jobs_finished.items()):
-                out.append(f"srgan_jobs_finished_total{{{_labels(outcome=outcome)}}} {count}")
-            _header(out, "srgan_job_duration_seconds", "histogram", "Time a worker spent on a job")
-            out.extend(self.job_seconds.lines("srgan_job_duration_seconds", 'worker="all"'))
-        _header(out, "srgan_jobs", "gauge", "Jobs in the store, by state")
-        for state, count in jobs_by_state.items():
-            out.append(f"srgan_jobs{{{_labels(state=state)}}} {count}")
-        _header(out, "srgan_queue_depth", "gauge", "Jobs waiting for a worker")
-        out.append(f"srgan_queue_depth {queue_depth}")
-        _header(out, "srgan_workers_busy", "gauge", "Workers running a job")
-        out.append(f"srgan_workers_busy {workers_busy}")
-        for name, (kind, help_text, value) in extra.items():
-            _header(out, name, kind, help_text)
-            out.append(f"{name} {value:g}")
-        return "\n".join(out) + "\n"
+            return self._job_seconds_sum / self._jobs_done if self._jobs_done else None
 
+    def cache_lookup(self, hit: bool) -> None:
+        (self.cache_hits if hit else self.cache_misses).inc()
 
-def _header(out: list[str], name: str, kind: str, help_text: str) -> None:
-    out.append(f"# HELP {name} {help_text}")
-    out.append(f"# TYPE {name} {kind}")
+    def read_store_with(self, read: Callable[[], StoreSnapshot]) -> None:
+        """Where the database figures come from (see `StoreFigures`)."""
+        self._store = StoreFigures(read)
+        self.registry.register(self._store)
 
+    def exposition(self, accept: str) -> tuple[bytes, str]:
+        """The scrape's body and content type, in the format `accept` asks for."""
+        encoder, content_type = choose_encoder(accept)
+        registry = self.registry
+        if multiprocess_dir():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            if self._store is not None:
+                registry.register(self._store)
+        return encoder(registry), content_type
 
-def _labels(**labels: str) -> str:
-    return ",".join(f'{key}="{_escape(value)}"' for key, value in labels.items())
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def close(self) -> None:
+        """At shutdown: in multi-process mode, this process's live gauges end."""
+        if multiprocess_dir():
+            mark_process_dead(os.getpid())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,3 +83,15 @@ class Health(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An error answer as a value: what the routes return instead of raising, where the
+    frames that would raise hold an upload. An exception's traceback keeps those frames
+    (and so the body, up to `max_body_bytes`) alive until the cyclic garbage collector
+    runs, which may be many requests later."""
+
+    status: int
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)

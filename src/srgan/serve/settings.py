@@ -24,7 +24,7 @@ class RateLimit(BaseModel):
     """A token bucket per API key (per client address when keys are off): `burst`
     requests at once, refilled at `per_second`. 0 turns the limit off."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     per_second: float = Field(5.0, ge=0)
     burst: int = Field(20, ge=1)
@@ -33,7 +33,7 @@ class RateLimit(BaseModel):
 class ServeSettings(BaseModel):
     """Everything `srgan serve` can be told; see docs/SERVING.md for each key."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)  # 0: any free port (printed at start)
@@ -54,6 +54,9 @@ class ServeSettings(BaseModel):
     sync_backlog: int = Field(32, ge=0)  # waiting synchronous requests beyond this: 503
     job_timeout_s: float = Field(600.0, gt=0)
     request_timeout_s: float = Field(60.0, gt=0)  # a synchronous upscale, waiting included
+    # A client the server waits on outside a request (a request head still coming, or an
+    # unread body after the answer) is cut off after this long.
+    header_timeout_s: float = Field(10.0, gt=0)
     max_attempts: int = Field(2, ge=1)  # a job running when the server died is retried once
 
     max_body_bytes: int = Field(50 * MB, ge=1024)
@@ -66,6 +69,11 @@ class ServeSettings(BaseModel):
     result_ttl_s: float = Field(24 * 3600.0, gt=0)  # finished jobs and results are deleted then
     cache_max_bytes: int = Field(1024 * MB, ge=0)  # 0: no result cache
     rate_limit: RateLimit = RateLimit()
+    # Failed authentications (401) per client address: past the burst, 429 for a while.
+    auth_failure_limit: RateLimit = RateLimit(per_second=0.1, burst=10)
+    # X-Forwarded-For/-Proto are believed only from these proxy addresses (uvicorn's
+    # default: loopback); the rate limits then see the real client. () ignores them.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     access_log: bool = False
 
     @model_validator(mode="after")

@@ -1,28 +1,21 @@
 """Checks on an uploaded image before anything is decoded or stored: its type from its
 bytes (not its name or content type), its size from its header (decompression bombs),
-and the size of the result it would give."""
+and the size of the result it would give. A refused upload is returned as a `Refusal`,
+never raised (see `Refusal` for why)."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from srgan.errors import BadInputError
 from srgan.imaging.io import image_size, sniff_image_format
 from srgan.serve.engine import Engine
-from srgan.serve.schemas import UpscaleParams
+from srgan.serve.schemas import Refusal, UpscaleParams
 from srgan.serve.settings import ServeSettings
 
 ACCEPTED = "PNG, JPEG, WebP, TIFF or BMP"
-
-
-class UploadRejected(Exception):
-    """An upload the server will not take; `status` is the HTTP status to answer."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -34,44 +27,63 @@ class Upload:
     height: int
 
 
+def read_upload(
+    file: BinaryIO,
+    params: UpscaleParams,
+    settings: ServeSettings,
+    engine: Engine,
+    synchronous: bool,
+) -> Upload | Refusal:
+    """The uploaded file's bytes, checked (`inspect_upload`)."""
+    file.seek(0)
+    return inspect_upload(file.read(), params, settings, engine, synchronous)
+
+
 def inspect_upload(
     data: bytes,
     params: UpscaleParams,
     settings: ServeSettings,
     engine: Engine,
     synchronous: bool,
-) -> Upload:
+) -> Upload | Refusal:
     if not data:
-        raise UploadRejected(400, "the image is empty")
+        return Refusal(400, "the image is empty")
     kind = sniff_image_format(data[:32])
     if kind is None:
-        raise UploadRejected(
+        return Refusal(
             415, f"not an image: expected {ACCEPTED} (the type is read from the file's bytes)"
         )
-    try:
-        width, height = image_size(data, "image")
-    except BadInputError as exc:
-        raise UploadRejected(400, str(exc)) from None
+    size = _header_size(data)
+    if isinstance(size, Refusal):
+        return size
+    width, height = size
     if width <= 0 or height <= 0:
-        raise UploadRejected(400, f"image header gives an empty size {width}x{height}")
+        return Refusal(400, f"image header gives an empty size {width}x{height}")
     pixels = width * height
     if pixels > settings.max_pixels:
-        raise UploadRejected(
+        return Refusal(
             413,
             f"image is {width}x{height} = {pixels:,} pixels; this server takes at most "
             f"{settings.max_pixels:,}",
         )
     out_width, out_height = engine.output_size(params, width, height)
     if out_width * out_height > settings.max_output_pixels:
-        raise UploadRejected(
+        return Refusal(
             413,
             f"the result would be {out_width}x{out_height} pixels; this server makes at most "
             f"{settings.max_output_pixels:,} (use a smaller outscale)",
         )
     if synchronous and pixels > settings.sync_max_pixels:
-        raise UploadRejected(
+        return Refusal(
             413,
             f"image is {width}x{height} = {pixels:,} pixels, more than POST /v1/upscale takes "
             f"({settings.sync_max_pixels:,}); submit it as a job with POST /v1/jobs",
         )
     return Upload(data, hashlib.sha256(data).hexdigest(), kind, width, height)
+
+
+def _header_size(data: bytes) -> tuple[int, int] | Refusal:
+    try:
+        return image_size(data, "image")
+    except BadInputError as exc:
+        return Refusal(400, str(exc))

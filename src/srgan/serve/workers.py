@@ -66,11 +66,6 @@ class WorkerPool:
             token.cancel(reason)
         return token is not None
 
-    @property
-    def busy(self) -> int:
-        with self._running_lock:
-            return len(self._running)
-
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop taking jobs; running ones stop at their next tile and go back to the
         queue without counting as an attempt."""
@@ -103,6 +98,7 @@ class WorkerPool:
         token = CancelToken(self.job_timeout_s)
         with self._running_lock:
             self._running[job.id] = token
+        self.metrics.workers_busy.inc()
         if self._stopping.is_set():
             token.cancel(SHUTDOWN)
         started = time.monotonic()
@@ -137,6 +133,7 @@ class WorkerPool:
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
+            self.metrics.workers_busy.dec()
         self.metrics.job_finished(outcome, time.monotonic() - started)
 
     def _compute(self, job: JobRecord, token: CancelToken, result) -> None:

@@ -7,18 +7,19 @@ assignment (`--set gan.steps=500`), checked the same way.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from srgan.config_files import invalid_config, read_config_file
+from srgan.config_files import invalid_config, parse_override, read_config_file
 from srgan.errors import BadInputError
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Non-finite floats are refused here too (the file reader refuses them already), as
+    # strings such as "inf" would otherwise become floats in validation.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -111,13 +112,6 @@ class TrainConfig(Section):
     val_images: int = Field(3, ge=0)  # comparison crops logged at each validation
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text  # plain strings and paths need no quotes on the command line
-
-
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` assignments (values parsed as JSON when possible)."""
     for item in overrides:
@@ -130,7 +124,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             target = target.setdefault(parent, {})
             if not isinstance(target, dict):
                 raise BadInputError(f"--set {item!r}: {parent} is not a section")
-        target[leaf] = _parse_value(value.strip())
+        target[leaf] = parse_override(key.strip(), value.strip())
     return data
 
 

@@ -456,20 +456,21 @@ class Trainer:
             raise BadInputError(f"{folder}: no checkpoint to resume from")
         modules = {"discriminator": self.discriminator} if self.discriminator else {}
         state = checkpoints.load_checkpoint(checkpoint, modules)
-        self.generator.load_state_dict(state["generator_raw"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"] or state["generator_raw"])
-        self.g_optimizer.load_state_dict(state["g_optimizer"])
-        if self.d_optimizer is not None and state["d_optimizer"] is not None:
-            self.d_optimizer.load_state_dict(state["d_optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.g_clipper.load_state_dict(state["clippers"][0])
-        self.d_clipper.load_state_dict(state["clippers"][1])
-        for stage, plateau_state in state["plateaus"].items():
-            self.plateaus[stage].load_state_dict(plateau_state)
-        checkpoints.restore_rng_state(state["rng"])
-        self.position = Position(**state["position"])
-        self.best_psnr = state["best_psnr"]
+        with checkpoints.restoring(checkpoint):
+            self.generator.load_state_dict(state["generator_raw"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"] or state["generator_raw"])
+            self.g_optimizer.load_state_dict(state["g_optimizer"])
+            if self.d_optimizer is not None and state["d_optimizer"] is not None:
+                self.d_optimizer.load_state_dict(state["d_optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.g_clipper.load_state_dict(state["clippers"][0])
+            self.d_clipper.load_state_dict(state["clippers"][1])
+            for stage, plateau_state in state["plateaus"].items():
+                self.plateaus[stage].load_state_dict(plateau_state)
+            checkpoints.restore_rng_state(state["rng"])
+            self.position = Position(**state["position"])
+            self.best_psnr = float(state["best_psnr"])
 
 
 def _schedule(rate: float, steps: int, section: PretrainConfig | GanConfig) -> Schedule:

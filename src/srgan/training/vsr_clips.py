@@ -20,6 +20,7 @@ import numpy as np
 
 from srgan.errors import BadInputError
 from srgan.imaging.io import list_images, read_image
+from srgan.user_files import check_regular
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts")
 
@@ -71,6 +72,7 @@ class VideoFileClip:
         if self._pts is None:
             import av
 
+            check_regular(self.path, "a video file")  # FFmpeg would block on a FIFO
             try:
                 with av.open(str(self.path)) as container:
                     stream = container.streams.video[0]

@@ -4,6 +4,10 @@ Each entry is `<name>.safetensors` plus `<name>.json` recording the file's hash,
 architecture and its hyper-parameters. Writes go through a temporary file and a rename,
 under an exclusive file lock, so two processes converting the same model at once neither
 corrupt the cache nor both do the work.
+
+A matching hash is not enough: an entry that does not load (garbage bytes with a hash
+to match, a header that lies, weights that do not fit their architecture) is damaged;
+it is built again, with a warning.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -22,6 +27,8 @@ from srgan.errors import SrganError
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 try:
     import fcntl
@@ -62,17 +69,34 @@ def is_cached(key: str) -> bool:
     return all(path.is_file() for path in entry_paths(key))
 
 
-def _read_valid(key: str) -> CachedWeights | None:
+def _read_valid(
+    key: str, verify: Callable[[CachedWeights], None] | None, warn: bool = True
+) -> CachedWeights | None:
     from safetensors.torch import load_file  # PyTorch only when weights are loaded
 
+    from srgan.zoo.weight_files import check_safetensors_header
+
     weights, record = entry_paths(key)
+    if not (weights.is_file() and record.is_file()):
+        return None
     try:
         meta = json.loads(record.read_text())
         if sha256_file(weights) != meta["sha256"]:
-            return None
-        return CachedWeights(load_file(weights), meta["architecture"], meta["hyperparameters"])
-    except (OSError, ValueError, KeyError):
+            raise ValueError("its hash does not match")
+        check_safetensors_header(weights)
+        entry = CachedWeights(load_file(weights), meta["architecture"], meta["hyperparameters"])
+        if verify is not None:
+            verify(entry)
+        return entry
+    except Exception as exc:  # any unloadable entry is damaged, whatever the reason
+        if warn:
+            log.warning("%s: damaged cache entry (%s); converting it again", weights, _why(exc))
         return None
+
+
+def _why(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) < 160 else text[:157] + "..."
 
 
 @contextlib.contextmanager
@@ -88,9 +112,14 @@ def _locked(key: str) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def load_or_convert(key: str, convert: Callable[[], CachedWeights]) -> CachedWeights:
-    """The cached entry if its hash checks out, else `convert()` it and cache the result."""
-    cached = _read_valid(key)
+def load_or_convert(
+    key: str,
+    convert: Callable[[], CachedWeights],
+    verify: Callable[[CachedWeights], None] | None = None,
+) -> CachedWeights:
+    """The cached entry if its hash checks out and it loads (and `verify` does not
+    raise), else `convert()` it and cache the result."""
+    cached = _read_valid(key, verify)
     if cached is not None:
         return cached
     folder = cache_dir() / "models"
@@ -102,23 +131,28 @@ def load_or_convert(key: str, convert: Callable[[], CachedWeights]) -> CachedWei
             "set SRGAN_CACHE to a writable folder"
         ) from exc
     with _locked(key):
-        cached = _read_valid(key)  # another process may have finished while we waited
+        cached = _read_valid(key, verify, warn=False)  # another process may have finished
         if cached is not None:
             return cached
         converted = convert()
+        if verify is not None:
+            verify(converted)
         _store(key, converted)
         return converted
 
 
-def cached_file(filename: str, build: Callable[[Path], None]) -> Path:
+def cached_file(
+    filename: str, build: Callable[[Path], None], verify: Callable[[Path], None] | None = None
+) -> Path:
     """`models/filename` in the cache, made by `build(temporary_path)` on first use.
 
-    A `.sha256` file beside it is checked on every call; a damaged or partial file is
-    built again. Building happens once under the cache lock, then an atomic rename."""
+    A `.sha256` file beside it is checked on every call, and `verify(path)` (which
+    raises when the file does not load); a damaged or partial file is built again.
+    Building happens once under the cache lock, then an atomic rename."""
     folder = cache_dir() / "models"
     target = folder / filename
     record = folder / f"{filename}.sha256"
-    if _matches(target, record):
+    if _matches(target, record) and _loads(target, verify):
         return target
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -129,11 +163,13 @@ def cached_file(filename: str, build: Callable[[Path], None]) -> Path:
             "set SRGAN_CACHE to a writable folder"
         ) from exc
     with _locked(filename):
-        if _matches(target, record):
+        if _matches(target, record) and _loads(target, verify, warn=False):
             return target
         temp = folder / f".{filename}.{secrets.token_hex(4)}.part"
         try:
             build(temp)
+            if verify is not None:
+                verify(temp)
             with temp.open("rb") as stream:
                 os.fsync(stream.fileno())
             record.write_text(sha256_file(temp))
@@ -141,6 +177,18 @@ def cached_file(filename: str, build: Callable[[Path], None]) -> Path:
         finally:
             temp.unlink(missing_ok=True)
     return target
+
+
+def _loads(path: Path, verify: Callable[[Path], None] | None, warn: bool = True) -> bool:
+    if verify is None:
+        return True
+    try:
+        verify(path)
+    except Exception as exc:  # any unloadable entry is damaged, whatever the reason
+        if warn:
+            log.warning("%s: damaged cache entry (%s); building it again", path, _why(exc))
+        return False
+    return True
 
 
 def _matches(target: Path, record: Path) -> bool:

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +45,7 @@ from srgan.zoo.ncnn_model import NcnnModel
 from srgan.zoo.onnx_model import OnnxModel
 
 __all__ = [
+    "WholeImageStatistics",
     "exact_statistics",
     "lowres_statistics",
     "statistics_are_exact",
@@ -295,13 +297,38 @@ def lowres_statistics(graph: NcnnGraph, padded: Tensor) -> dict[str, Tensor]:
 # --------------------------------------------------------------------------- for the upscaler
 
 
-@contextlib.contextmanager
+@dataclass(frozen=True)
+class WholeImageStatistics:
+    """A model's global pools' values for one image, applied while a tile runs."""
+
+    store: dict[int, Any] | None  # the graph's or the runtime model's, by thread
+    values: dict[str, Any]  # tensors for PyTorch, arrays for the other runtimes
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """While active (in this thread), the model's global pools use these values. The
+        store is per thread, so that parallel images each use their own."""
+        if self.store is None:
+            yield
+            return
+        key = threading.get_ident()
+        previous = self.store.get(key)
+        self.store[key] = self.values
+        try:
+            yield
+        finally:
+            if previous is None:
+                self.store.pop(key, None)
+            else:
+                self.store[key] = previous
+
+
 def whole_image_statistics(
     model: LoadedModel | NcnnModel | OnnxModel, pixels: np.ndarray, tile: int, channels: int
-) -> Iterator[None]:
-    """While active (in this thread), the model's global pools use the statistics of the
-    whole ``pixels`` (H, W, C) uint8/uint16 image, as fed to the model with ``channels``
-    channels, computed in tiles of about ``tile`` pixels. A no-op for other models.
+) -> WholeImageStatistics:
+    """The statistics of the whole ``pixels`` (H, W, C) uint8/uint16 image, as fed to the
+    model with ``channels`` channels, computed in tiles of about ``tile`` pixels; for other
+    models, nothing to apply.
 
     The ncnn and ONNX Runtime models get them computed by srgan's interpreter of the same
     file (PyTorch is imported then), and fed to their own runtime."""
@@ -317,8 +344,7 @@ def whole_image_statistics(
         and tile
         and max(pixels.shape[:2]) > tile
     ):
-        yield
-        return
+        return WholeImageStatistics(None, {})
     conventions = module.conventions
     height, width = pixels.shape[:2]
     rows_index, cols_index = conventions.axis_indices(height), conventions.axis_indices(width)
@@ -343,15 +369,11 @@ def whole_image_statistics(
         graph, window, (len(rows_index), len(cols_index)), tile, conventions.multiple,
         channels, device, overlap=0 if exact else _APPROXIMATE_OVERLAP,
     )  # fmt: skip
-    key = threading.get_ident()
     if targets is None:
-        graph.fixed_by_thread[key] = fixed
-    else:
-        targets[key] = {name: value[0].cpu().numpy() for name, value in fixed.items()}
-    try:
-        yield
-    finally:
-        (graph.fixed_by_thread if targets is None else targets).pop(key, None)
+        return WholeImageStatistics(graph.fixed_by_thread, fixed)
+    return WholeImageStatistics(
+        targets, {name: value[0].cpu().numpy() for name, value in fixed.items()}
+    )
 
 
 _APPROXIMATE_OVERLAP = 64  # window overlap (input pixels) for graphs with padded layers

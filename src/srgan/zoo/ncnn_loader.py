@@ -71,9 +71,10 @@ def _bare_network(
     param = read_ncnn(param_path, bin_path)
     found = match_architecture(param)
     if not isinstance(found, str):
+        from srgan.zoo.registry import build  # its checks: plausible, shapes before memory
+
         architecture, hyperparameters, state = found
-        module = BY_NAME[architecture].build(**hyperparameters)
-        module.load_state_dict(state, strict=True)
+        module = build(name, architecture, dict(hyperparameters), state, param_path).module
         log.info("%s: recognised %s %s", name, architecture, hyperparameters)
         return module, architecture, hyperparameters
     log.info("%s: %s; running the ncnn graph", name, found)

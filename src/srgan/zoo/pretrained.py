@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,8 +84,12 @@ def ncnn_files(model: PretrainedModel) -> tuple[Path, Path]:
     return param, weights
 
 
-def load_pretrained_weights(model: PretrainedModel) -> CachedWeights:
-    """Converted weights from the cache, converting the ncnn originals on first use."""
+def load_pretrained_weights(
+    model: PretrainedModel, verify: Callable[[CachedWeights], None] | None = None
+) -> CachedWeights:
+    """Converted weights from the cache, converting the ncnn originals on first use. A
+    cached entry of another architecture, or one that `verify` raises on, is damaged
+    and converted again."""
     from srgan.zoo.cache import CachedWeights, load_or_convert
     from srgan.zoo.ncnn_format import ncnn_to_state_dict
 
@@ -93,4 +98,10 @@ def load_pretrained_weights(model: PretrainedModel) -> CachedWeights:
         architecture, hyperparameters, state = ncnn_to_state_dict(param, weights)
         return CachedWeights(state, architecture, dict(hyperparameters))
 
-    return load_or_convert(model.cache_key, convert)
+    def check(entry: CachedWeights) -> None:
+        if entry.architecture != model.architecture:
+            raise ValueError(f"it holds a {entry.architecture}, not a {model.architecture}")
+        if verify is not None:
+            verify(entry)
+
+    return load_or_convert(model.cache_key, convert, check)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
-import warnings
 from pathlib import Path
 
 import torch
 
 from srgan.defaults import DEFAULT_BICUBIC_SCALE
 from srgan.errors import BadInputError
-from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect, unwrap_state_dict
+from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect
 from srgan.zoo.bicubic import load_bicubic
+from srgan.zoo.cache import CachedWeights
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
 from srgan.zoo.ncnn_families import FAMILIES, is_family_name, resolve
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
+from srgan.zoo.weight_files import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,15 @@ def load_model(
         return load_bicubic(chosen)
     if name_or_path in PRETRAINED:
         spec = PRETRAINED[name_or_path]
-        weights = load_pretrained_weights(spec)
-        loaded = build(spec.name, weights.architecture, weights.hyperparameters, weights.state_dict)
+        built: list[LoadedModel] = []
+
+        def builds(entry: CachedWeights) -> None:  # a cache entry that does not is damaged
+            built.append(
+                build(spec.name, entry.architecture, entry.hyperparameters, entry.state_dict)
+            )
+
+        load_pretrained_weights(spec, builds)
+        loaded = built[-1]
     elif is_family_name(name_or_path):  # Real-CUGAN, waifu2x, RealSR: the scale picks the file
         from srgan.zoo.ncnn_loader import load_variant
 
@@ -65,26 +72,45 @@ def load_model(
 
 
 def build(
-    name: str, architecture: str, hyperparameters: Hyperparameters, state_dict: dict
+    name: str,
+    architecture: str,
+    hyperparameters: Hyperparameters,
+    state_dict: dict,
+    source: str | Path | None = None,
 ) -> LoadedModel:
+    """The eval-mode network of `architecture` with `state_dict`'s weights. Its
+    hyper-parameters and the file's keys and shapes are checked before anything is
+    allocated; BadInputError names `source` (default `name`) and what is wrong."""
     arch = BY_NAME[architecture]
+    where = source or name
+    implausible = arch.out_of_range(hyperparameters)
+    if implausible:
+        raise BadInputError(f"{where}: not a plausible {architecture} ({implausible})")
     in_channels, out_channels = (
         arch.in_channels(hyperparameters),
         arch.out_channels(hyperparameters),
     )
     if in_channels != out_channels or in_channels not in (1, 3):
         raise BadInputError(
-            f"{name}: a {architecture} with {in_channels} input and {out_channels} output "
+            f"{where}: a {architecture} with {in_channels} input and {out_channels} output "
             "channels; srgan runs gray (1 -> 1) and colour (3 -> 3) models"
         )
-    module = arch.build(**hyperparameters)
-    module.load_state_dict(state_dict, strict=True)
+    try:
+        module = arch.load(state_dict, hyperparameters)
+    except ValueError as exc:  # keys or shapes that do not fit
+        raise BadInputError(f"{where}: looks like {architecture} but {exc}") from exc
+    except RuntimeError as exc:  # e.g. a dtype that does not convert
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) < 300 else detail[:297] + "..."
+        raise BadInputError(
+            f"{where}: looks like {architecture} but does not load ({detail})"
+        ) from exc
     module.eval().requires_grad_(False)
     descriptor = ModelDescriptor(
         name=name,
         architecture=architecture,
         scale=arch.scale(hyperparameters),
-        in_channels=arch.in_channels(hyperparameters),
+        in_channels=in_channels,
         size_multiple=arch.size_multiple(hyperparameters),
         parameters=sum(p.numel() for p in module.parameters()),
         memory_per_pixel=arch.memory_per_pixel(hyperparameters),
@@ -97,6 +123,8 @@ def load_file(path: Path) -> LoadedModel:
     if path.is_dir():
         path = _generator_in(path)
     if not path.is_file():
+        if path.exists():  # a FIFO or a device would block or never end
+            raise BadInputError(f"{path}: not a regular file (a model is a weights file)")
         raise BadInputError(f"{path}: no such model file")
     suffix = path.suffix.lower()
     if suffix == ".param":
@@ -106,41 +134,14 @@ def load_file(path: Path) -> LoadedModel:
         if not weights.is_file():
             raise BadInputError(f"{path}: its weights {weights.name} are not beside it")
         return load_ncnn_file(path, weights)
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     found = detect(state)
     if found is None:
         names = ", ".join(BY_NAME)
         raise BadInputError(f"{path}: weights match no supported architecture ({names})")
     arch, hyperparameters = found
     log.info("%s: recognised %s %s", path, arch.name, hyperparameters)
-    try:
-        return build(path.stem, arch.name, hyperparameters, state)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())
-        detail = detail if len(detail) < 300 else detail[:297] + "..."
-        raise BadInputError(f"{path}: looks like {arch.name} but does not load ({detail})") from exc
-
-
-def _read_state_dict(path: Path) -> dict:
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file as load_safetensors
-
-            return load_safetensors(str(path))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on old pickle protocols
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        return unwrap_state_dict(checkpoint)
-    except pickle.UnpicklingError as exc:
-        if "unsupported global" not in str(exc).lower():
-            raise BadInputError(f"{path}: not a readable weights file (not a torch file)") from exc
-        # torch's own message suggests weights_only=False, which would run arbitrary code.
-        raise BadInputError(
-            f"{path}: holds objects other than tensors; srgan loads only plain state dicts"
-        ) from exc
-    except Exception as exc:  # zip, pickle and safetensors errors have many classes
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(f"{path}: not a readable weights file ({reason})") from exc
+    return build(path.stem, arch.name, hyperparameters, state, source=path)
 
 
 def _generator_in(folder: Path) -> Path:

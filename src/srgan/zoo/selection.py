@@ -136,7 +136,7 @@ def variant_onnx_file(variant: NcnnVariant, with_statistics: bool = False) -> Pa
 
         export_variant_onnx(variant, path, with_statistics)
 
-    return cached_file(f"{variant.name}-{digest}{kind}-opset{ONNX_OPSET}.onnx", build)
+    return cached_file(f"{variant.name}-{digest}{kind}-opset{ONNX_OPSET}.onnx", build, check_onnx)
 
 
 def onnx_file(spec: PretrainedModel) -> Path:
@@ -147,4 +147,11 @@ def onnx_file(spec: PretrainedModel) -> Path:
 
         export_onnx(load_model(spec.name).module, path)
 
-    return cached_file(f"{spec.cache_key}-opset{ONNX_OPSET}.onnx", build)
+    return cached_file(f"{spec.cache_key}-opset{ONNX_OPSET}.onnx", build, check_onnx)
+
+
+def check_onnx(path: Path) -> None:
+    """Raise unless `path` is a well-formed ONNX model (as fast as hashing it)."""
+    import onnx
+
+    onnx.checker.check_model(str(path))
