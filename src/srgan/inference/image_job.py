@@ -23,6 +23,7 @@ from srgan.inference.upscaler import (
     AnyModel,
     TileProgress,
     UpscaleOptions,
+    exact_tile_pad,
     tile_for_size,
     upscale_rows,
 )
@@ -108,7 +109,7 @@ def _plan_with_tile(
         scale,
         outscale,
         tile,
-        options.tile_pad,
+        exact_tile_pad(model, tile, options.tile_pad),
         descriptor.memory_per_pixel,
         half_precision=options.precision != "fp32",
         activations_on_host=options.device == "cpu",

@@ -238,7 +238,11 @@ def model_rows(
     for index, (selection, forward, pad) in enumerate(groups):
         source = image.pixels[..., selection]
         if is_network and not (bicubic_alpha and index == len(groups) - 1):
-            pad = _exact_tile_pad(model, tile, pad)
+            exact = exact_tile_pad(model, tile, pad)
+            if exact != pad:
+                log.info("%s: tile padding %d -> %d, so that tiles match the whole image",
+                         model.name, pad, exact)  # fmt: skip
+            pad = exact
             forward = _with_whole_image_statistics(model, source, tile, forward)
         stream = tiled_rows(
             source,
@@ -285,14 +289,12 @@ def _interleave(
         yield out
 
 
-def _exact_tile_pad(model: AnyModel, tile: int, pad: int) -> int:
-    """Tiles of a network that reads `context` pixels around each output pixel are exact
-    with twice that padding (the blend ignores the outer half)."""
+def exact_tile_pad(model: AnyModel, tile: int, pad: int) -> int:
+    """The tile padding used: tiles of a network that reads `context` pixels around each
+    output pixel are exact with twice that (the blend ignores the outer half)."""
     context = model.descriptor.context
     if not tile or not context or pad >= 2 * context:
         return pad
-    log.info("%s: tile padding %d -> %d, so that tiles match the whole image", model.name,
-             pad, 2 * context)  # fmt: skip
     return 2 * context
 
 
