@@ -42,6 +42,9 @@ def test_a_config_file_then_flags(tmp_path: Path):
         ('models = ["nope"]\n', "unknown ['nope']"),
         ('default_model = "anime"\nmodels = ["bicubic"]\n', "default_model 'anime' is not in"),
         ("[rate_limit]\nburst = 0\n", "rate_limit.burst"),
+        ('[model_files]\nnatural = "serve.toml"\n', "'natural' must be a new name"),
+        ('[model_files]\n"../x" = "serve.toml"\n', "'../x' must be a new name"),
+        ('[model_files]\nmine = "/no/such.onnx"\n', "is not a file"),
     ],
 )
 def test_bad_settings_are_one_line_errors(tmp_path: Path, text: str, message: str):

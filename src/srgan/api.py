@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import overload
 
 import numpy as np
@@ -20,6 +21,7 @@ from srgan.inference.upscaler import (
     upscale_image,
 )
 from srgan.zoo.descriptor import LoadedModel
+from srgan.zoo.onnx_generic import GenericOnnx
 from srgan.zoo.registry import load_model as _load_model
 
 
@@ -35,18 +37,22 @@ def load_model(
 
 
 @overload
-def upscale(image: np.ndarray, model: LoadedModel | str = ..., **options) -> np.ndarray: ...
-@overload
-def upscale(image: PILImage.Image, model: LoadedModel | str = ..., **options) -> PILImage.Image: ...
+def upscale(
+    image: np.ndarray, model: LoadedModel | GenericOnnx | str = ..., **options
+) -> np.ndarray: ...
 @overload
 def upscale(
-    image: Image | str | os.PathLike[str], model: LoadedModel | str = ..., **options
+    image: PILImage.Image, model: LoadedModel | GenericOnnx | str = ..., **options
+) -> PILImage.Image: ...
+@overload
+def upscale(
+    image: Image | str | os.PathLike[str], model: LoadedModel | GenericOnnx | str = ..., **options
 ) -> Image: ...
 
 
 def upscale(
     image,
-    model: LoadedModel | str = DEFAULT_MODEL,
+    model: LoadedModel | GenericOnnx | str = DEFAULT_MODEL,
     *,
     outscale: float | None = None,
     tile: int | None = None,
@@ -59,9 +65,20 @@ def upscale(
     """Upscale an image given as a path, an `srgan.imaging.Image`, a numpy array
     ((H, W) or (H, W, C), uint8 or uint16) or a PIL image; returns the same kind
     (an `Image` for paths). Tiles are blended seamlessly; alpha, depth and gray are kept.
-    `device` defaults to the device the model is on."""
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, device or "auto")
-    if device is None:
+    `device` defaults to the device the model is on. An .onnx file of any architecture
+    runs with ONNX Runtime on the CPU."""
+    from srgan.zoo.selection import is_onnx_file, open_onnx_file
+
+    loaded: LoadedModel | GenericOnnx
+    if isinstance(model, LoadedModel | GenericOnnx):
+        loaded = model
+    elif is_onnx_file(str(model)):
+        loaded = open_onnx_file(Path(model))
+    else:
+        loaded = load_model(model, device or "auto")
+    if isinstance(loaded, GenericOnnx):
+        target = "cpu"
+    elif device is None:
         target = str(loaded.device)
     else:
         target = str(device) if isinstance(device, torch.device) else resolve_device(device)

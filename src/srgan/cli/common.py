@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,9 @@ from srgan.inference.batch import (
     plan,
     run_batch,
 )
+
+if TYPE_CHECKING:
+    from srgan.zoo.onnx_generic import OnnxHints
 
 MaxPixels = Annotated[
     int,
@@ -221,3 +224,43 @@ def parse_size(text: str) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise BadInputError(f"--size {text!r}: width and height must be positive")
     return height, width
+
+
+OnnxLayout = Annotated[
+    str | None,
+    typer.Option(
+        "--onnx-layout",
+        help="An .onnx model's input layout, nchw or nhwc (default: read from the graph).",
+    ),
+]
+OnnxRange = Annotated[
+    float | None,
+    typer.Option(
+        "--onnx-range",
+        help="An .onnx model's value range, 1 or 255 (default: its metadata, else measured).",
+    ),
+]
+OnnxOrder = Annotated[
+    str | None,
+    typer.Option(
+        "--onnx-order",
+        help="An .onnx model's channel order, rgb or bgr (default: its metadata, else rgb).",
+    ),
+]
+
+
+def onnx_hints(layout: str | None, value_range: float | None, order: str | None) -> OnnxHints:
+    """The --onnx-* flags, checked."""
+    from srgan.zoo.onnx_generic import OnnxHints
+
+    if layout is not None and layout.upper() not in ("NCHW", "NHWC"):
+        raise BadInputError(f"--onnx-layout {layout!r}: use nchw or nhwc")
+    if value_range is not None and value_range not in (1.0, 255.0):
+        raise BadInputError(f"--onnx-range {value_range:g}: use 1 or 255")
+    if order is not None and order.upper() not in ("RGB", "BGR"):
+        raise BadInputError(f"--onnx-order {order!r}: use rgb or bgr")
+    return OnnxHints(
+        "NHWC" if layout and layout.upper() == "NHWC" else "NCHW" if layout else None,
+        value_range,
+        "BGR" if order and order.upper() == "BGR" else "RGB" if order else None,
+    )

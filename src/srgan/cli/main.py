@@ -11,6 +11,8 @@ import typer
 from srgan import __version__
 from srgan.cli import console
 from srgan.cli.bench_cmds import benchmark, profile_memory
+from srgan.cli.compare_cmd import compare
+from srgan.cli.convert_cmd import convert
 from srgan.cli.dataset_cmds import dataset_app
 from srgan.cli.devices_cmd import devices
 from srgan.cli.metric_cmds import evaluate, psnr
@@ -38,6 +40,8 @@ app.command("downscale")(downscale)
 app.command("video")(video)
 app.command("psnr")(psnr)
 app.command("eval")(evaluate)
+app.command("compare")(compare)
+app.command("convert")(convert)
 app.command("models")(models)
 app.command("devices")(devices)
 app.command("benchmark")(benchmark)

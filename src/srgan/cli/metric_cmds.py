@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import Conservative, Denoise, MaxPixels, model_variant
+from srgan.cli.common import (
+    Conservative,
+    Denoise,
+    MaxPixels,
+    OnnxLayout,
+    OnnxOrder,
+    OnnxRange,
+    model_variant,
+    onnx_hints,
+)
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
 
 if TYPE_CHECKING:
@@ -85,6 +94,9 @@ def evaluate(
     ] = DEFAULT_VSR_WINDOW,
     as_json: JsonFlag = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    onnx_layout: OnnxLayout = None,
+    onnx_range: OnnxRange = None,
+    onnx_order: OnnxOrder = None,
 ) -> None:
     """Benchmark models on an HR folder: MATLAB-bicubic LR, PSNR/SSIM on Y, border = scale.
 
@@ -94,7 +106,9 @@ def evaluate(
     from srgan.inference import evaluate as evaluation
     from srgan.inference.vsr import TemporalWindows
     from srgan.zoo.registry import load_model
+    from srgan.zoo.selection import is_onnx_file, open_onnx_file
 
+    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     windows = TemporalWindows(window)
     by_clip = clips or evaluation.holds_clips(dataset)
     items = evaluation.dataset_clips(dataset) if by_clip else evaluation.dataset_images(dataset)
@@ -106,7 +120,12 @@ def evaluate(
         model_variant(name, scale, denoise, conservative) if is_family_name(name) else name
         for name in models
     ]
-    loaded = [load_model(name, scale) for name in models]
+    loaded = [
+        open_onnx_file(Path(name), scale, hints=hints)
+        if is_onnx_file(name)
+        else load_model(name, scale)
+        for name in models
+    ]
     with console.progress_bar("evaluate", len(items)) as bar:
         if by_clip:
             tables = evaluation.evaluate_clips(

@@ -18,6 +18,9 @@ from srgan.cli.common import (
     Denoise,
     MaxMemory,
     MaxPixels,
+    OnnxLayout,
+    OnnxOrder,
+    OnnxRange,
     Pattern,
     PngCompression,
     Quality,
@@ -29,6 +32,7 @@ from srgan.cli.common import (
     Threads,
     batch_settings,
     model_variant,
+    onnx_hints,
     parse_size,
     plan_for,
     run_jobs,
@@ -103,6 +107,9 @@ def upscale(
     ] = "auto",
     half: Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 inference.")] = False,
+    onnx_layout: OnnxLayout = None,
+    onnx_range: OnnxRange = None,
+    onnx_order: OnnxOrder = None,
     suffix: Annotated[str, typer.Option("--suffix", help="Add _SUFFIX to output names.")] = "",
     ext: Annotated[
         str, typer.Option("--ext", help="Output format for folders: auto (keep), png, jpg...")
@@ -145,7 +152,8 @@ def upscale(
         raise BadInputError(str(exc)) from None
     model = model_variant(model, scale, denoise, conservative)
     jobs = plan_for(source, target, settings, suffix, ext)
-    loaded = open_model(model, scale, options.device, options.precision, backend)
+    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
+    loaded = open_model(model, scale, options.device, options.precision, backend, hints)
     runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
 

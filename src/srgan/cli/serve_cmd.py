@@ -1,4 +1,5 @@
-"""`srgan serve`: the web API and page; `srgan serve keys add|list|revoke`: API keys."""
+"""`srgan serve`: the web API and pages; `srgan serve keys add|list|revoke`: API keys;
+`srgan serve votes`: the A/B page's results."""
 
 from __future__ import annotations
 
@@ -179,6 +180,43 @@ def revoke_key(
         )
         return
     console.note(f"revoked key {record.id} ({record.name!r}, matched by {revocation.matched_by})")
+
+
+@serve_app.command("votes")
+def votes(
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The blind A/B votes of the /compare page, per pair of models: wins, "same", and
+    the first model's win rate (ties left out) with its 95% Wilson score interval."""
+    from srgan.serve.ab import TrialStore
+    from srgan.serve.database import Database
+    from srgan.serve.settings import load_settings
+
+    settings = load_settings(config, data_dir=data_dir)
+    if not settings.database_path.is_file():
+        raise SrganError(f"{settings.data_dir}: no server database here (no votes yet)")
+    tallies = TrialStore(Database(settings.database_path)).tallies()
+    if as_json:
+        console.print_result(json.dumps([t.as_dict() for t in tallies], indent=2))
+        return
+    if not tallies:
+        console.print_result("no votes yet")
+        return
+    pairs = [f"{t.first} vs {t.second}" for t in tallies]
+    width = max(4, *(len(p) for p in pairs))
+    lines = [f"{'pair':<{width}}  votes  {'wins':>9}  same  win rate of the first (95% interval)"]
+    for pair, tally in zip(pairs, tallies, strict=True):
+        wins = f"{tally.first_wins} : {tally.second_wins}"
+        rate, interval = tally.first_rate, tally.interval
+        shown = (
+            "-"
+            if rate is None or interval is None
+            else (f"{rate:.0%} ({interval[0]:.0%} - {interval[1]:.0%})")
+        )
+        lines.append(f"{pair:<{width}}  {tally.votes:>5}  {wins:>9}  {tally.same:>4}  {shown}")
+    console.print_result("\n".join(lines))
 
 
 def _time(seconds: float) -> str:

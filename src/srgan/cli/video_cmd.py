@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import Conservative, Denoise, model_variant
+from srgan.cli.common import (
+    Conservative,
+    Denoise,
+    OnnxLayout,
+    OnnxOrder,
+    OnnxRange,
+    model_variant,
+    onnx_hints,
+)
 from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
 from srgan.inference.batch import failure_message
@@ -23,6 +31,7 @@ from srgan.zoo.selection import open_model
 if TYPE_CHECKING:
     from srgan.inference.tiling import Forward
     from srgan.inference.upscaler import AnyModel
+    from srgan.zoo.onnx_generic import OnnxHints
 
 log = logging.getLogger("srgan.cli")
 
@@ -72,6 +81,9 @@ def video(
     backend: Annotated[
         str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn (as upscale).")
     ] = "auto",
+    onnx_layout: OnnxLayout = None,
+    onnx_range: OnnxRange = None,
+    onnx_order: OnnxOrder = None,
     codec: Annotated[
         str | None,
         typer.Option(
@@ -151,6 +163,7 @@ def video(
     )
     options = _upscale_options(tile, outscale, device)
     model = model_variant(model, scale, denoise, conservative)
+    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     try:
         if preview is not None:
             unused = {
@@ -165,7 +178,7 @@ def video(
             if given := [flag for flag, value in unused.items() if value is not None]:
                 log.warning(f"--preview writes single PNG frames: {', '.join(given)} not used")
             preview_job = pipeline.plan_preview(source, target, preview, time_range)
-            loaded, runner = _load(model, options, backend, scale)
+            loaded, runner = _load(model, options, backend, hints, scale)
             with console.rate_progress(f"preview {source.name}", "frames/s") as progress:
                 written = pipeline.preview_video(preview_job, loaded, options, progress, runner)
             console.note(f"video: {len(written)} preview frames in {target}")
@@ -189,7 +202,7 @@ def video(
             job.probe.codec,
             job.probe.pix_fmt,
         )
-        loaded, runner = _load(model, options, backend, scale)
+        loaded, runner = _load(model, options, backend, hints, scale)
         with console.rate_progress(source.name) as progress:
             report = pipeline.upscale_video(job, loaded, options, progress, runner)
     except SrganError:
@@ -212,8 +225,12 @@ def _upscale_options(tile: int | None, outscale: float | None, device: str) -> U
 
 
 def _load(
-    name: str, options: UpscaleOptions, backend: str, scale: float | None = None
+    name: str,
+    options: UpscaleOptions,
+    backend: str,
+    hints: OnnxHints,
+    scale: float | None = None,
 ) -> tuple[AnyModel, Forward]:
-    loaded = open_model(name, scale, options.device, options.precision, backend)
+    loaded = open_model(name, scale, options.device, options.precision, backend, hints)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
     return loaded, make_runner(loaded, options)  # one runner for every frame

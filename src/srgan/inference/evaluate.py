@@ -18,7 +18,7 @@ from srgan.imaging.io import Image, list_images, read_image
 from srgan.imaging.transform import crop_to_multiple, resize_image
 from srgan.inference.image_job import read_within
 from srgan.inference.job_memory import memory_limit
-from srgan.inference.upscaler import UpscaleOptions, upscale_image
+from srgan.inference.upscaler import AnyModel, UpscaleOptions, upscale_image
 from srgan.inference.vsr import DEFAULT_WINDOWS, TemporalWindows, upscale_frames
 from srgan.zoo.descriptor import LoadedModel
 
@@ -156,7 +156,7 @@ def dataset_images(dataset: Path) -> list[Path]:
 
 
 def evaluate_models(
-    models: Sequence[LoadedModel],
+    models: Sequence[AnyModel],
     paths: Sequence[Path],
     scale: int,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -176,14 +176,19 @@ def evaluate_models(
         lr = resize_image(hr, scale=1 / scale)
         for model, table in zip(models, tables, strict=True):
             # Untiled, like the papers, on the device the model already lives on.
-            sr = upscale_image(model, lr, UpscaleOptions(tile=0, device=str(model.device)))
+            sr = upscale_image(model, lr, UpscaleOptions(tile=0, device=device_of(model)))
             table.images.append(score(path.stem, sr, hr, crop_border=scale))
         if progress:
             progress(path.stem)
     return tables
 
 
-def _check_scales(models: Sequence[LoadedModel], scale: int) -> None:
+def device_of(model: AnyModel) -> str:
+    """Where a model runs: a PyTorch model's device; ONNX Runtime and ncnn on the CPU."""
+    return str(model.device) if isinstance(model, LoadedModel) else "cpu"
+
+
+def _check_scales(models: Sequence[AnyModel], scale: int) -> None:
     for model in models:
         if model.scale != scale:
             raise BadInputError(f"model {model.name} upscales x{model.scale:g}, not x{scale}")
@@ -247,7 +252,7 @@ def dataset_clips(dataset: Path) -> list[Clip]:
 
 
 def evaluate_clips(
-    models: Sequence[LoadedModel],
+    models: Sequence[AnyModel],
     clips: Sequence[Clip],
     scale: int,
     windows: TemporalWindows = DEFAULT_WINDOWS,
@@ -277,7 +282,7 @@ def evaluate_clips(
 
 
 def _clip_frame_scores(
-    model: LoadedModel,
+    model: AnyModel,
     clip: Clip,
     scale: int,
     windows: TemporalWindows,
@@ -294,7 +299,7 @@ def _clip_frame_scores(
             yield resize_image(hr, scale=1 / scale)
 
     # Untiled, like the papers, on the device the model already lives on.
-    options = UpscaleOptions(tile=0, device=str(model.device))
+    options = UpscaleOptions(tile=0, device=device_of(model))
     outputs: Iterator[np.ndarray] = (
         upscale_frames(model, (lr.pixels for lr in low_resolution()), options, windows)
         if model.descriptor.temporal

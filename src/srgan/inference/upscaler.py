@@ -23,6 +23,7 @@ from srgan.imaging.io import Image
 from srgan.imaging.rows import RowStream, collect, stream_array
 from srgan.inference.tiling import Forward, auto_tile_size, available_memory_bytes, tiled_rows
 from srgan.zoo.ncnn_model import NcnnModel
+from srgan.zoo.onnx_generic import GenericOnnx
 from srgan.zoo.onnx_model import OnnxModel
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 Precision = Literal["fp32", "fp16", "bf16"]
 AlphaMode = Literal["model", "bicubic"]
 TileProgress = Callable[[int, int], None]
-AnyModel: TypeAlias = "LoadedModel | NcnnModel | OnnxModel"
+AnyModel: TypeAlias = "LoadedModel | NcnnModel | OnnxModel | GenericOnnx"
 
 _BICUBIC_PAD = 3  # the bicubic kernel reaches 2 input pixels: 3 makes tiles exact
 _TILE_BUDGET_FRACTION = 0.25
@@ -127,6 +128,20 @@ def tile_for_size(
 
     On the CPU the band of output rows a row of tiles fills (float32, the whole output
     width) shares the budget with the activations: a wide image gets shorter tiles."""
+    largest = model.max_tile_input if isinstance(model, GenericOnnx) else 0
+    if largest:  # a fixed input size: tiles and their context must fit in it
+        core = largest - 2 * options.tile_pad
+        if core < MIN_TILE and core < max(height, width):
+            raise BadInputError(
+                f"{model.name} takes {largest}x{largest} inputs: --tile-pad "
+                f"{options.tile_pad} leaves tiles of {core} pixels; use --tile-pad "
+                f"{max(0, (largest - MIN_TILE) // 2)} or less"
+            )
+        if options.tile is not None and 0 < options.tile <= core:
+            return options.tile
+        if options.tile is not None:
+            log.info("%s: tiles of %d, as its fixed input size allows", model.name, core)
+        return 0 if core >= max(height, width) else core
     if options.tile is not None:
         return options.tile
     if not model.descriptor.tileable or model.descriptor.memory_per_pixel <= 0:
@@ -159,7 +174,7 @@ def tile_for_budget(
 
 
 def backend_name(model: AnyModel) -> str:
-    if isinstance(model, OnnxModel):
+    if isinstance(model, OnnxModel | GenericOnnx):
         return "onnxruntime"
     return "ncnn" if isinstance(model, NcnnModel) else "torch"
 
@@ -168,6 +183,10 @@ def make_runner(model: AnyModel, options: UpscaleOptions, threads: int | None = 
     """The tile forward for a model. ONNX Runtime and ncnn get `threads` (default: the
     cores shared between parallel images); PyTorch uses its global thread setting."""
     cores = os.cpu_count() or 1
+    if isinstance(model, GenericOnnx):
+        from srgan.inference.onnx_generic import GenericOnnxRunner
+
+        return GenericOnnxRunner(model, threads or cores)
     if isinstance(model, OnnxModel):
         from srgan.inference.onnx_backend import OrtRunner
 

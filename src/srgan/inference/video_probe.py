@@ -17,6 +17,8 @@ from pathlib import Path
 
 import av
 from av.container import InputContainer
+from av.error import FFmpegError, InvalidDataError
+from av.stream import Disposition
 from av.video.stream import VideoStream
 
 from srgan.errors import BadInputError
@@ -113,9 +115,9 @@ def open_input(source: Path) -> InputContainer:
     check_regular(source, "a video file")
     try:
         return av.open(str(source), metadata_errors="replace")
-    except av.error.InvalidDataError:
+    except InvalidDataError:
         raise BadInputError(f"{shown(source)}: not a video file (FFmpeg cannot read it)") from None
-    except (av.FFmpegError, OSError) as exc:
+    except (FFmpegError, OSError) as exc:
         raise BadInputError(f"{shown(source)}: cannot open it ({one_line(exc)})") from None
 
 
@@ -125,7 +127,7 @@ def one_line(exc: BaseException) -> str:
 
 def _video_stream(container: InputContainer, source: Path) -> VideoStream:
     """The first real video stream (cover pictures of audio files do not count)."""
-    attached = av.stream.Disposition.attached_pic
+    attached = Disposition.attached_pic
     streams = [s for s in container.streams.video if not s.disposition & attached]
     if not streams:
         raise BadInputError(f"{source}: has no video stream; give a video file")
@@ -207,16 +209,17 @@ def seek_before(container: InputContainer, stream: VideoStream, start: Fraction 
 
 
 def frame_time(frame: av.VideoFrame, time_base: Fraction) -> Fraction:
-    return Fraction(frame.pts) * time_base
+    """Seconds; a frame without a timestamp counts as time 0."""
+    return Fraction(frame.pts or 0) * time_base
 
 
 def decode_packet(stream: VideoStream, packet: av.Packet, source: Path) -> list[av.VideoFrame]:
     try:
         return stream.decode(packet)
-    except av.error.InvalidDataError as exc:
+    except InvalidDataError as exc:
         log.info("%s: skipped a damaged video packet (%s)", source, one_line(exc))
         return []
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         raise BadInputError(f"{source}: the video cannot be decoded ({one_line(exc)})") from None
 
 

@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 import av
+from av.audio.stream import AudioStream
+from av.codec.codec import Codec, UnknownCodecError
 from av.container import InputContainer, OutputContainer
+from av.error import FFmpegError
 from av.stream import Stream
+from av.subtitles.stream import SubtitleStream
 
 from srgan.errors import BadInputError
 
@@ -184,8 +188,8 @@ def container_format(target: Path) -> str:
 
 def _available(spec: EncoderSpec) -> bool:
     try:
-        av.codec.Codec(spec.name, "w")
-    except av.codec.codec.UnknownCodecError:
+        Codec(spec.name, "w")
+    except UnknownCodecError:
         return False
     return True
 
@@ -273,7 +277,7 @@ def encoder_settings(
     if chosen_preset not in spec.presets:
         raise BadInputError(f"--preset {preset!r}: {spec.name} takes {', '.join(spec.presets)}")
     options[spec.preset_option] = chosen_preset
-    supported = [f.name for f in av.codec.Codec(spec.name, "w").video_formats or ()]
+    supported = [f.name for f in Codec(spec.name, "w").video_formats or ()]
     if pix_fmt is not None:
         if pix_fmt not in supported:
             raise BadInputError(f"--pix-fmt {pix_fmt}: {spec.name} takes {', '.join(supported)}")
@@ -372,8 +376,8 @@ class CopiedStream:
 @dataclass
 class TranscodedAudio:
     output: OutputContainer
-    source: Stream
-    stream: Stream
+    source: AudioStream
+    stream: AudioStream
     description: str
 
     def write(self, packet: av.Packet) -> None:
@@ -389,8 +393,8 @@ class TranscodedAudio:
 @dataclass
 class TranscodedSubtitles:
     output: OutputContainer
-    source: Stream
-    stream: Stream
+    source: SubtitleStream
+    stream: SubtitleStream
     description: str
 
     def write(self, packet: av.Packet) -> None:
@@ -447,10 +451,10 @@ def _carry(stream: Stream, output: OutputContainer, keep_audio: bool) -> SideStr
     if stream.type == "data" or stream.codec_context is None:
         log.info("%s dropped: data streams are not carried over", label)
         return None
-    if stream.type == "audio":
+    if isinstance(stream, AudioStream):
         copied = _try_copy(stream, output, label)
         return copied or _transcode_audio(stream, output, label)
-    if stream.type == "subtitle":
+    if isinstance(stream, SubtitleStream):
         copied = _try_copy(stream, output, label)
         return copied or _transcode_subtitles(stream, output, label)
     log.info("%s dropped", label)
@@ -497,19 +501,19 @@ def fresh_tags(metadata: dict[str, str]) -> dict[str, str]:
 def copy_stream_tags(source: Stream, target: Stream) -> None:
     """Language, title and the default/forced flags."""
     target.metadata.update(fresh_tags(source.metadata))
-    target.disposition = source.disposition.value
+    target.disposition = source.disposition
 
 
-def _transcode_audio(stream: Stream, output: OutputContainer, label: str) -> SideStream | None:
+def _transcode_audio(stream: AudioStream, output: OutputContainer, label: str) -> SideStream | None:
     codec = "libopus" if output.format.name == "webm" else "aac"
-    rates = av.codec.Codec(codec, "w").audio_rates or ()
+    rates = Codec(codec, "w").audio_rates or ()
     rate = stream.codec_context.sample_rate
     if rates and rate not in rates:
         rate = 48000
     try:
         target = output.add_stream(codec, rate=rate)
         target.layout = stream.codec_context.layout
-    except (ValueError, av.FFmpegError):
+    except (ValueError, FFmpegError):
         log.warning("%s dropped: it cannot be copied or re-encoded into this file", label)
         return None
     copy_stream_tags(stream, target)
@@ -525,7 +529,9 @@ def _transcode_audio(stream: Stream, output: OutputContainer, label: str) -> Sid
 _TEXT_SUBTITLE_CODEC = {"mp4": "mov_text", "mov": "mov_text", "matroska": "ass", "webm": "webvtt"}
 
 
-def _transcode_subtitles(stream: Stream, output: OutputContainer, label: str) -> SideStream | None:
+def _transcode_subtitles(
+    stream: SubtitleStream, output: OutputContainer, label: str
+) -> SideStream | None:
     codec = _TEXT_SUBTITLE_CODEC[output.format.name]
     if not stream.codec_context.codec.text_sub:
         log.warning(
@@ -537,8 +543,11 @@ def _transcode_subtitles(stream: Stream, output: OutputContainer, label: str) ->
     decoder = stream.codec_context
     decoder.open(strict=False)  # text decoders make the ASS header that encoders need
     target = output.add_stream(codec)
+    if not isinstance(target, SubtitleStream):
+        raise TypeError(f"{codec} made a {target.type} stream, not a subtitle stream")
     target.time_base = stream.time_base
-    target.codec_context.time_base = stream.time_base
+    if stream.time_base is not None:
+        target.codec_context.time_base = stream.time_base
     target.codec_context.subtitle_header = decoder.subtitle_header
     copy_stream_tags(stream, target)
     log.warning("%s converted to %s for %s", label, codec, a_file(output.format.name))
@@ -559,6 +568,8 @@ def copy_chapters(
     chapters = []
     for chapter in source.chapters():
         base = chapter["time_base"]
+        if base is None:
+            continue
         start_s, end_s = chapter["start"] * base - shift, chapter["end"] * base - shift
         if end_s <= 0 or (end is not None and start_s >= end - shift):
             continue

@@ -5,7 +5,6 @@ HTTPException: see `Refusal` for why.
 """
 
 import logging
-import math
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from pydantic import ValidationError
 from srgan import __version__
 from srgan.defaults import DEFAULT_TILE_PAD
 from srgan.errors import BadInputError, ImageTooLargeError
+from srgan.serve.ab_routes import add_ab_routes
 from srgan.serve.auth import Caller
 from srgan.serve.context import ServerContext
 from srgan.serve.engine import Cancelled, CancelToken
@@ -39,7 +39,8 @@ from srgan.serve.schemas import (
     UpscaleParams,
 )
 from srgan.serve.settings import ServeSettings
-from srgan.serve.store import JobRecord, QueueFullError
+from srgan.serve.store import JobRecord
+from srgan.serve.submit import create_job, refused
 from srgan.serve.uploads import Upload, read_upload
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def create_app(settings: ServeSettings) -> ObserveRequests:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal_error)
     _add_routes(app, context)
+    add_ab_routes(app, context, str(STATIC / "compare.html"))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     limited = RequestLimits(app, MAX_HEAD_BYTES, settings.max_body_bytes)
     return ObserveRequests(limited, context.metrics)
@@ -110,10 +112,6 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
 
 async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, 500)
-
-
-def refused(refusal: Refusal) -> JSONResponse:
-    return JSONResponse({"detail": refusal.detail}, refusal.status, headers=refusal.headers)
 
 
 def _add_routes(app: FastAPI, context: ServerContext) -> None:
@@ -239,7 +237,7 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         upload = await checked_upload(image, params, synchronous=False)
         if isinstance(upload, Refusal):
             return refused(upload)
-        record = await anyio.to_thread.run_sync(_create_job, context, upload, params, caller)
+        record = await anyio.to_thread.run_sync(create_job, context, upload, params, caller)
         if isinstance(record, Refusal):
             return refused(record)
         context.pool.notify()
@@ -351,37 +349,5 @@ def _compute(
     return encoded
 
 
-def _create_job(
-    context: ServerContext, upload: Upload, params: UpscaleParams, caller: Caller
-) -> JobRecord | Refusal:
-    settings = context.settings
-    try:
-        return context.store.create(
-            params,
-            params.cache_key(upload.sha256, context.engine.name),
-            caller.key_id,
-            (upload.width, upload.height),
-            upload.data,
-            settings.queue_size,
-        )
-    except QueueFullError:
-        return Refusal(
-            503,
-            f"the queue is full ({settings.queue_size} jobs); retry later",
-            {"Retry-After": str(_queue_wait_estimate(context))},
-        )
-    except OSError as exc:
-        log.error("could not store a job's input: %s", exc)
-        return Refusal(
-            503, "the server could not store the job; retry later", {"Retry-After": "30"}
-        )
-
-
 def _image_response(data: bytes, media_type: str, cache: str) -> Response:
     return Response(data, media_type=media_type, headers={"X-Srgan-Cache": cache})
-
-
-def _queue_wait_estimate(context: ServerContext) -> int:
-    """Seconds until the queue probably has room: the mean job time so far."""
-    mean = context.metrics.mean_job_seconds() or 10.0
-    return max(1, min(300, math.ceil(mean / max(1, context.settings.workers))))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from srgan.serve.ab import TrialStore
 from srgan.serve.auth import Gatekeeper, KeyStore, RateLimiter
 from srgan.serve.cache import ResultCache
 from srgan.serve.database import Database
@@ -32,6 +33,7 @@ class ServerContext:
         )
         self.metrics.read_store_with(self._snapshot)
         self.keys = KeyStore(self.db)
+        self.ab = TrialStore(self.db)
         self.gatekeeper = Gatekeeper(
             self.keys,
             RateLimiter(settings.rate_limit),
@@ -47,7 +49,11 @@ class ServerContext:
             settings.workers,
             settings.job_timeout_s,
         )
-        self.sweeper = Sweeper(self.store, min(60.0, max(1.0, settings.result_ttl_s / 4)))
+        self.sweeper = Sweeper(
+            self.store,
+            min(60.0, max(1.0, settings.result_ttl_s / 4)),
+            also=lambda: self.ab.prune(settings.result_ttl_s),
+        )
         self.recovery: Recovery | None = None
 
     def start(self) -> None:
@@ -60,6 +66,7 @@ class ServerContext:
                 self.settings.max_attempts,
             )
         self.store.expire()
+        self.ab.prune(self.settings.result_ttl_s)
         self.cache.evict()  # the cap may have been lowered since the last run
         self.pool.start()
         self.sweeper.start()

@@ -1,4 +1,5 @@
-"""The server's SQLite database (WAL): jobs, API keys and the result cache's index.
+"""The server's SQLite database (WAL): jobs, API keys, the result cache's index and the
+A/B preference trials.
 
 One file in the data folder, shared by the server's threads and by `srgan serve keys`
 in another process. Each thread gets its own connection; writes are short transactions.
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -52,6 +53,19 @@ CREATE TABLE IF NOT EXISTS cache_entries (
     last_used REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cache_by_use ON cache_entries (last_used);
+
+CREATE TABLE IF NOT EXISTS ab_trials (
+    id TEXT PRIMARY KEY,
+    key_id TEXT,
+    model_a TEXT NOT NULL,
+    model_b TEXT NOT NULL,
+    job_a TEXT NOT NULL,
+    job_b TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    choice TEXT CHECK (choice IN ('a', 'b', 'same')),
+    voted_at REAL
+);
+CREATE INDEX IF NOT EXISTS ab_trials_by_vote ON ab_trials (choice, created_at);
 """
 
 

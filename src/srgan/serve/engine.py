@@ -89,6 +89,8 @@ class Engine:
         return f"{self.device}/{self.settings.backend}/{self.settings.precision}"
 
     def scale_of(self, model: str) -> int:
+        if model in self.settings.model_files:  # measured when the file is opened
+            return int(self._open(model).model.scale)  # type: ignore[attr-defined]
         if model in PRETRAINED:
             return PRETRAINED[model].scale
         variant = find_variant(model)
@@ -115,6 +117,19 @@ class Engine:
                 for entry in entries
                 if entry is not None
             ]
+            for name, path in self.settings.model_files.items():
+                if name in self.settings.models:
+                    descriptor = self._open(name).model.descriptor  # type: ignore[attr-defined]
+                    self._catalog.append(
+                        ModelInfo(
+                            name=name,
+                            architecture=descriptor.architecture,
+                            scale=int(descriptor.scale),
+                            parameters=descriptor.parameters,
+                            description=f"the model file {path.name}",
+                            default=name == self.settings.default_model,
+                        )
+                    )
         return self._catalog
 
     def warm_up(self, name: str) -> None:
@@ -175,7 +190,10 @@ class Engine:
                 started = time.monotonic()
                 # bicubic is PyTorch's alone: the CPU backends run the named networks.
                 backend = "torch" if name == "bicubic" else self.settings.backend
-                model = open_model(name, None, self.device, self.settings.precision, backend)
+                source = str(self.settings.model_files.get(name, name))
+                if name in self.settings.model_files:
+                    backend = "auto"  # a file: ONNX Runtime for .onnx, PyTorch otherwise
+                model = open_model(source, None, self.device, self.settings.precision, backend)
                 runner = None
                 if name != "bicubic":
                     options = UpscaleOptions(precision=self.settings.precision, device=self.device)

@@ -63,7 +63,7 @@ class ObserveRequests:
         started = time.perf_counter()
         status = 500
         path = scope.get("path", "")
-        is_page = path == "/" or path.startswith("/static/")
+        is_page = path in ("/", "/compare") or path.startswith("/static/")
 
         response_started = False
 

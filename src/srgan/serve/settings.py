@@ -4,6 +4,7 @@ validated once here (pydantic); everything below receives a typed `ServeSettings
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from srgan.zoo.pretrained import PRETRAINED
 # family variant (anime-cugan-x3-denoise3) may be listed too
 NAMED_MODELS = (*PRETRAINED, *FAMILIES, "bicubic")
 MB = 1024 * 1024
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class RateLimit(BaseModel):
@@ -42,6 +44,11 @@ class ServeSettings(BaseModel):
     cors_origins: tuple[str, ...] = ()  # e.g. ("https://example.org",); none by default
 
     models: tuple[str, ...] = NAMED_MODELS  # the models clients may choose
+    # more models by name: an .onnx file of any architecture (run with ONNX Runtime) or a
+    # weights file (.pth, .safetensors, .param); list the names in `models` to serve them
+    model_files: dict[str, Path] = Field(default_factory=dict)
+    # the models the /compare page pits against each other (None: all of `models`)
+    ab_models: tuple[str, ...] | None = None
     default_model: str = DEFAULT_MODEL
     device: str = "auto"
     backend: Literal["auto", "torch", "onnxruntime", "ncnn"] = "auto"
@@ -78,16 +85,28 @@ class ServeSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ServeSettings:
-        unknown = [
-            name for name in self.models if name not in NAMED_MODELS and not find_variant(name)
-        ]
+        for name, path in self.model_files.items():
+            if name in NAMED_MODELS or find_variant(name) or not _MODEL_NAME.fullmatch(name):
+                raise ValueError(
+                    f"model_files: {name!r} must be a new name (letters, digits, . _ -)"
+                )
+            if not path.is_file():
+                raise ValueError(f"model_files: {name} = {str(path)!r} is not a file")
+        known = (*NAMED_MODELS, *self.model_files)
+        unknown = [name for name in self.models if name not in known and not find_variant(name)]
         if unknown:
             raise ValueError(
-                f"models: unknown {unknown} (known: {', '.join(NAMED_MODELS)}, and family "
-                "variants such as anime-cugan-x3-denoise3)"
+                f"models: unknown {unknown} (known: {', '.join(known)}, and family variants "
+                "such as anime-cugan-x3-denoise3)"
             )
         if not self.models:
             raise ValueError("models: name at least one model")
+        if self.ab_models is not None:
+            outside = [name for name in self.ab_models if name not in self.models]
+            if outside:
+                raise ValueError(f"ab_models: {outside} are not in models")
+            if len(set(self.ab_models)) < 2:
+                raise ValueError("ab_models: name at least two models")
         if self.default_model not in self.models:
             raise ValueError(f"default_model {self.default_model!r} is not in models")
         if self.sync_max_pixels > self.max_pixels:

@@ -133,7 +133,7 @@ class JobStore:
 
     def counts(self) -> dict[str, int]:
         rows = self.db.connection().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")
-        counts = dict.fromkeys(STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
         counts.update({state: count for state, count in rows})
         return counts
 

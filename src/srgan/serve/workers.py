@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from srgan.errors import BadInputError
 from srgan.imaging.io import write_bytes_atomically
@@ -163,11 +164,15 @@ class WorkerPool:
 
 
 class Sweeper:
-    """Deletes expired jobs and their results every `interval_s`."""
+    """Deletes expired jobs and their results every `interval_s`, and runs `also` (more
+    housekeeping: unvoted A/B trials) each time."""
 
-    def __init__(self, store: JobStore, interval_s: float) -> None:
+    def __init__(
+        self, store: JobStore, interval_s: float, also: Callable[[], int] | None = None
+    ) -> None:
         self.store = store
         self.interval_s = interval_s
+        self.also = also
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="srgan-sweeper", daemon=True)
 
@@ -184,5 +189,7 @@ class Sweeper:
                 removed = self.store.expire()
                 if removed:
                     log.info("deleted %d expired jobs", removed)
+                if self.also is not None:
+                    self.also()
             except Exception:
                 log.exception("could not delete expired jobs")

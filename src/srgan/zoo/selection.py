@@ -14,6 +14,7 @@ from srgan.zoo.cache import cached_file
 from srgan.zoo.descriptor import ModelDescriptor
 from srgan.zoo.ncnn_families import NcnnVariant, is_family_name, resolve
 from srgan.zoo.ncnn_model import NcnnModel
+from srgan.zoo.onnx_generic import GenericOnnx, OnnxHints
 from srgan.zoo.onnx_model import ONNX_OPSET, OnnxModel, export_onnx
 from srgan.zoo.pretrained import PRETRAINED, PretrainedModel, ncnn_files
 
@@ -72,8 +73,13 @@ def open_model(
     device: str = "cpu",
     precision: str = "fp32",
     backend: str = "auto",
-) -> LoadedModel | NcnnModel | OnnxModel:
-    """A model ready for `srgan.inference.upscaler`, on the backend `choose_backend` picks."""
+    onnx: OnnxHints | None = None,
+) -> LoadedModel | NcnnModel | OnnxModel | GenericOnnx:
+    """A model ready for `srgan.inference.upscaler`, on the backend `choose_backend` picks;
+    an .onnx file runs as it is with ONNX Runtime, whatever its architecture (`onnx`: what
+    the user says about its input)."""
+    if is_onnx_file(name_or_path):
+        return open_onnx_file(Path(name_or_path), scale, device, precision, backend, onnx)
     chosen = choose_backend(name_or_path, device, precision, backend)
     if chosen == "torch":
         from srgan.zoo.registry import load_model
@@ -137,6 +143,70 @@ def variant_onnx_file(variant: NcnnVariant, with_statistics: bool = False) -> Pa
         export_variant_onnx(variant, path, with_statistics)
 
     return cached_file(f"{variant.name}-{digest}{kind}-opset{ONNX_OPSET}.onnx", build, check_onnx)
+
+
+def is_onnx_file(name_or_path: str) -> bool:
+    return name_or_path not in PRETRAINED and Path(name_or_path).suffix.lower() == ".onnx"
+
+
+def open_onnx_file(
+    path: Path,
+    scale: float | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    backend: str = "auto",
+    hints: OnnxHints | None = None,
+) -> GenericOnnx:
+    """An ONNX file of any single-image architecture, checked and measured for ONNX Runtime."""
+    from srgan.zoo.onnx_generic import open_generic_onnx
+
+    if backend not in ("auto", "onnxruntime"):
+        raise BadInputError(f"{path}: an ONNX file runs with ONNX Runtime, not --backend {backend}")
+    if precision != "fp32":
+        raise BadInputError(
+            f"{path}: an ONNX file runs in the precision it was saved in: drop --half/--bf16 "
+            "(srgan convert --fp16 makes a half-precision file)"
+        )
+    if not installed("onnxruntime"):
+        raise BadInputError(f"{path}: ONNX files need: pip install onnxruntime onnx")
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such model file")
+    if _srgan_video_network(path):
+        return _video_network_from_onnx(path, scale, device)  # type: ignore[return-value]
+    if device != "cpu":
+        log.warning("%s: ONNX files run on the CPU with ONNX Runtime, not on %s", path, device)
+    hints = hints or OnnxHints()
+    model = open_generic_onnx(path, hints.layout, hints.value_range, hints.channel_order)
+    if scale is not None and scale != model.scale:
+        raise BadInputError(
+            f"model {model.name} upscales x{model.scale:g}; --scale {scale:g} does not match "
+            "(use --outscale for other output sizes)"
+        )
+    return model
+
+
+def _srgan_video_network(path: Path) -> bool:
+    """An srgan-written ONNX file of its video network (`srgan convert --frames N`)."""
+    from srgan.zoo.onnx_weights import load_onnx, metadata
+
+    return metadata(load_onnx(path)).get("srgan.layout") == "NTCHW"
+
+
+def _video_network_from_onnx(path: Path, scale: float | None, device: str) -> LoadedModel:
+    """srgan's video network takes windows of any length, which its ONNX export (a fixed
+    number of frames) cannot: it runs in PyTorch from the weights the file carries."""
+    from srgan.zoo.onnx_weights import onnx_to_state_dict
+    from srgan.zoo.registry import build
+
+    architecture, hyperparameters, state = onnx_to_state_dict(path)
+    loaded = build(path.stem, architecture, hyperparameters, state)
+    if scale is not None and scale != loaded.scale:
+        raise BadInputError(
+            f"model {loaded.name} upscales x{loaded.scale:g}; --scale {scale:g} does not match"
+        )
+    log.info("%s: srgan's video network, run in PyTorch from the file's weights", path)
+    loaded.module.to(device)
+    return loaded
 
 
 def onnx_file(spec: PretrainedModel) -> Path:
