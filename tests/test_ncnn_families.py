@@ -272,3 +272,14 @@ def test_window_statistics_equal_the_whole_image_pools() -> None:
     assert set(windowed) == set(whole)
     for name, value in whole.items():
         assert torch.allclose(windowed[name], value, atol=1e-5), name
+
+
+def test_compare_takes_a_variant_and_convert_names_the_families(tmp_path, cli, photos) -> None:
+    sheet = tmp_path / "sheet.png"
+    cli("compare", photos / "0.png", "-m", "waifu2x-anime-x2-denoise1", "-m", "bicubic",
+        "-o", sheet, "--backend", "torch", "-q")  # fmt: skip
+    assert PILImage.open(sheet).size[0] > 128
+    target = tmp_path / "cugan.onnx"
+    bad = cli("convert", "anime-cugan", target, check=False)
+    assert bad.returncode == 2 and "do not convert yet" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not target.exists()
