@@ -324,6 +324,8 @@ def _with_whole_image_statistics(
     statistics fixed while it runs a tile, computed before its first tile (see
     `srgan.zoo.global_stats`). The statistics belong to this forward, not to the thread,
     so interleaved streams (colour, alpha) each keep their own."""
+    if isinstance(model, GenericOnnx):  # any ONNX file: its own pools, nothing to fix
+        return forward
     if not (model.descriptor.global_statistics and tile and max(source.shape[:2]) > tile):
         return forward
     from srgan.zoo.global_stats import WholeImageStatistics, whole_image_statistics
