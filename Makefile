@@ -27,10 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# pyright in basic mode over src/ (pyproject.toml's [tool.pyright]; typings/ holds stubs
+# for compiled modules that ship none).
 typecheck: $(STAMP)
 	$(BIN)/pyright
 
-test: lint
+test: lint typecheck
 	$(BIN)/python -m pytest -q
 
 clean:

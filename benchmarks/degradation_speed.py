@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from srgan.inference.devices import cpu_model_name
+from srgan.inference.machine import cpu_model_name
 from srgan.training.data.degradation_config import DegradationConfig
 from srgan.training.data.degradations import (
     DegradationRng,

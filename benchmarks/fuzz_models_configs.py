@@ -406,9 +406,11 @@ def deep_pickle(depth: int) -> bytes:
 def _resume_cases(name: str, run: Path, photos: Path, clips: Path, marker: Path | None):
     tiny = [
         "--set",
-        "data.hr_size=32",
+        "data.crop=32",
         "--set",
-        'gan.content_loss="mse"',
+        "loss.perceptual.weight=0",
+        "--set",
+        "loss.pixel.weight=1",
         "--set",
         "tensorboard=false",
         "--batch-size",
@@ -429,7 +431,7 @@ def _resume_cases(name: str, run: Path, photos: Path, clips: Path, marker: Path 
         Case(
             "checkpoints",
             f"{name} (train)",
-            ["train", "--resume", "--train-hr", str(photos), "-o", str(run), *tiny],
+            ["train", "--resume", "--train", str(photos), "-o", str(run), *tiny],
             marker,
         ),
         Case(
@@ -462,17 +464,17 @@ def config_cases(root: Path) -> list[Case]:
             ),
             "yaml_binary": ("c.yaml", b"seed: !!binary aGVsbG8=\n"),
             "yaml_set": ("c.yaml", b"seed: !!set {a, b}\n"),
-            "yaml_timestamp_for_float": ("c.yaml", b"pretrain:\n  lr: 2001-12-14\n"),
+            "yaml_timestamp_for_float": ("c.yaml", b"optim:\n  lr: 2001-12-14\n"),
             "yaml_null_key": ("c.yaml", b"~: 1\n"),
-            "yaml_string_inf": ("c.yaml", b'pretrain:\n  lr: "inf"\n'),
-            "yaml_string_1e400": ("c.yaml", b'pretrain:\n  lr: "1e400"\n'),
-            "toml_datetime_for_float": ("c.toml", b"[pretrain]\nlr = 1979-05-27T07:32:00Z\n"),
+            "yaml_string_inf": ("c.yaml", b'optim:\n  lr: "inf"\n'),
+            "yaml_string_1e400": ("c.yaml", b'optim:\n  lr: "1e400"\n'),
+            "toml_datetime_for_float": ("c.toml", b"[optim]\nlr = 1979-05-27T07:32:00Z\n"),
             "toml_control_char_key": ("c.toml", b'"a\\u001b[31m" = 1\n'),
             "json_bom": ("c.json", b'\xef\xbb\xbf{"seed": "x"}'),
             "json_utf32": ("c.json", '{"seed": 1}'.encode("utf-32")),
             "json_long_line_bad": ("c.json", b'{"a": ' + b"1," * 300_000 + b"}"),
             "unknown_key": ("c.toml", b"no_such_key = 1\n"),
-            "wrong_section_type": ("c.toml", b"pretrain = 3\n"),
+            "wrong_section_type": ("c.toml", b"optim = 3\n"),
         }
     )
     cases: list[Case] = []
@@ -493,28 +495,27 @@ def config_cases(root: Path) -> list[Case]:
         "missing": "missing.toml",
     }.items():
         cases += _config_commands(name, special / path, None)
-    overrides = {
-        "set_infinity": "pretrain.lr=Infinity",
-        "set_nan": "gan.adversarial_weight=NaN",
-        "set_minus_infinity": "pretrain.schedule.floor=-Infinity",
-        "set_overflow_float": "gan.lr=1e999",
-        "set_string_inf": 'gan.lr="inf"',
-        "set_huge_seed": "seed=" + "9" * 5000,
-        "set_int64_seed": "seed=18446744073709551616",
-        "set_deep_list": "pretrain.schedule.milestones=" + "[" * 20_000 + "]" * 20_000,
-        "set_not_a_section": "seed.x=1",
-        "set_no_equals": "seed",
-        "set_empty_key": "=3",
-        "set_list_with_inf": "pretrain.schedule.milestones=[0.5, Infinity]",
+    deep = "[" * 20_000 + "]" * 20_000
+    overrides = {  # name: (the srgan train assignment, the train-vsr one)
+        "set_infinity": ("optim.lr=Infinity", "optim.lr=Infinity"),
+        "set_nan": ("loss.adversarial.weight=NaN", "loss.l1=NaN"),
+        "set_minus_infinity": ("pretrain.schedule.floor=-Infinity", "schedule.floor=-Infinity"),
+        "set_overflow_float": ("gan.lr=1e999", "optim.lr=1e999"),
+        "set_string_inf": ('gan.lr="inf"', 'optim.lr="inf"'),
+        "set_huge_seed": ("seed=" + "9" * 5000,) * 2,
+        "set_int64_seed": ("seed=18446744073709551616",) * 2,
+        "set_deep_list": ("schedule.milestones=" + deep,) * 2,
+        "set_not_a_section": ("seed.x=1",) * 2,
+        "set_no_equals": ("seed",) * 2,
+        "set_empty_key": ("=3",) * 2,
+        "set_list_with_inf": ("schedule.milestones=[0.5, Infinity]",) * 2,
     }
-    for name, override in overrides.items():
+    for name, (image, video) in overrides.items():
         cases.append(
-            Case("configs", f"{name} (train)", ["train", "--print-config", "--set", override])
+            Case("configs", f"{name} (train)", ["train", "--print-config", "--set", image])
         )
-        vsr = override.replace("pretrain.", "").replace("gan.", "optim.")
-        vsr = vsr.replace("optim.adversarial_weight", "loss.l1")
         cases.append(
-            Case("configs", f"{name} (train-vsr)", ["train-vsr", "--print-config", "--set", vsr])
+            Case("configs", f"{name} (train-vsr)", ["train-vsr", "--print-config", "--set", video])
         )
     return cases
 

@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from srgan.inference.devices import cpu_model_name
+from srgan.inference.machine import cpu_model_name
 
 MB = 1024 * 1024
 MODELS = ("bicubic", "natural", "anime", "anime-video")

@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from srgan.inference.devices import cpu_model_name  # noqa: E402
+from srgan.inference.machine import cpu_model_name  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 if not DATASETS.is_dir():
@@ -48,7 +48,7 @@ if not DATASETS.is_dir():
 
 
 def quality(name: str, datasets: list[str]) -> list[str]:
-    from srgan.inference.evaluate import dataset_images, evaluate_models
+    from srgan.evaluation import dataset_images, evaluate_images
     from srgan.zoo.registry import load_model
 
     model = load_model(name)
@@ -58,7 +58,7 @@ def quality(name: str, datasets: list[str]) -> list[str]:
         if not folder.is_dir():
             cells.append("(no dataset)")
             continue
-        (table,) = evaluate_models([model], dataset_images(folder), int(model.scale))
+        (table,) = evaluate_images([model], dataset_images(folder), int(model.scale))
         cells.append(f"{table.mean_psnr:.2f} / {table.mean_ssim:.4f}")
     return cells
 
@@ -68,10 +68,10 @@ def ncnn_difference(name: str) -> float:
     import torch
     from skimage import data
 
-    from srgan.inference.ncnn_backend import NcnnRunner
+    from srgan.inference.backends import open_model
+    from srgan.inference.backends.ncnn import NcnnRunner
     from srgan.zoo.ncnn_model import NcnnModel
     from srgan.zoo.registry import load_model
-    from srgan.zoo.selection import open_model
 
     x = data.astronaut()[200:264, 180:244].transpose(2, 0, 1).astype(np.float32)[None] / 255
     with torch.inference_mode():
@@ -86,8 +86,8 @@ def speed(name: str, backend: str, repeats: int, size: int = 256) -> float:
     from skimage import data
 
     from srgan.imaging.io import Image, ImageMeta
+    from srgan.inference.backends import open_model
     from srgan.inference.upscaler import UpscaleOptions, make_runner, upscale_pixels
-    from srgan.zoo.selection import open_model
 
     pixels = np.ascontiguousarray(data.astronaut()[128 : 128 + size, 128 : 128 + size])
     image = Image(pixels, ImageMeta(bit_depth=8))

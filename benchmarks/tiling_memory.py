@@ -45,8 +45,8 @@ def child(width: int, height: int, tile: int, pad: int) -> None:
     """Run one measurement and print it as JSON."""
     import numpy as np
 
+    from srgan.inference.backends.torch import bicubic_forward
     from srgan.inference.tiling import tiled_upscale
-    from srgan.inference.torch_backend import bicubic_forward
 
     forward = bicubic_forward(SCALE)
 

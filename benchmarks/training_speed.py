@@ -1,5 +1,6 @@
-"""Training steps per second of SRResNet: the trainer's own step functions on a fixed
-batch (batch 16, HR 96x96, LR 24x24 by default), so data loading is not counted.
+"""Training steps per second of SRResNet: the engine's own step (`Stepper.step`, the
+SRGAN recipe's losses) on a fixed batch (batch 16, HR 96x96, LR 24x24 by default), so
+data loading is not counted.
 
 Rows: pretrain (MSE) and GAN steps (VGG54 content loss + adversarial, discriminator
 update included), with and without channels_last, on the CPU and on CUDA when present
@@ -12,6 +13,7 @@ not depend on the values, and ImageNet weights cannot be fetched here.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +23,11 @@ import torch
 
 from srgan.archs.vgg import VGG19Features
 from srgan.imaging import Image, ImageMeta, write_image
-from srgan.training.config import load_config
-from srgan.training.trainer import Trainer
+from srgan.inference.devices import cpu_model_name
+from srgan.training.engine.distributed import Distributed
+from srgan.training.engine.stepper import Stepper
+from srgan.training.recipes.srgan import SRGANRecipe
+from srgan.training.recipes.srgan_config import load_image_config
 
 
 def make_folders(root: Path) -> tuple[Path, Path]:
@@ -38,24 +43,25 @@ def make_folders(root: Path) -> tuple[Path, Path]:
 
 
 def steps_per_second(
-    trainer: Trainer, stage: str, batch: int, hr_size: int, steps: int, warmup: int = 2
+    recipe: SRGANRecipe, stage: str, batch: int, hr_size: int, steps: int, warmup: int = 2
 ) -> float:
-    scale = trainer.config.data.scale
+    config = recipe.config
+    device = Distributed().device(config.device)
+    torch.manual_seed(0)
+    stepper = Stepper(recipe, hr_size, device, Distributed())
+    phase = next(phase for phase in recipe.phases() if phase.name == stage)
+    stepper.set_rate(phase.lr)
     generator = torch.Generator().manual_seed(0)
+    scale = config.data.scale
     lr = torch.rand(batch, 3, hr_size // scale, hr_size // scale, generator=generator)
     hr = torch.rand(batch, 3, hr_size, hr_size, generator=generator)
-    lr, hr = lr.to(trainer.device), hr.to(trainer.device)
-    if trainer.channels_last:
-        lr = lr.contiguous(memory_format=torch.channels_last)
-        hr = hr.contiguous(memory_format=torch.channels_last)
-    step = trainer._pretrain_step if stage == "pretrain" else trainer._gan_step
     for _ in range(warmup):
-        step(lr, hr)
-    _sync(trainer.device)
+        stepper.step([(lr, hr)], phase)
+    _sync(device)
     started = time.perf_counter()
     for _ in range(steps):
-        step(lr, hr)
-    _sync(trainer.device)
+        stepper.step([(lr, hr)], phase)
+    _sync(device)
     return steps / (time.perf_counter() - started)
 
 
@@ -72,7 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"SRResNet x4, batch {args.batch}, HR {args.hr_size}x{args.hr_size}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")  # fmt: skip
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+          f"CPU: {cpu_model_name()}, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print("| device | amp | channels_last | stage | steps/s | images/s |")
     print("|---|---|---|---|---:|---:|")
     with tempfile.TemporaryDirectory() as temp:
@@ -80,18 +87,16 @@ def main() -> None:
         for device in devices:
             for amp in ["none"] + (["bf16"] if device == "cuda" else []):
                 for channels_last in (False, True):
-                    config = load_config(None, [
-                        f"data.train_hr={photos}", f"output_dir={temp}/run",
-                        f"data.hr_size={args.hr_size}", f"data.batch_size={args.batch}",
-                        "data.workers=0", f"gan.vgg_weights={vgg}", f"device={device}",
+                    config = load_image_config(None, [
+                        f"data.train={photos}", f"output_dir={temp}/run",
+                        f"data.crop={args.hr_size}", f"data.batch_size={args.batch}",
+                        "data.workers=0", f"loss.perceptual.vgg_weights={vgg}", f"device={device}",
                         f"channels_last={str(channels_last).lower()}", f'amp="{amp}"',
                         "pretrain.steps=1", "gan.steps=1",
                     ])  # fmt: skip
-                    trainer = Trainer(config)
+                    recipe = SRGANRecipe(config)
                     for stage in ("pretrain", "gan"):
-                        rate = steps_per_second(
-                            trainer, stage, args.batch, args.hr_size, args.steps
-                        )
+                        rate = steps_per_second(recipe, stage, args.batch, args.hr_size, args.steps)
                         print(f"| {device} | {amp} | {channels_last} | {stage} | "
                               f"{rate:.2f} | {rate * args.batch:.1f} |", flush=True)  # fmt: skip
 

@@ -7,12 +7,14 @@ one-frame windows (T = 1): exactly the same parameters (the same count, every on
 trained), but it never sees a neighbouring frame. Both runs see the same number of HR
 frames per step: the frame model's batch is `batch x frames` single frames.
 
-    python benchmarks/vsr_vs_frames.py --train data/clips/train --val data/clips/val \
+    python benchmarks/vsr_vs_frames.py --train data/clips/train --val data/clips/val \\
         --steps 300 --out runs/vsr_vs_frames [--config vsr.toml] [--set key=value ...]
-    python benchmarks/vsr_vs_frames.py --val data/clips/val \
+    python benchmarks/vsr_vs_frames.py --val data/clips/val \\
         --vsr runs/vsr --frame runs/frames          # score given runs/checkpoints only
 
-A run already in `--out` (from an earlier call) is resumed, not overwritten.
+A run already in `--out` (from an earlier call) is resumed, not overwritten. Scores use
+`srgan.evaluation` (what `srgan eval` and training validation use): the VSR model on
+windows of `--max-frames` frames, the frame model frame by frame.
 """
 
 from __future__ import annotations
@@ -22,37 +24,15 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from srgan.archs.vsr import BidirectionalRecurrentVSR, vsr_hyperparameters
-from srgan.training import checkpoints
-from srgan.training.vsr_checkpoints import holds_run
-from srgan.training.vsr_clips import discover_clips
-from srgan.training.vsr_config import load_vsr_config
-from srgan.training.vsr_trainer import VSRTrainer
-from srgan.training.vsr_validation import ClipScores, evaluate_clips
-
-
-def weights_file(path: Path) -> Path:
-    """generator.safetensors of a run folder (best, else latest), a checkpoint or a file."""
-    if path.is_file():
-        return path
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    for name in ("best", "latest"):
-        checkpoint = checkpoints.resolve(folder, name)
-        if checkpoint is not None:
-            return checkpoint / "generator.safetensors"
-    return path / "generator.safetensors"
-
-
-def load_model(path: Path) -> BidirectionalRecurrentVSR:
-    state = load_file(str(weights_file(path)))
-    kwargs = vsr_hyperparameters(state)
-    if kwargs is None:
-        raise SystemExit(f"{path}: not a BidirectionalRecurrentVSR checkpoint")
-    model = BidirectionalRecurrentVSR(**kwargs)
-    model.load_state_dict(state)
-    return model.eval()
+from srgan.evaluation import ClipSelection, ScoreTable, dataset_clips, evaluate_clips
+from srgan.inference.vsr import TemporalWindows
+from srgan.training.engine.checkpoints import holds_run, load_state, resolve
+from srgan.training.engine.loop import Engine
+from srgan.training.recipes.video import VideoRecipe
+from srgan.training.recipes.video_config import load_video_config
+from srgan.zoo.bicubic import load_bicubic
+from srgan.zoo.registry import load_model
 
 
 def train(args: argparse.Namespace, name: str, frames: int, batch: int) -> tuple[Path, float]:
@@ -68,35 +48,29 @@ def train(args: argparse.Namespace, name: str, frames: int, batch: int) -> tuple
         f"data.batch_size={batch}",
         "data.accumulation=1",
     ]
-    config = load_vsr_config(args.config, overrides)
+    config = load_video_config(args.config, overrides)
     started = time.perf_counter()
-    latest = checkpoints.resolve(run_dir / "checkpoints")
-    done = latest is not None and torch.load(latest / "state.pt", weights_only=True)["step"]
-    if not done or done < config.steps:
-        VSRTrainer(config).run(resume=holds_run(run_dir))
+    latest = resolve(run_dir / "checkpoints")
+    done = load_state(latest)["step"] if latest is not None else 0
+    if done < config.steps:
+        Engine(VideoRecipe(config)).run(resume=holds_run(run_dir))
     return run_dir, time.perf_counter() - started
 
 
-def table(bicubic: ClipScores, frame: ClipScores, vsr: ClipScores) -> str:
-    width = max([len(score.name) for score in bicubic.clips] + [4])
+def table(names: list[str], frames: list[int], tables: list[ScoreTable]) -> str:
+    width = max([len(name) for name in names] + [4])
     head = f"{'clip':<{width}} {'frames':>6}  {'bicubic':>15}  {'frame-by-frame':>15}  {'VSR':>15}"
     lines = [head, "-" * len(head)]
 
     def cell(psnr: float, ssim: float) -> str:
         return f"{psnr:6.2f} / {ssim:.4f}"
 
-    for b, f, v in zip(bicubic.clips, frame.clips, vsr.clips, strict=True):
-        lines.append(
-            f"{b.name:<{width}} {b.frames:>6}  {cell(b.bicubic_psnr, b.bicubic_ssim)}  "
-            f"{cell(f.psnr, f.ssim)}  {cell(v.psnr, v.ssim)}"
-        )
+    for row, (name, count) in enumerate(zip(names, frames, strict=True)):
+        cells = "  ".join(cell(t.images[row].psnr, t.images[row].ssim) for t in tables)
+        lines.append(f"{name:<{width}} {count:>6}  {cells}")
     lines.append("-" * len(head))
-    means = [
-        cell(bicubic.mean("bicubic_psnr"), bicubic.mean("bicubic_ssim")),
-        cell(frame.mean("psnr"), frame.mean("ssim")),
-        cell(vsr.mean("psnr"), vsr.mean("ssim")),
-    ]
-    lines.append(f"{'mean':<{width}} {'':>6}  " + "  ".join(means))
+    means = "  ".join(cell(t.mean_psnr, t.mean_ssim) for t in tables)
+    lines.append(f"{'mean':<{width}} {'':>6}  " + means)
     return "\n".join(lines)
 
 
@@ -114,7 +88,7 @@ def main() -> None:
     parser.add_argument("--max-frames", type=int, default=7, help="centre frames per clip")
     args = parser.parse_args()
 
-    config = load_vsr_config(args.config, list(args.set))
+    config = load_video_config(args.config, list(args.set))
     frames, batch = config.data.frames, config.data.batch_size * config.data.accumulation
     times: dict[str, float] = {}
     paths = {"vsr": args.vsr, "frame": args.frame}
@@ -123,21 +97,26 @@ def main() -> None:
             if args.train is None:
                 parser.error(f"give --train (to train) or --{name} (a trained run)")
             paths[name], times[name] = train(args, name, window, size)
-    vsr_model, frame_model = load_model(paths["vsr"]), load_model(paths["frame"])
-    count = sum(p.numel() for p in vsr_model.parameters())
-    frame_count = sum(p.numel() for p in frame_model.parameters())
-    clips = discover_clips(args.val)
-    scale = vsr_model.scale
+    vsr_model, frame_model = load_model(str(paths["vsr"])), load_model(str(paths["frame"]))
+    scale = int(vsr_model.scale)
+    clips = dataset_clips(args.val)
+    selection = ClipSelection(args.max_frames)
+    windows = TemporalWindows(min(args.max_frames, 64))
     with torch.inference_mode():
-        vsr = evaluate_clips(vsr_model, clips, scale, args.max_frames)
-        frame = evaluate_clips(frame_model, clips, scale, args.max_frames, frames_per_pass=1)
-    print(f"VSR: {paths['vsr']} ({count:,} parameters, windows of {frames} frames)")
-    print(f"frame-by-frame: {paths['frame']} ({frame_count:,} parameters, one frame at a time)")
+        bicubic, vsr = evaluate_clips(
+            [load_bicubic(scale), vsr_model], clips, scale, windows, selection
+        ).tables
+        (frame,) = evaluate_clips([frame_model], clips, scale, TemporalWindows(1), selection).tables
+    print(f"VSR: {paths['vsr']} ({vsr_model.descriptor.parameters:,} parameters, "
+          f"windows of {frames} frames)")  # fmt: skip
+    print(f"frame-by-frame: {paths['frame']} ({frame_model.descriptor.parameters:,} "
+          "parameters, one frame at a time)")  # fmt: skip
     for name, seconds in times.items():
         print(f"training {name}: {args.steps} steps in {seconds / 60:.1f} min")
     print(f"held-out clips: {args.val} ({len(clips)} clips, x{scale}, Y channel, border {scale})")
     print()
-    print(table(vsr, frame, vsr))  # bicubic scores come with either
+    counts = [getattr(clip_score, "frames", 0) for clip_score in vsr.images]
+    print(table([s.name for s in vsr.images], counts, [bicubic, frame, vsr]))
 
 
 if __name__ == "__main__":

@@ -69,3 +69,34 @@ def photos(tmp_path_factory):
         crop = np.ascontiguousarray(picture[100:164, 100:164])
         write_image(folder / f"{index}.png", Image(crop, ImageMeta()))
     return folder
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    """Four training and two validation clips of 4 frames, 36x36 pixels (panning over
+    scikit-image photos)."""
+    import numpy as np
+    from skimage import data
+
+    from srgan.imaging import Image, ImageMeta, write_image
+    from srgan.training.data.synthetic_clips import ClipSettings, make_clips
+
+    root = tmp_path_factory.mktemp("vsr")
+    for index, picture in enumerate((data.astronaut(), data.coffee(), data.chelsea())):
+        crop = np.ascontiguousarray(picture[100:220, 100:220])
+        write_image(root / "photos" / f"{index}.png", Image(crop, ImageMeta()))
+    settings = ClipSettings(frames=4, size=36, clips_per_photo=2, shrink=1, val_fraction=0.34)
+    make_clips(root / "photos", root / "clips", settings)
+    return root / "clips"
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks gain nothing from threads, and lose a lot on a busy machine; one
+    thread also makes runs in this process match runs in a child process bit for bit."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from srgan.imaging import Image, ImageMeta, read_image, write_image
+from srgan.inference.backends import open_model
 from srgan.inference.upscaler import UpscaleOptions, upscale_image
 from srgan.zoo.onnx_model import OnnxModel
-from srgan.zoo.selection import choose_backend, open_model
 from tests.torchfree import cli_imports_torch
 
 pytest.importorskip("onnxruntime")
@@ -35,12 +35,6 @@ def test_onnxruntime_matches_torch_within_one_level(name, size):
         assert np.abs(a - b).max() <= 1
 
 
-def test_auto_prefers_onnxruntime_then_ncnn_on_the_cpu():
-    assert choose_backend("natural", "cpu", "fp32", "auto") == "onnxruntime"
-    assert choose_backend("natural", "cpu", "bf16", "auto") == "torch"
-    assert choose_backend("my.pth", "cpu", "fp32", "auto") == "torch"
-
-
 def test_onnx_cache_is_checked_and_rebuilt(tmp_path):
     model = open_model("anime-video", backend="onnxruntime")
     stamp = model.path.stat().st_mtime_ns
@@ -60,3 +54,46 @@ def test_onnxruntime_path_never_imports_torch(tmp_path):
         "-q", "upscale", source, target, "-m", "anime-video", "--backend", "onnxruntime"
     )
     assert read_image(tmp_path / "o.png").pixels.shape == (96, 96, 3)
+
+
+def test_a_users_file_runs_on_onnxruntime_without_torch_once_exported(tmp_path):
+    import torch
+
+    from srgan.zoo.sources import resolve_source
+
+    weights = tmp_path / "mine.pth"
+    torch.save(open_model("anime-video", backend="torch").module.state_dict(), weights)
+    first = open_model(str(weights), backend="onnxruntime")  # loads, exports, remembers
+    assert isinstance(first, OnnxModel) and first.descriptor.architecture == "SRVGGNetCompact"
+    assert resolve_source(str(weights)).descriptor == first.descriptor
+    write_image(tmp_path / "a.png", _crop(16))
+    source, target = str(tmp_path / "a.png"), str(tmp_path / "o.png")
+    args = ("-q", "upscale", source, target, "-m", str(weights), "--backend", "onnxruntime")
+    assert not cli_imports_torch(*args)
+    assert read_image(tmp_path / "o.png").pixels.shape == (64, 64, 3)
+
+
+def test_a_crafted_remembered_descriptor_is_ignored(tmp_path):
+    """The cache's descriptor of a file is checked; a bad one means loading the file again."""
+    import json
+
+    import torch
+
+    from srgan.zoo.cache import cache_dir
+    from srgan.zoo.sources import resolve_source
+
+    weights = tmp_path / "other.pth"
+    torch.save(open_model("anime-video", backend="torch").module.state_dict(), weights)
+    identity = resolve_source(str(weights)).identity
+    stash = cache_dir() / "models" / f"{identity}.descriptor.json"
+    for crafted in (
+        {"name": "x", "architecture": "y", "scale": 1e9, "in_channels": 3},
+        {"name": "x", "architecture": "y", "scale": 4, "in_channels": 3, "evil": 1},
+        {"name": "x", "architecture": "y", "scale": 4, "in_channels": 3, "memory_per_pixel": -5},
+        ["not", "a", "dict"],
+    ):
+        stash.parent.mkdir(parents=True, exist_ok=True)
+        stash.write_text(json.dumps(crafted))
+        assert resolve_source(str(weights)).descriptor is None
+    model = open_model(str(weights), backend="onnxruntime")
+    assert model.descriptor.scale == 4 and model.descriptor.name == "other"

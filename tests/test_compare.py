@@ -14,9 +14,9 @@ from safetensors.torch import save_file
 from srgan.archs.srvgg import SRVGGNetCompact
 from srgan.comparison.regions import Region, disagreement, parse_region, strongest_regions
 from srgan.errors import BadInputError
+from srgan.evaluation import dataset_images, evaluate_images
 from srgan.imaging.io import read_image
 from srgan.imaging.transform import crop_to_multiple, resize_image
-from srgan.inference.evaluate import dataset_images, evaluate_models
 from srgan.zoo.registry import load_model
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -77,7 +77,7 @@ def test_compare_scores_against_ground_truth_like_eval(cli, tmp_path, photos, ti
         "chelsea",
     ]
     # The same protocol as `srgan eval`: the same numbers.
-    expected = evaluate_models(
+    expected = evaluate_images(
         [load_model("bicubic", 4), load_model(str(tiny_model))], dataset_images(photos), 4
     )
     for label, table in zip(["bicubic", "tiny"], expected, strict=True):

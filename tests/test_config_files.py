@@ -12,8 +12,8 @@ import pytest
 from srgan.config_files import read_config_file
 from srgan.errors import BadInputError
 from srgan.serve.settings import load_settings
-from srgan.training.config import load_config
-from srgan.training.vsr_config import load_vsr_config
+from srgan.training.recipes.srgan_config import load_image_config as load_config
+from srgan.training.recipes.video_config import load_video_config as load_vsr_config
 from tests.hostile_models import CONFIG_CASES as CASES
 from tests.hostile_models import DEEP, HUGE
 
@@ -48,7 +48,7 @@ def test_broken_config_files_are_one_line_naming_file_and_key(name, loader, tmp_
     ("loader", "text", "key"),
     [
         ("train", "[pretrain]\nlr = inf\n", "pretrain.lr"),
-        ("train", "[gan]\nadversarial_weight = inf\n", "gan.adversarial_weight"),
+        ("train", "[loss.adversarial]\nweight = inf\n", "loss.adversarial.weight"),
         ("train", "[pretrain.schedule]\nfloor = inf\n", "pretrain.schedule.floor"),
         ("train-vsr", "[optim]\nlr = nan\n", "optim.lr"),
         ("train-vsr", "[schedule]\nfloor = inf\n", "schedule.floor"),
@@ -78,7 +78,7 @@ def test_strings_that_validate_to_non_finite_floats_are_refused_by_the_schemas(t
     ("override", "expected"),
     [
         ("pretrain.lr=Infinity", "--set: pretrain.lr: inf is not a finite number"),
-        ("gan.adversarial_weight=NaN", "--set: gan.adversarial_weight: nan is not a finite"),
+        ("loss.adversarial.weight=NaN", "--set: loss.adversarial.weight: nan is not a finite"),
         ("pretrain.schedule.floor=-Infinity", "--set: pretrain.schedule.floor: -inf is not"),
         ("pretrain.schedule.milestones=[0.5, 1e999]", "milestones[1]: inf is not a finite"),
         (f"seed={HUGE}", "--set: seed: an integer of 5000 digits is out of range"),
@@ -90,7 +90,9 @@ def test_overrides_follow_the_same_rules(override, expected):
     for loader in (load_config, load_vsr_config):
         with pytest.raises(BadInputError) as refused:
             loader(None, [override])
-        if "pretrain" not in override or loader is load_config:
+        if ("pretrain" not in override and "adversarial" not in override) or (
+            loader is load_config
+        ):
             assert expected in str(refused.value)
 
 

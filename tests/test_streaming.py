@@ -112,7 +112,8 @@ def test_cli_streamed_output_decodes_like_the_whole_image_written(tmp_path, ext,
     assert result.returncode == 0, result.stderr
     assert "(streamed)" in result.stderr
     # The same job through the API: the whole result in memory, then written at once.
-    whole = srgan.upscale(source, "anime-video", tile=16, outscale=3.5)
+    torch_model = srgan.load_model("anime-video", backend="torch")  # as the CLI run above
+    whole = srgan.upscale(source, torch_model, tile=16, outscale=3.5)
     assert isinstance(whole, Image)
     in_memory = tmp_path / f"whole{ext}"
     write_image(in_memory, whole)

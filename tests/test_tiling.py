@@ -15,8 +15,8 @@ from skimage import data
 from srgan.imaging.io import pixels_to_tensor, tensor_to_pixels
 from srgan.imaging.resize import imresize
 from srgan.inference import tiling
+from srgan.inference.backends.torch import as_numpy_forward
 from srgan.inference.tiling import auto_tile_size, available_memory_bytes
-from srgan.inference.torch_backend import as_numpy_forward
 
 
 def tiled_upscale(source, forward, *args, **kwargs):
@@ -244,6 +244,107 @@ def test_bad_arguments(kwargs: dict) -> None:
 def test_wrong_forward_output_shape() -> None:
     with pytest.raises(ValueError, match="forward returned shape"):
         tiled_upscale(_photo()[:20, :20], _bicubic(3), 2, 8, 2)
+
+
+# ----------------------------------------------------------------------------- partial recompute
+
+
+def _retile(source, previous, forward, grid, changed, max_side=0):
+    blocks = tiling.changed_blocks(changed, grid, max_side)
+    return tiling.retile(source, previous, as_numpy_forward(forward), grid, blocks)
+
+
+def _touched(grid: tiling.TileGrid, rows: slice, cols: slice) -> np.ndarray:
+    """Tiles whose padded input box overlaps the input pixels [rows, cols]."""
+    changed = np.zeros(grid.shape, dtype=bool)
+    for r in range(grid.shape[0]):
+        for c in range(grid.shape[1]):
+            box_rows, box_cols = grid.input_box(r, c)
+            changed[r, c] = (
+                box_rows.start < rows.stop
+                and rows.start < box_rows.stop
+                and box_cols.start < cols.stop
+                and cols.start < box_cols.stop
+            )
+    return changed
+
+
+def _moved(photo: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """The photo with a patch replaced by another part of it (a local change)."""
+    changed = photo.copy()
+    height, width = rows.stop - rows.start, cols.stop - cols.start
+    changed[rows, cols] = photo[-height:, -width:][::-1]
+    return changed
+
+
+def test_retile_of_every_tile_is_tiled_upscale() -> None:
+    src = _photo()
+    grid = tiling.tile_grid(150, 190, 2, 40, 4)
+    garbage = np.full((300, 380, 3), 77, np.uint8)
+    got = _retile(src, garbage, _bicubic(2), grid, np.ones(grid.shape, bool))
+    expected = tiled_upscale(src, _bicubic(2), 2, 40, 4)
+    assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_retile_of_the_changed_tiles_equals_a_full_run_for_a_local_operator() -> None:
+    before = _photo()
+    rows, cols = slice(50, 70), slice(100, 130)
+    after = _moved(before, rows, cols)
+    grid = tiling.tile_grid(150, 190, 2, 32, 4)
+    changed = _touched(grid, rows, cols)
+    assert 0 < changed.sum() < changed.size / 2
+    previous = tiled_upscale(before, _bicubic(2), 2, 32, 4)
+    kept = previous.copy()
+    got = _retile(after, previous, _bicubic(2), grid, changed)
+    np.testing.assert_array_equal(previous, kept)  # left as it was
+    expected = tiled_upscale(after, _bicubic(2), 2, 32, 4)
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert np.abs(got.astype(int) - previous).max() > 50  # the change is in
+
+
+def test_retile_blends_recomputed_and_kept_tiles_without_seams(small_net: _SmallNet) -> None:
+    before = data.astronaut()[100:260, 150:350]
+    rows, cols = slice(60, 90), slice(70, 110)
+    after = _moved(before, rows, cols)
+    tile, pad, scale = 32, 8, 4
+    grid = tiling.tile_grid(160, 200, scale, tile, pad)
+    changed = _touched(grid, rows, cols)
+    previous = tiled_upscale(before, small_net, scale, tile, pad)
+    got = _retile(after, previous, small_net, grid, changed)
+    full = tiled_upscale(after, small_net, scale, tile, pad)
+    diff = np.abs(got.astype(int) - full)
+    assert diff.mean() < 0.1
+    # Along the borders between recomputed and kept tiles: no more error than elsewhere
+    # in tiling itself (the network sees 11 px, more than pad / 2: not exact).
+    untiled = _untiled(after, small_net)
+    assert diff.max() <= np.abs(full.astype(int) - untiled).max()
+    for axis in (0, 1):
+        flags = np.asarray(changed.any(axis=1 - axis))
+        edges = [i for i in range(1, len(flags)) if flags[i] != flags[i - 1]]
+        lines = [i * tile * scale for i in edges]
+        at_edge, elsewhere, energy_ratio = _seam_stats(got, untiled, lines, axis)
+        assert at_edge <= 2 * elsewhere + 0.01, (axis, at_edge, elsewhere)
+        assert abs(energy_ratio - 1) < 0.02, (axis, energy_ratio)
+
+
+def test_changed_blocks_join_neighbours_and_respect_the_size_limit() -> None:
+    grid = tiling.tile_grid(100, 100, 2, 20, 4)  # 5 x 5 tiles
+    changed = np.zeros(grid.shape, bool)
+    changed[1:3, 1:4] = True  # a 2 x 3 rectangle
+    changed[4, 0] = True
+    assert sorted(tiling.changed_blocks(changed, grid)) == [(1, 3, 1, 4), (4, 5, 0, 1)]
+    # padded input sides: 3 tiles = 60 + 8, 2 tiles = 40 + 8
+    blocks = tiling.changed_blocks(changed, grid, max_side=50)
+    covered = np.zeros(grid.shape, bool)
+    for r0, r1, c0, c1 in blocks:
+        assert not covered[r0:r1, c0:c1].any()
+        covered[r0:r1, c0:c1] = True
+        assert grid.rows[r1 - 1].stop - grid.rows[r0].start <= 50
+        assert grid.cols[c1 - 1].stop - grid.cols[c0].start <= 50
+    np.testing.assert_array_equal(covered, changed)
+    assert tiling.changed_blocks(np.zeros(grid.shape, bool), grid) == []
+    with pytest.raises(ValueError, match="shape"):
+        tiling.changed_blocks(np.zeros((2, 2), bool), grid)
 
 
 # ----------------------------------------------------------------------------- memory

@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader
 
 from srgan.imaging import Image, ImageMeta, read_image, write_image
 from srgan.imaging.resize import imresize
-from srgan.training.data import HRFolderDataset, PairedFolderDataset, PatchSettings
-from srgan.training.prepare import PrepareSettings, prepare_dataset
+from srgan.training.data.patches import HRFolderDataset, PairedFolderDataset, PatchSettings
+from srgan.training.data.prepare import PrepareSettings, prepare_dataset
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_prepare_rejects_bad_settings(cli, photos, tmp_path):
 
 
 def test_hr_folder_patches_are_consistent_and_deterministic(photos):
-    settings = PatchSettings(scale=4, hr_size=96, seed=3)
+    settings = PatchSettings(scale=4, crop=96, seed=3)
     dataset = HRFolderDataset(photos, settings, samples_per_image=2)
     assert len(dataset) == 8
     lr, hr = dataset[5]
@@ -89,7 +89,7 @@ def test_hr_folder_patches_are_consistent_and_deterministic(photos):
 
 
 def test_loader_with_workers_gives_the_same_batches(photos):
-    dataset = HRFolderDataset(photos, PatchSettings(hr_size=48, seed=1))
+    dataset = HRFolderDataset(photos, PatchSettings(crop=48, seed=1))
     serial = [b[1] for b in DataLoader(dataset, batch_size=2, num_workers=0)]
     parallel = [b[1] for b in DataLoader(dataset, batch_size=2, num_workers=2)]
     for a, b in zip(serial, parallel, strict=True):
@@ -101,7 +101,7 @@ def test_paired_folders(photos, tmp_path):
         photos, tmp_path / "ds", PrepareSettings(size=96, step=96, scales=(4,), val_fraction=0)
     )
     root = tmp_path / "ds" / "train"
-    dataset = PairedFolderDataset(root / "LR_x4", root / "HR", PatchSettings(hr_size=48))
+    dataset = PairedFolderDataset(root / "LR_x4", root / "HR", PatchSettings(crop=48))
     lr, hr = dataset[0]
     assert lr.shape == (3, 12, 12) and hr.shape == (3, 48, 48)
     # The LR file was shrunk from the whole photo: compare away from the patch border,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from srgan.training.schedules import (
+from srgan.training.engine.schedules import (
     Constant,
     Cosine,
     PlateauHalving,
@@ -16,7 +16,7 @@ from srgan.training.schedules import (
     Warmup,
     build_schedule,
 )
-from srgan.training.stability import GradientClipper, ModelEMA
+from srgan.training.engine.stability import GradientClipper, ModelEMA
 
 
 def test_pieces_give_the_rates_worked_out_by_hand():

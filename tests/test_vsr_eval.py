@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from srgan.evaluation import dataset_clips, dataset_images, evaluate_images, holds_clips
 from srgan.imaging import Image, ImageMeta, write_image
-from srgan.inference.evaluate import dataset_clips, dataset_images, evaluate_models, holds_clips
 from srgan.zoo.registry import load_model
 from tests.vsr_models import save_checkpoint
 
@@ -42,7 +42,7 @@ def test_clip_folders_are_found_with_frames_in_numeric_order(vid):
     assert holds_clips(vid) and not holds_clips(vid / "coffee")
     clips = dataset_clips(vid)
     assert [c.name for c in clips] == ["astronaut", "coffee"]
-    assert [p.stem for p in clips[0].frames] == [str(i) for i in range(11)]
+    assert [p.stem for p in clips[0].paths] == [str(i) for i in range(11)]
 
 
 def test_image_model_on_clips_averages_the_image_protocol(cli, vid):
@@ -51,7 +51,7 @@ def test_image_model_on_clips_averages_the_image_protocol(cli, vid):
     bicubic = load_model("bicubic", 2)
     for clip in report["clips"]:
         frames = dataset_images(vid / clip["name"])
-        (table,) = evaluate_models([bicubic], frames, 2)
+        (table,) = evaluate_images([bicubic], frames, 2)
         assert clip["psnr"] == pytest.approx(table.mean_psnr, abs=1e-9)
         assert clip["ssim"] == pytest.approx(table.mean_ssim, abs=1e-9)
     psnrs = [c["psnr"] for c in report["clips"]]

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from srgan.imaging import Image, ImageMeta, write_image
-from srgan.training.clips import ClipSettings, make_clips
-from srgan.training.vsr_clips import FrameFolderClip, VideoFileClip, discover_clips
-from srgan.training.vsr_data import ClipWindowDataset, WindowSettings, shrink
-from srgan.training.vsr_losses import HybridLoss, gradient_l1, multiscale_l1
+from srgan.imaging.clips import FrameFolderClip, VideoFileClip, discover_clips
+from srgan.training.data.synthetic_clips import ClipSettings, make_clips
+from srgan.training.data.windows import ClipWindowDataset, WindowSettings, shrink
+from srgan.training.recipes.hybrid_loss import HybridLoss, gradient_l1, multiscale_l1
 from tests.videos import make_video
 
 

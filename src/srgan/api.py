@@ -3,56 +3,117 @@
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Callable
-from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
-import torch
 from PIL import Image as PILImage
 
 from srgan.defaults import DEFAULT_MODEL, DEFAULT_TILE_PAD
 from srgan.imaging.io import Image, ImageMeta, pil_to_pixels, read_image
+from srgan.inference.backends import AnyModel, open_model
 from srgan.inference.upscaler import (
     AlphaMode,
     Precision,
     UpscaleOptions,
+    make_runner,
     resolve_device,
     upscale_image,
 )
 from srgan.zoo.descriptor import LoadedModel
-from srgan.zoo.onnx_generic import GenericOnnx
-from srgan.zoo.registry import load_model as _load_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from srgan.inference.tiling import Forward
 
 
 def load_model(
     name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
     device: str | torch.device = "auto",
     scale: float | None = None,
-) -> LoadedModel:
+    *,
+    backend: str = "auto",
+    precision: Precision = "fp32",
+) -> AnyModel:
     """A named model (`natural`, `anime`, `anime-video`, `bicubic`) or a weights file
-    (.pth, .safetensors, ncnn .param), ready on `device` ('auto' picks CUDA, MPS or CPU)."""
-    chosen = str(device) if isinstance(device, torch.device) else resolve_device(device)
-    return _load_model(str(name_or_path), scale, chosen)
+    (.pth, .safetensors, ncnn .param, an .onnx from `srgan quantize`), ready on `device`
+    ('auto' picks CUDA, MPS or CPU).
+
+    On a GPU (and with backend='torch') this is a PyTorch `LoadedModel` (`.module` is the
+    network). On the CPU, `backend='auto'` picks what `srgan upscale` picks: the backend
+    measured fastest for this model on this machine (ONNX Runtime, ncnn or PyTorch; the
+    measurement is made once and cached). `precision='int8'` runs a quantized copy."""
+    return open_model(str(name_or_path), scale, resolve_device(str(device)), precision, backend)
+
+
+_runners: dict[int, tuple[tuple[str, str], Forward]] = {}
+_runners_lock = threading.Lock()
+
+
+def _runner_for(model: AnyModel, options: UpscaleOptions) -> Forward:
+    """One runner per model (an ONNX Runtime session or ncnn net is costly to create),
+    dropped when the model is."""
+    wanted = (options.device, options.precision)
+    key = id(model)
+    with _runners_lock:
+        known = _runners.get(key)
+        if known is not None and known[0] == wanted:
+            return known[1]
+    runner = make_runner(model, options)
+    with _runners_lock:
+        if key not in _runners:
+            weakref.finalize(model, _runners.pop, key, None)
+        _runners[key] = (wanted, runner)
+    return runner
 
 
 @overload
 def upscale(
-    image: np.ndarray, model: LoadedModel | GenericOnnx | str = ..., **options
+    image: np.ndarray,
+    model: AnyModel | str = ...,
+    *,
+    outscale: float | None = ...,
+    tile: int | None = ...,
+    tile_pad: int = ...,
+    alpha_mode: AlphaMode = ...,
+    precision: Precision = ...,
+    device: str | torch.device | None = ...,
+    progress: Callable[[int, int], None] | None = ...,
 ) -> np.ndarray: ...
 @overload
 def upscale(
-    image: PILImage.Image, model: LoadedModel | GenericOnnx | str = ..., **options
+    image: PILImage.Image,
+    model: AnyModel | str = ...,
+    *,
+    outscale: float | None = ...,
+    tile: int | None = ...,
+    tile_pad: int = ...,
+    alpha_mode: AlphaMode = ...,
+    precision: Precision = ...,
+    device: str | torch.device | None = ...,
+    progress: Callable[[int, int], None] | None = ...,
 ) -> PILImage.Image: ...
 @overload
 def upscale(
-    image: Image | str | os.PathLike[str], model: LoadedModel | GenericOnnx | str = ..., **options
+    image: Image | str | os.PathLike[str],
+    model: AnyModel | str = ...,
+    *,
+    outscale: float | None = ...,
+    tile: int | None = ...,
+    tile_pad: int = ...,
+    alpha_mode: AlphaMode = ...,
+    precision: Precision = ...,
+    device: str | torch.device | None = ...,
+    progress: Callable[[int, int], None] | None = ...,
 ) -> Image: ...
 
 
 def upscale(
     image,
-    model: LoadedModel | GenericOnnx | str = DEFAULT_MODEL,
+    model: AnyModel | str = DEFAULT_MODEL,
     *,
     outscale: float | None = None,
     tile: int | None = None,
@@ -65,24 +126,18 @@ def upscale(
     """Upscale an image given as a path, an `srgan.imaging.Image`, a numpy array
     ((H, W) or (H, W, C), uint8 or uint16) or a PIL image; returns the same kind
     (an `Image` for paths). Tiles are blended seamlessly; alpha, depth and gray are kept.
-    `device` defaults to the device the model is on. An .onnx file of any architecture
-    runs with ONNX Runtime on the CPU."""
-    from srgan.zoo.selection import is_onnx_file, open_onnx_file
-
-    loaded: LoadedModel | GenericOnnx
-    if isinstance(model, LoadedModel | GenericOnnx):
+    A model name is opened as `load_model` does (the backend measured fastest here on the
+    CPU). `device` defaults to the device the model is on."""
+    if isinstance(model, (str, os.PathLike)):
+        loaded = load_model(model, device or "auto", precision=precision)
+    else:
         loaded = model
-    elif is_onnx_file(str(model)):
-        loaded = open_onnx_file(Path(model))
+    if device is not None:
+        target = resolve_device(str(device))
     else:
-        loaded = load_model(model, device or "auto")
-    if isinstance(loaded, GenericOnnx):
-        target = "cpu"
-    elif device is None:
-        target = str(loaded.device)
-    else:
-        target = str(device) if isinstance(device, torch.device) else resolve_device(device)
+        target = str(loaded.device) if isinstance(loaded, LoadedModel) else "cpu"
     options = UpscaleOptions(tile, tile_pad, outscale, alpha_mode, precision, target)
+    runner = None if isinstance(loaded, LoadedModel) else _runner_for(loaded, options)
 
     if isinstance(image, np.ndarray):
         pixels = image[..., None] if image.ndim == 2 else image
@@ -91,7 +146,7 @@ def upscale(
         if pixels.shape[2] not in (1, 2, 3, 4):
             raise ValueError(f"arrays need 1 to 4 channels, got {pixels.shape[2]}")
         meta = ImageMeta(bit_depth=16 if pixels.dtype == np.uint16 else 8)
-        result = upscale_image(loaded, Image(pixels, meta), options, progress).pixels
+        result = upscale_image(loaded, Image(pixels, meta), options, progress, runner).pixels
         return result[..., 0] if image.ndim == 2 else result
     if isinstance(image, PILImage.Image):
         result = upscale(
@@ -107,4 +162,4 @@ def upscale(
         )
         return PILImage.fromarray(result[..., 0] if result.shape[2] == 1 else result)
     decoded = image if isinstance(image, Image) else read_image(image)
-    return upscale_image(loaded, decoded, options, progress)
+    return upscale_image(loaded, decoded, options, progress, runner)

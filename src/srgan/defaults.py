@@ -9,3 +9,6 @@ DEFAULT_PNG_LEVEL = 3
 DEFAULT_VSR_WINDOW = 5
 """Frames per temporal window when a video super-resolution model runs on a video."""
 DEFAULT_BICUBIC_SCALE = 4.0  # `bicubic` without --scale or --outscale upscales x4
+DEFAULT_REUSE_THRESHOLD = 6.0
+"""`srgan video`: a frame (or tile) whose picture changed by at most this many 8-bit levels
+after a 3x3 blur reuses its upscaled output; measured in benchmarks/video_speed.py."""

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import parse_size
+from srgan.cli.common import BACKEND_HELP, Device, Precision, parse_size, precision_from
 from srgan.errors import BadInputError
 
 
@@ -22,7 +22,7 @@ def benchmark(
     ] = None,
     backends: Annotated[
         list[str] | None,
-        typer.Option("--backend", help="torch, onnxruntime, ncnn or auto (repeatable)."),
+        typer.Option("--backend", help=f"(repeatable) {BACKEND_HELP}"),
     ] = None,
     sizes: Annotated[
         list[str] | None, typer.Option("--size", help="Input WIDTHxHEIGHT (repeatable).")
@@ -31,7 +31,16 @@ def benchmark(
         list[int] | None, typer.Option("--threads", "-j", min=1, help="Threads (repeatable).")
     ] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs each.")] = 3,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or mps.")] = "cpu",
+    device: Device = "cpu",
+    precision: Precision = "fp32",
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Measure again which backend `auto` picks for each model and thread count "
+            "(replacing the cached choice), and show the times.",
+        ),
+    ] = False,
     compare: Annotated[
         bool, typer.Option("--compare", help="Add each row's speed relative to the first row.")
     ] = False,
@@ -39,10 +48,11 @@ def benchmark(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Time models x backends x input sizes x threads: ms per image, megapixels/s,
-    GFLOP/s and peak memory, each configuration in a fresh process."""
+    GFLOP/s and peak memory, each configuration in a fresh process; then the backend
+    `auto` picks for each model here and the times behind it."""
+    from srgan.inference.backends import BACKEND_CHOICES
     from srgan.inference.benchmarking import Config, network_flops, run_config, to_json
     from srgan.zoo.pretrained import PRETRAINED
-    from srgan.zoo.selection import BACKENDS
 
     models = models or ["anime-video"]
     for name in models:
@@ -52,15 +62,19 @@ def benchmark(
             )
     backends = backends or ["auto"]
     for backend in backends:
-        if backend not in BACKENDS:
-            raise BadInputError(f"--backend {backend!r}: use {', '.join(BACKENDS)}")
+        if backend not in BACKEND_CHOICES:
+            raise BadInputError(f"--backend {backend!r}: use {', '.join(BACKEND_CHOICES)}")
+    precision = precision_from(precision)
+    thread_counts = threads or [os.cpu_count() or 1]
+    if calibrate:
+        _calibrate(models, thread_counts, device, precision, quiet=as_json)
     shapes = [parse_size(size) for size in (sizes or ["256x256"])]
     configs = [
-        Config(model, backend, width, height, count, repeats, device)
+        Config(model, backend, width, height, count, repeats, device, precision)
         for model in models
         for backend in backends
         for height, width in shapes
-        for count in threads or [os.cpu_count() or 1]
+        for count in thread_counts
     ]
     flops = {(m, h, w): network_flops(m, h, w) for m in models for h, w in shapes}
     results = []
@@ -100,7 +114,27 @@ def benchmark(
             where = f"| {c.model} | {c.backend} | {c.width}x{c.height} | {c.threads} |"
             row = f"{where} error: {m.error} |{blanks}"
         lines.append(row)
+    if device == "cpu":
+        from srgan.cli.devices_cmd import choices_table
+        from srgan.inference.devices import cached_choices
+
+        lines += ["", choices_table(cached_choices())]
     console.print_result("\n".join(lines))
+
+
+def _calibrate(
+    models: list[str], thread_counts: list[int], device: str, precision: str, quiet: bool
+) -> None:
+    """Measure the `auto` choice again for each model and thread count."""
+    from srgan.inference.backends import select_backend, with_known_descriptor
+    from srgan.zoo.sources import resolve_source
+
+    for name in models:
+        source = with_known_descriptor(resolve_source(name))
+        for count in thread_counts:
+            selection = select_backend(source, device, precision, "auto", count, recalibrate=True)
+            if not quiet:
+                console.note(f"calibrated: {selection.backend}: {selection.reason}")
 
 
 def profile_memory(

@@ -1,8 +1,12 @@
-"""Pieces shared by the commands: option types and the per-file loop."""
+"""Pieces shared by the commands: option types (each option declared once) and the
+per-file loop."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,6 +26,7 @@ from srgan.inference.batch import (
     plan,
     run_batch,
 )
+from srgan.inference.pipeline import Stages
 
 if TYPE_CHECKING:
     from srgan.zoo.onnx_generic import OnnxHints
@@ -55,6 +60,79 @@ PngCompression = Annotated[
         help="PNG zlib level: 3 is fast, 9 smallest (lossless either way).",
     ),
 ]
+
+
+# Options several commands take, declared once so that their names, help and bounds agree.
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."
+BACKEND_HELP = (
+    "auto (the backend measured fastest for this model on this machine; "
+    "see `srgan devices`), torch, onnxruntime or ncnn."
+)
+PRECISION_HELP = (
+    "fp32; fp16 or bf16 (PyTorch); int8 (ONNX Runtime, quantized once on sample photos; "
+    "`srgan models` lists its quality)."
+)
+Device = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
+DeviceOrConfig = Annotated[  # None: the command's config file or settings decide
+    str | None, typer.Option("--device", help=DEVICE_HELP + " Default: from the config.")
+]
+Backend = Annotated[str, typer.Option("--backend", help=BACKEND_HELP)]
+BackendOrConfig = Annotated[
+    str | None, typer.Option("--backend", help=BACKEND_HELP + " Default: from the config.")
+]
+Tile = Annotated[
+    int | None,
+    typer.Option(
+        "--tile",
+        "-t",
+        min=0,
+        help="Tile side in input pixels; 0 = whole image; default: from the memory available.",
+    ),
+]
+TilePad = Annotated[
+    int, typer.Option("--tile-pad", min=0, help="Context pixels around each tile (blended).")
+]
+Precision = Annotated[str, typer.Option("--precision", help=PRECISION_HELP)]
+Half = Annotated[bool, typer.Option("--half", help="Same as --precision fp16.")]
+Bf16 = Annotated[bool, typer.Option("--bf16", help="Same as --precision bf16.")]
+
+
+def precision_from(precision: str, half: bool = False, bf16: bool = False) -> str:
+    """--precision, with --half and --bf16 as its aliases (only one of them at a time)."""
+    from srgan.inference.upscaler import PRECISIONS
+
+    aliases = [name for name, given in (("fp16", half), ("bf16", bf16)) if given]
+    if len(aliases) > 1 or (aliases and precision not in ("fp32", aliases[0])):
+        raise BadInputError("choose one of --precision, --half and --bf16")
+    chosen = aliases[0] if aliases else precision
+    if chosen not in PRECISIONS:
+        raise BadInputError(f"--precision {chosen!r}: use {', '.join(PRECISIONS)}")
+    return chosen
+
+
+def warn_int8_quality(model: str, precision: str) -> None:
+    """int8 is opt-in; where it was measured to lose visible quality, say so."""
+    from srgan.zoo.pretrained import int8_quality_note
+
+    note = int8_quality_note(model) if precision == "int8" else None
+    if note:
+        logging.getLogger("srgan.cli").warning("%s", note)
+
+
+_IMPORTED_AT = time.perf_counter()
+
+
+def seconds_since_start() -> float:
+    """Seconds since this process started (from /proc on Linux, else since srgan's CLI was
+    imported): the start-up that `-v` reports."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stream:
+            started_ticks = int(stream.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as stream:
+            uptime = float(stream.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED_AT
 
 
 Denoise = Annotated[
@@ -163,7 +241,7 @@ def plan_for(
 
 
 def run_jobs(
-    jobs: list[Job], action: Process, verb: str, settings: BatchSettings, folder: bool
+    jobs: list[Job], action: Process | Stages, verb: str, settings: BatchSettings, folder: bool
 ) -> None:
     """A single file: errors propagate (exit 2 for bad input). A folder: a failing file is
     reported by name and the others go on, with exit code 1 at the end."""
@@ -205,10 +283,13 @@ def _write_report(path: Path, report: BatchReport) -> None:
     write_bytes_atomically(path, (json.dumps(report.as_dict(), indent=2) + "\n").encode())
 
 
-def _run_single(action: Process, job: Job) -> None:
+def _run_single(action: Process | Stages, job: Job) -> None:
     """Unexpected failures (disk full, out of memory, an encoder's limit) name the file."""
     try:
-        action(job.source, job.target)
+        if isinstance(action, Stages):
+            action.write(action.compute(action.read(job.source)), job.target)
+        else:
+            action(job.source, job.target)
     except SrganError:
         raise
     except Exception as exc:

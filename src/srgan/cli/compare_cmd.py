@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import MaxPixels, OnnxLayout, OnnxOrder, OnnxRange, onnx_hints
+from srgan.cli.common import (
+    Backend,
+    Device,
+    MaxPixels,
+    OnnxLayout,
+    OnnxOrder,
+    OnnxRange,
+    TilePad,
+    onnx_hints,
+)
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
 
@@ -84,13 +93,9 @@ def compare(
         int | None,
         typer.Option("--tile", "-t", min=0, help="Tile side; default: whole images with --hr."),
     ] = None,
-    tile_pad: Annotated[int, typer.Option("--tile-pad", min=0)] = DEFAULT_TILE_PAD,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = (
-        "auto"
-    ),
-    backend: Annotated[
-        str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn.")
-    ] = "auto",
+    tile_pad: TilePad = DEFAULT_TILE_PAD,
+    device: Device = "auto",
+    backend: Backend = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     onnx_layout: OnnxLayout = None,
@@ -184,8 +189,8 @@ def _contenders(
 ) -> tuple[list[Contender], float]:
     """Open every model; the comparison's scale is --scale or the first trained model's."""
     from srgan.comparison.results import Contender
+    from srgan.inference.backends import open_model
     from srgan.inference.upscaler import UpscaleOptions, resolve_device
-    from srgan.zoo.selection import open_model
 
     if not names:
         raise BadInputError("name at least one model with -m")
@@ -194,7 +199,7 @@ def _contenders(
     target: float | None = float(scale) if scale is not None else None
     for index, name in enumerate(names):
         if name != "bicubic":
-            opened[index] = open_model(name, None, chosen_device, "fp32", backend, hints)
+            opened[index] = open_model(name, None, chosen_device, "fp32", backend, onnx=hints)
             if target is None:
                 target = float(opened[index].scale)  # type: ignore[attr-defined]
     target = target or 4.0
@@ -275,7 +280,7 @@ def format_summary(summary: Summary, title: str) -> str:
     labels = summary.labels
     if summary.scores is not None:
         from srgan.cli.metric_cmds import format_tables
-        from srgan.inference.evaluate import ImageScore, ScoreTable
+        from srgan.evaluation import ImageScore, ScoreTable
 
         tables = [
             ScoreTable(

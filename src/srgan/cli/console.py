@@ -1,29 +1,37 @@
-"""Output for the command line: messages on stderr, results on stdout, progress bars."""
+"""Output for the command line: messages on stderr, results on stdout, progress bars.
+
+Messages are plain lines on stderr; Rich is imported only for a progress bar (start-up
+stays short, and `-q` runs never load it). While a bar is shown, Rich routes the lines
+written to stderr above it.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from srgan.user_files import shown
 
-stderr = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn
+
+
+def _line(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+@functools.cache
+def _rich_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 @dataclass
@@ -40,9 +48,9 @@ class _OneLineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = record.levelname.lower()
         message = shown(" ".join(record.getMessage().split()))
-        stderr.print(f"srgan: {level}: {message}", markup=False, soft_wrap=True)
+        _line(f"srgan: {level}: {message}")
         if record.exc_info and verbosity.verbose:  # -v: the traceback behind the line
-            stderr.print(logging.Formatter().formatException(record.exc_info), markup=False)
+            _line(logging.Formatter().formatException(record.exc_info))
 
 
 def configure(quiet: bool, verbose: bool) -> None:
@@ -71,11 +79,11 @@ def note(message: str) -> None:
     """A summary line on stderr, hidden with -q. Control characters (from file names) are
     escaped, so that a message stays one line and cannot drive the terminal."""
     if not verbosity.quiet:
-        stderr.print(f"srgan: {shown(message)}", markup=False, soft_wrap=True)
+        _line(f"srgan: {shown(message)}")
 
 
 def error(message: str) -> None:
-    stderr.print(f"srgan: error: {shown(message)}", markup=False, soft_wrap=True)
+    _line(f"srgan: error: {shown(message)}")
 
 
 @dataclass
@@ -90,14 +98,31 @@ class ProgressTask:
             self.progress.advance(self.task_id)  # type: ignore[arg-type]
 
 
-_COLUMNS = (
-    TextColumn("{task.description}"),
-    BarColumn(),
-    MofNCompleteColumn(),
-    TimeElapsedColumn(),
-    TextColumn("eta"),
-    TimeRemainingColumn(),
-)
+def _columns(rate_unit: str | None = None) -> tuple[ProgressColumn, ...]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    rate = (_rate_column(rate_unit),) if rate_unit else ()
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *rate,
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+
+
+def _progress(rate_unit: str | None = None, transient: bool = False) -> Progress:
+    from rich.progress import Progress
+
+    return Progress(*_columns(rate_unit), console=_rich_console(), transient=transient)
 
 
 @contextmanager
@@ -106,17 +131,17 @@ def progress_bar(description: str, total: int) -> Iterator[ProgressTask]:
     if verbosity.quiet or total <= 1:
         yield ProgressTask(None, None)
         return
-    with Progress(*_COLUMNS, console=stderr, transient=False) as progress:
+    with _progress() as progress:
         yield ProgressTask(progress, progress.add_task(description, total=total))
 
 
 @contextmanager
 def tile_progress(name: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
     """A bar over the tiles of one image; a no-op with -q or when `enabled` is False."""
-    if verbosity.quiet or not enabled or not stderr.is_terminal:
+    if verbosity.quiet or not enabled or not sys.stderr.isatty():
         yield lambda done, total: None
         return
-    with Progress(*_COLUMNS, console=stderr, transient=True) as progress:
+    with _progress(transient=True) as progress:
         task = progress.add_task(name, total=None)
 
         def update(done: int, total: int) -> None:
@@ -125,27 +150,27 @@ def tile_progress(name: str, enabled: bool = True) -> Iterator[Callable[[int, in
         yield update
 
 
-class _RateColumn(ProgressColumn):
+def _rate_column(unit: str) -> ProgressColumn:
     """Items per second, e.g. '3.2 fps'."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def __init__(self, unit: str) -> None:
-        super().__init__()
-        self.unit = unit
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.2f} {unit}" if speed else f"-- {unit}")
 
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f} {self.unit}" if speed else f"-- {self.unit}")
+    return RateColumn()
 
 
 @contextmanager
 def rate_progress(name: str, unit: str = "fps") -> Iterator[Callable[[int, int | None], None]]:
     """A bar with the rate and ETA for a long run of items (video frames); `update(done,
     total)` with total None when unknown. A no-op with -q or when stderr is no terminal."""
-    if verbosity.quiet or not stderr.is_terminal:
+    if verbosity.quiet or not sys.stderr.isatty():
         yield lambda done, total: None
         return
-    columns = (*_COLUMNS[:3], _RateColumn(unit), *_COLUMNS[3:])
-    with Progress(*columns, console=stderr, transient=False) as progress:
+    with _progress(rate_unit=unit) as progress:
         task = progress.add_task(name, total=None)
 
         def update(done: int, total: int | None) -> None:

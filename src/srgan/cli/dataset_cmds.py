@@ -9,6 +9,8 @@ from typing import Annotated, TypeVar
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import MaxPixels
+from srgan.defaults import DEFAULT_MAX_PIXELS
 
 R = TypeVar("R")
 
@@ -33,7 +35,7 @@ def prepare(
 ) -> None:
     """Cut photos into overlapping sub-images with matching LR copies:
     DST/{train,val}/HR and DST/{train,val}/LR_xS, split by source photo."""
-    from srgan.training.prepare import PrepareSettings, prepare_dataset
+    from srgan.training.data.prepare import PrepareSettings, prepare_dataset
 
     settings = PrepareSettings(size, step, tuple(scales or [4]), val_fraction, seed)
     report = _over_photos("prepare", source, target, settings, prepare_dataset)
@@ -68,7 +70,7 @@ def clips(
 ) -> None:
     """Make synthetic video clips from photos (a camera panning and zooming slowly at
     sub-pixel steps): DST/{train,val}/<photo>_<k>/frame_0000.png ..."""
-    from srgan.training.clips import ClipSettings, make_clips
+    from srgan.training.data.synthetic_clips import ClipSettings, make_clips
 
     settings = ClipSettings(
         frames, size, clips_per_photo, max_shift, max_zoom, shrink, val_fraction, seed
@@ -79,6 +81,43 @@ def clips(
         f"clips: {report.train_clips} train, {report.val_clips} val clips of {frames} frames "
         f"in {target}{skipped}"
     )
+
+
+@dataset_app.command("degrade")
+def degrade(
+    source: Annotated[Path, typer.Argument(metavar="SRC", help="Folder of HR images.")],
+    target: Annotated[Path, typer.Argument(metavar="DST", help="Output folder of LR PNGs.")],
+    scale: Annotated[int, typer.Option("--scale", "-s", min=1)] = 4,
+    degradation: Annotated[
+        str, typer.Option("--degradation", help="realesrgan (default) or bicubic.")
+    ] = "realesrgan",
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="A training config: its [data.realesrgan] settings."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random degradations.")] = 0,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Degrade HR images as training does (Real-ESRGAN's blur, resize, noise and JPEG,
+    twice), seeded: DST/<name>.png at 1/scale, to score models on held-out images made
+    like the training pairs (`srgan eval --lr DST`)."""
+    from srgan.errors import BadInputError
+    from srgan.training.data.degradations import DegradationName
+    from srgan.training.data.degrade_folder import degrade_folder
+    from srgan.training.recipes.srgan_config import load_image_config
+
+    if degradation not in ("realesrgan", "bicubic"):
+        raise BadInputError(f"--degradation {degradation!r}: use realesrgan or bicubic")
+    name: DegradationName = "bicubic" if degradation == "bicubic" else "realesrgan"
+    settings = load_image_config(config_file).data.realesrgan
+    from srgan.imaging.io import list_images
+
+    total = len(list_images(source)) if source.is_dir() else 0
+    with console.progress_bar("degrade", total) as bar:
+        count = degrade_folder(
+            source, target, scale, name, settings, seed, max_pixels or None, bar.advance
+        )
+    console.note(f"degrade: {count} LR images x1/{scale} ({degradation}, seed {seed}) in {target}")
 
 
 def _over_photos(

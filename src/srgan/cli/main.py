@@ -17,6 +17,7 @@ from srgan.cli.dataset_cmds import dataset_app
 from srgan.cli.devices_cmd import devices
 from srgan.cli.metric_cmds import evaluate, psnr
 from srgan.cli.models_cmd import models
+from srgan.cli.quantize_cmd import quantize
 from srgan.cli.resize_cmds import downscale, upscale
 from srgan.cli.serve_cmd import serve_app
 from srgan.cli.train_cmd import train
@@ -45,6 +46,7 @@ app.command("convert")(convert)
 app.command("models")(models)
 app.command("devices")(devices)
 app.command("benchmark")(benchmark)
+app.command("quantize")(quantize)
 app.add_typer(dataset_app, name="dataset")
 app.command("train")(train)
 app.command("train-vsr")(train_vsr)

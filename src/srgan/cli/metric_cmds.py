@@ -21,9 +21,10 @@ from srgan.cli.common import (
     onnx_hints,
 )
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
+from srgan.errors import BadInputError
 
 if TYPE_CHECKING:
-    from srgan.inference.evaluate import ScoreTable
+    from srgan.evaluation import ScoreTable
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -47,7 +48,7 @@ def psnr(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """PSNR and SSIM of images against references, as the papers compute them."""
-    from srgan.inference.evaluate import compare_paths, pair_paths
+    from srgan.evaluation import compare_paths, pair_paths
 
     pairs = pair_paths(first, second)
     with console.progress_bar("compare", len(pairs)) as bar:
@@ -68,8 +69,8 @@ def evaluate(
         typer.Option(
             "--dataset",
             "-d",
-            help="Folder of HR images, or of clip folders of numbered frames (Vid4 layout).",
-            readable=False,
+            help="Folder of HR images, or of clip folders of numbered frames (Vid4 layout) or "
+            "video files.",
         ),
     ],
     scale: Annotated[
@@ -92,6 +93,14 @@ def evaluate(
         int,
         typer.Option("--window", min=1, help="Frames per temporal window (video SR models)."),
     ] = DEFAULT_VSR_WINDOW,
+    lr_folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--lr",
+            help="Given LR inputs (same names as the HR images, 1/scale their size) instead "
+            "of bicubic ones, e.g. from `srgan dataset degrade`.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     onnx_layout: OnnxLayout = None,
@@ -103,15 +112,14 @@ def evaluate(
     On clip folders, image models upscale each frame alone and video SR models run on
     overlapping windows of --window frames.
     """
-    from srgan.inference import evaluate as evaluation
+    from srgan import evaluation
     from srgan.inference.vsr import TemporalWindows
+    from srgan.zoo.onnx_any_file import is_onnx_file, open_onnx_file
     from srgan.zoo.registry import load_model
-    from srgan.zoo.selection import is_onnx_file, open_onnx_file
 
     hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     windows = TemporalWindows(window)
     by_clip = clips or evaluation.holds_clips(dataset)
-    items = evaluation.dataset_clips(dataset) if by_clip else evaluation.dataset_images(dataset)
     from srgan.zoo.ncnn_families import is_family_name
 
     if (denoise is not None or conservative) and not any(map(is_family_name, models)):
@@ -126,13 +134,24 @@ def evaluate(
         else load_model(name, scale)
         for name in models
     ]
-    with console.progress_bar("evaluate", len(items)) as bar:
+    if lr_folder is not None:
         if by_clip:
+            raise BadInputError("--lr pairs LR and HR images; it does not take clips")
+        pairs = evaluation.lr_pairs(lr_folder, dataset)
+        with console.progress_bar("evaluate", len(pairs)) as bar:
+            tables = evaluation.evaluate_pairs(loaded, pairs, scale, max_pixels, bar.advance)
+    elif by_clip:
+        clip_list = evaluation.dataset_clips(dataset, max_pixels)
+        with console.progress_bar("evaluate", len(clip_list)) as bar:
             tables = evaluation.evaluate_clips(
-                loaded, items, scale, windows, max_pixels, bar.advance
+                loaded, clip_list, scale, windows, progress=bar.advance
+            ).tables
+    else:
+        paths = evaluation.dataset_images(dataset)
+        with console.progress_bar("evaluate", len(paths)) as bar:
+            tables = evaluation.evaluate_images(
+                loaded, paths, scale, max_pixels=max_pixels, progress=bar.advance
             )
-        else:
-            tables = evaluation.evaluate_models(loaded, items, scale, max_pixels, bar.advance)
     if as_json:
         reports = [
             {"model": name, "dataset": str(dataset), "scale": scale, **table.as_dict()}
@@ -141,6 +160,8 @@ def evaluate(
         console.print_result(to_json(reports[0] if len(reports) == 1 else reports))
     else:
         title = f"{dataset.name} x{scale}: PSNR (dB) and SSIM on the Y channel, border {scale}"
+        if lr_folder is not None:
+            title += f", LR inputs from {lr_folder}"
         if by_clip:
             title += ", each clip the mean of its frames"
         console.print_result(title + "\n" + format_tables(tables, models))

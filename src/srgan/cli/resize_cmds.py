@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +13,14 @@ import typer
 from srgan.cli import console
 from srgan.cli.common import (
     DEFAULT_QUALITY,
+    Backend,
     BatchSettings,
+    Bf16,
     ChunkSize,
     Conservative,
     Denoise,
+    Device,
+    Half,
     MaxMemory,
     MaxPixels,
     OnnxLayout,
@@ -23,6 +28,7 @@ from srgan.cli.common import (
     OnnxRange,
     Pattern,
     PngCompression,
+    Precision,
     Quality,
     Recursive,
     ReportFile,
@@ -30,19 +36,33 @@ from srgan.cli.common import (
     Shard,
     SkipExisting,
     Threads,
+    Tile,
+    TilePad,
     batch_settings,
     model_variant,
     onnx_hints,
     parse_size,
     plan_for,
+    precision_from,
     run_jobs,
+    seconds_since_start,
+    warn_int8_quality,
 )
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_PNG_LEVEL, DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
-from srgan.inference.image_job import FileSettings, resize_file, upscale_file
+from srgan.imaging.io import Image, encode_image, output_format, write_bytes_atomically
+from srgan.inference.backends import open_model
+from srgan.inference.image_job import (
+    FileSettings,
+    PreparedUpscale,
+    describe,
+    finish_upscale,
+    prepare_upscale,
+    resize_file,
+)
 from srgan.inference.job_memory import memory_limit
-from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device
-from srgan.zoo.selection import open_model
+from srgan.inference.pipeline import Stages, Timings
+from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device, upscale_image
 
 log = logging.getLogger("srgan.cli")
 
@@ -79,34 +99,16 @@ def upscale(
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
     ] = None,
-    tile: Annotated[
-        int | None,
-        typer.Option(
-            "--tile",
-            "-t",
-            min=0,
-            help="Tile side in input pixels; 0 = whole image; default: from the memory available.",
-        ),
-    ] = None,
-    tile_pad: Annotated[
-        int, typer.Option("--tile-pad", min=0, help="Context pixels around each tile (blended).")
-    ] = DEFAULT_TILE_PAD,
+    tile: Tile = None,
+    tile_pad: TilePad = DEFAULT_TILE_PAD,
     alpha_mode: Annotated[
         str, typer.Option("--alpha-mode", help="Upscale alpha with the model or bicubic.")
     ] = "model",
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-    ] = "auto",
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            help="auto (named models on the CPU: onnxruntime, else ncnn; otherwise torch), "
-            "torch, onnxruntime or ncnn.",
-        ),
-    ] = "auto",
-    half: Annotated[bool, typer.Option("--half", help="fp16 inference (GPU).")] = False,
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 inference.")] = False,
+    device: Device = "auto",
+    backend: Backend = "auto",
+    precision: Precision = "fp32",
+    half: Half = False,
+    bf16: Bf16 = False,
     onnx_layout: OnnxLayout = None,
     onnx_range: OnnxRange = None,
     onnx_order: OnnxOrder = None,
@@ -132,43 +134,79 @@ def upscale(
     For folders (also as `srgan batch-process` / `srgan batch`): --recursive keeps the
     structure, --skip-existing resumes, --threads runs files in parallel, --shard i/n splits
     the work across machines, and a file that fails is reported while the others go on.
+    The next file is read and the previous one written while the network computes.
     """
+    start_up = seconds_since_start()  # interpreter, imports and arguments
     settings = batch_settings(
         recursive, pattern, skip_existing, threads, sequential, chunk_size, shard, report
     )
-    if half and bf16:
-        raise BadInputError("choose one of --half and --bf16")
+    folder = source.is_dir()
     try:
         options = UpscaleOptions(
             tile=tile,
             tile_pad=tile_pad,
             outscale=outscale,
             alpha_mode=alpha_mode,  # type: ignore[arg-type]
-            precision="fp16" if half else "bf16" if bf16 else "fp32",
+            precision=precision_from(precision, half, bf16),  # type: ignore[arg-type]
             device=resolve_device(device),
-            parallel_images=settings.workers if source.is_dir() else 1,
+            parallel_images=settings.workers if folder else 1,
         )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
     model = model_variant(model, scale, denoise, conservative)
     jobs = plan_for(source, target, settings, suffix, ext)
-    hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
-    loaded = open_model(model, scale, options.device, options.precision, backend, hints)
-    runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
+    timings = Timings()
+    with timings.measure("model"):
+        # The backend is chosen for all cores whatever --threads: parallel and sequential
+        # runs then use the same one, and write the same bytes.
+        hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
+        loaded = open_model(model, scale, options.device, options.precision, backend, onnx=hints)
+        runner = make_runner(loaded, options)  # one per run: loads once, keeps fp32 fallbacks
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
+    warn_int8_quality(loaded.name, options.precision)
+    log.info(
+        "ready %.2f s after the process started (start-up %.2f s, then the model %.2f s)",
+        seconds_since_start(),
+        start_up,
+        timings.seconds["model"],
+    )
 
     files = FileSettings(
-        memory_limit(max_memory, settings.workers if source.is_dir() else 1),
+        memory_limit(max_memory, settings.workers if folder else 1),
         max_pixels,
         quality,
         png_compression,
     )
+    targets = {job.source: job.target for job in jobs}
 
-    def action(src: Path, dst: Path) -> None:
-        with console.tile_progress(src.name, enabled=not source.is_dir()) as progress:
-            upscale_file(loaded, src, dst, options, files, progress, runner)
+    def read(src: Path) -> PreparedUpscale:
+        with timings.measure("decode"):
+            return prepare_upscale(loaded, src, targets[src], options, files)
 
-    run_jobs(jobs, action, "upscale", settings, folder=source.is_dir())
+    def compute(job: PreparedUpscale) -> Image | None:
+        """PNG and TIFF are written here, band by band as the network finishes them;
+        other formats are encoded and written by the writer thread."""
+        with console.tile_progress(source.name, enabled=not folder) as progress:
+            if job.plan.streamed:
+                finish_upscale(loaded, job, options, files, progress, runner, timings)
+                return None
+            tiled = replace(options, tile=job.tile)
+            with timings.measure("compute"):
+                return upscale_image(loaded, job.image, tiled, progress, runner)
+
+    def write(result: Image | None, dst: Path) -> None:
+        if result is None:
+            return  # streamed by `compute`
+        with timings.measure("encode"):
+            encoded = encode_image(
+                result, output_format(dst), quality, png_compression, name=dst.name
+            )
+        with timings.measure("write"):
+            write_bytes_atomically(dst, encoded)
+        log.info("wrote %s: %s", dst, describe(result))
+
+    run_jobs(jobs, Stages(read, compute, write), "upscale", settings, folder=folder)
+    log.info("timing: %s; total %.2f s", timings.describe(), seconds_since_start())
 
 
 def downscale(

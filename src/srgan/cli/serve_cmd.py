@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import BackendOrConfig, DeviceOrConfig
 from srgan.errors import SrganError
 
 serve_app = typer.Typer(
@@ -59,12 +60,8 @@ def serve(
         list[str] | None,
         typer.Option("--cors-origin", help="Allow browser calls from this origin (repeatable)."),
     ] = None,
-    device: Annotated[
-        str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-    ] = None,
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn.")
-    ] = None,
+    device: DeviceOrConfig = None,
+    backend: BackendOrConfig = None,
     access_log: Annotated[
         bool | None, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = None,

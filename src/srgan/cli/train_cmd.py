@@ -1,4 +1,4 @@
-"""`srgan train`: SRResNet pre-training then SRGAN, from one configuration."""
+"""`srgan train`: image super-resolution training (the SRGAN recipe) on the engine."""
 
 from __future__ import annotations
 
@@ -7,103 +7,68 @@ from typing import Annotated
 
 import typer
 
-from srgan.cli import console
-from srgan.errors import BadInputError
+from srgan.cli import train_common as common
+from srgan.cli.common import DeviceOrConfig
 
 
 def train(
-    config_file: Annotated[
-        Path | None, typer.Option("--config", "-c", help="TOML, YAML or JSON configuration.")
+    config_file: common.ConfigFile = None,
+    overrides: common.Overrides = None,
+    resume: common.Resume = False,
+    fresh: common.Fresh = False,
+    print_config: common.PrintConfig = False,
+    example_config: common.ExampleConfig = None,
+    pretrain_steps: Annotated[
+        int | None, typer.Option("--pretrain-steps", min=0, help="Pixel-loss steps.")
     ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override any key: section.key=value (repeatable)."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in output_dir.")
-    ] = False,
-    print_config: Annotated[
-        bool, typer.Option("--print-config", help="Print the resolved configuration and stop.")
-    ] = False,
-    example_config: Annotated[
-        Path | None, typer.Option("--example-config", help="Write a commented example and stop.")
-    ] = None,
-    pretrain_steps: Annotated[int | None, typer.Option("--pretrain-steps", min=0)] = None,
     train_steps: Annotated[
         int | None, typer.Option("--train-steps", min=0, help="GAN steps.")
     ] = None,
-    checkpoint_interval: Annotated[int | None, typer.Option("--checkpoint-interval", min=1)] = None,
-    val_interval: Annotated[int | None, typer.Option("--val-interval", min=1)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
-    train_hr: Annotated[Path | None, typer.Option("--train-hr", help="Training HR folder.")] = None,
-    val_hr: Annotated[Path | None, typer.Option("--val-hr", help="Validation HR folder.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")] = None,
+    checkpoint_interval: common.CheckpointInterval = None,
+    val_interval: common.ValInterval = None,
+    batch_size: common.BatchSize = None,
+    train_images: Annotated[
+        Path | None, typer.Option("--train", "--train-hr", help="Training HR images (folder).")
+    ] = None,
+    val: common.Val = None,
+    output: common.Output = None,
+    arch: common.Arch = None,
+    init: common.Init = None,
     vgg_weights: Annotated[
         Path | None, typer.Option("--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth.")
     ] = None,
-    device: Annotated[str | None, typer.Option("--device")] = None,
-    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    device: DeviceOrConfig = None,
+    seed: common.Seed = None,
+    autotune: common.Autotune = None,
 ) -> None:
-    """Train SRResNet (pixel loss) then SRGAN (VGG54 + adversarial), with checkpoints
-    that `srgan upscale --model` and `srgan eval --model` use directly."""
-    from srgan.imaging.io import write_bytes_atomically
-    from srgan.training.config import EXAMPLE_CONFIG, load_config
+    """Train an image network: pixel-loss pre-training, then SRGAN (content + adversarial
+    loss). SRResNet, RRDBNet or SRVGG, from scratch or fine-tuned from a pretrained model
+    (--init anime-video); checkpoints work with `srgan upscale/eval --model RUN`."""
+    from srgan.training.recipes.srgan_config import EXAMPLE_CONFIG, load_image_config
 
     if example_config is not None:
-        write_bytes_atomically(example_config, EXAMPLE_CONFIG.encode())
-        console.note(f"wrote {example_config}")
+        common.write_example(example_config, EXAMPLE_CONFIG)
         return
     quick = {
         "pretrain.steps": pretrain_steps,
         "gan.steps": train_steps,
-        "checkpoint_interval": checkpoint_interval,
+        "checkpoint.interval": checkpoint_interval,
         "val_interval": val_interval,
         "data.batch_size": batch_size,
-        "data.train_hr": train_hr,
-        "data.val_hr": val_hr,
+        "data.train": train_images,
+        "data.val": val,
         "output_dir": output,
-        "gan.vgg_weights": vgg_weights,
+        "model.arch": arch,
+        "model.init": init,
+        "loss.perceptual.vgg_weights": vgg_weights,
         "device": device,
         "seed": seed,
+        "autotune.enabled": autotune,
     }
-    flags = [f"{key}={value}" for key, value in quick.items() if value is not None]
-    config = load_config(config_file, [*(overrides or []), *flags])
+    config = load_image_config(config_file, [*(overrides or []), *common.quick_flags(quick)])
     if print_config:
-        import json
-
-        console.print_result(json.dumps(config.model_dump(mode="json"), indent=2))
+        common.show_config(config)
         return
-    from srgan.training.trainer import Trainer
+    from srgan.training.recipes.srgan import SRGANRecipe
 
-    if config.data.train_hr is None:
-        raise BadInputError("set data.train_hr (--train-hr FOLDER) to the training images")
-
-    def report(record: dict) -> None:
-        console.note(describe(record))
-
-    trainer = Trainer(config, on_log=report)
-    last = trainer.run(resume=resume)
-    console.note(f"done: {last / 'generator.safetensors'}")
-
-
-def describe(record: dict) -> str:
-    """One console line for a training-log record."""
-    step = record["step"]
-    if "val_psnr" in record:
-        return f"step {step}: val PSNR {record['val_psnr']:.2f} dB, SSIM {record['val_ssim']:.4f}"
-    if record.get("event") == "plateau":
-        return f"step {step}: validation plateau, learning rate x{record['lr_scale']:g}"
-    if "event" in record:
-        return f"step {step}: {record['event']} {record.get('path', '')}".rstrip()
-    shown = {k: v for k, v in record.items() if k not in _NOT_LOSSES and v is not None}
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
-    from srgan.training.progress import format_duration
-
-    eta = record.get("eta_s")
-    timing = f" | {record['steps_per_s']:.2f} it/s"
-    if eta is not None:
-        timing += f", ETA {format_duration(eta)}"
-    return f"step {step} [{record['stage']}] lr {record['lr']:.1e}: {losses}{timing}"
-
-
-_NOT_LOSSES = {"step", "stage", "lr", "steps_per_s", "eta_s", "peak_rss_mb", "gpu_peak_mb"}
+    common.train(SRGANRecipe(config), resume, fresh)

@@ -7,6 +7,7 @@ the other commands start without them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,19 +15,27 @@ import typer
 
 from srgan.cli import console
 from srgan.cli.common import (
+    Backend,
+    Bf16,
     Conservative,
     Denoise,
+    Device,
+    Half,
     OnnxLayout,
     OnnxOrder,
     OnnxRange,
+    Precision,
+    Tile,
     model_variant,
     onnx_hints,
+    precision_from,
+    warn_int8_quality,
 )
-from srgan.defaults import DEFAULT_VSR_WINDOW
+from srgan.defaults import DEFAULT_REUSE_THRESHOLD, DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
+from srgan.inference.backends import open_model
 from srgan.inference.batch import failure_message
 from srgan.inference.upscaler import UpscaleOptions, make_runner, resolve_device
-from srgan.zoo.selection import open_model
 
 if TYPE_CHECKING:
     from srgan.inference.tiling import Forward
@@ -66,21 +75,12 @@ def video(
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
     ] = None,
-    tile: Annotated[
-        int | None,
-        typer.Option(
-            "--tile",
-            "-t",
-            min=0,
-            help="Tile side in input pixels; 0 = whole frame; default: from the memory available.",
-        ),
-    ] = None,
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-    ] = "auto",
-    backend: Annotated[
-        str, typer.Option("--backend", help="auto, torch, onnxruntime or ncnn (as upscale).")
-    ] = "auto",
+    tile: Tile = None,
+    device: Device = "auto",
+    backend: Backend = "auto",
+    precision: Precision = "fp32",
+    half: Half = False,
+    bf16: Bf16 = False,
     onnx_layout: OnnxLayout = None,
     onnx_range: OnnxRange = None,
     onnx_order: OnnxOrder = None,
@@ -144,6 +144,18 @@ def video(
             "longer = more context, slower).",
         ),
     ] = DEFAULT_VSR_WINDOW,
+    reuse_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--reuse-threshold",
+            help="Reuse the upscaled frame, or the tiles of it, whose picture changed by at "
+            f"most this many 8-bit levels (after a 3x3 blur); default {DEFAULT_REUSE_THRESHOLD:g}, "
+            "0 = exact repeats only. See docs/VIDEO.md.",
+        ),
+    ] = None,
+    no_reuse: Annotated[
+        bool, typer.Option("--no-reuse", help="Upscale every frame in full, reusing nothing.")
+    ] = False,
 ) -> None:
     """Upscale a video frame by frame, streaming in bounded memory.
 
@@ -153,6 +165,10 @@ def video(
     Audio and subtitles are copied packet for packet (re-encoded, with a warning, only where
     the output container cannot hold them); frame timestamps, rotation and colour tags are
     kept. The output is written to a temporary file and renamed when complete.
+
+    Frames that repeat the one before (anime drawn on twos, still shots) are not upscaled
+    again, and where only part of a frame changed only that part is: --reuse-threshold
+    tunes what counts as unchanged, --no-reuse turns it off.
     """
     from srgan.inference import video as pipeline
     from srgan.inference.video_probe import TimeRange, parse_rate, parse_time
@@ -161,8 +177,12 @@ def video(
         parse_time(start) if start is not None else None,
         parse_time(end) if end is not None else None,
     )
-    options = _upscale_options(tile, outscale, device)
+    options = _upscale_options(tile, outscale, device, precision_from(precision, half, bf16))
     model = model_variant(model, scale, denoise, conservative)
+    if no_reuse and reuse_threshold is not None:
+        raise BadInputError("--no-reuse and --reuse-threshold contradict each other: give one")
+    default = DEFAULT_REUSE_THRESHOLD if reuse_threshold is None else reuse_threshold
+    reuse = None if no_reuse else default
     hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     try:
         if preview is not None:
@@ -174,6 +194,8 @@ def video(
                 "--fps": fps,
                 "--no-audio": no_audio or None,
                 "--window": window if window != DEFAULT_VSR_WINDOW else None,
+                "--reuse-threshold": reuse_threshold,
+                "--no-reuse": no_reuse or None,
             }
             if given := [flag for flag, value in unused.items() if value is not None]:
                 log.warning(f"--preview writes single PNG frames: {', '.join(given)} not used")
@@ -192,6 +214,7 @@ def video(
             fps=parse_rate(fps) if fps is not None else None,
             audio=not no_audio,
             window=window,
+            reuse_threshold=reuse,
         )
         job = pipeline.plan_video(source, target, video_options)
         log.info(
@@ -202,7 +225,7 @@ def video(
             job.probe.codec,
             job.probe.pix_fmt,
         )
-        loaded, runner = _load(model, options, backend, hints, scale)
+        loaded, runner = _load(model, options, backend, hints, scale, pipeline.video_runner)
         with console.rate_progress(source.name) as progress:
             report = pipeline.upscale_video(job, loaded, options, progress, runner)
     except SrganError:
@@ -211,15 +234,26 @@ def video(
         raise SrganError(failure_message(source, exc)) from exc
     for note in report.streams:
         log.info("%s", note)
+    reused = ""
+    if report.reuse is not None:
+        log.info("frame reuse: %s", report.reuse.explain())
+        reused = f"; {report.reuse.summary()}"
     console.note(
         f"video: {report.frames} frames, {report.width}x{report.height} {report.encoder}, "
-        f"in {report.seconds:.1f} s ({report.fps:.2f} fps) -> {target}"
+        f"in {report.seconds:.1f} s ({report.fps:.2f} fps){reused} -> {target}"
     )
 
 
-def _upscale_options(tile: int | None, outscale: float | None, device: str) -> UpscaleOptions:
+def _upscale_options(
+    tile: int | None, outscale: float | None, device: str, precision: str
+) -> UpscaleOptions:
     try:
-        return UpscaleOptions(tile=tile, outscale=outscale, device=resolve_device(device))
+        return UpscaleOptions(
+            tile=tile,
+            outscale=outscale,
+            device=resolve_device(device),
+            precision=precision,  # type: ignore[arg-type]
+        )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
 
@@ -230,7 +264,9 @@ def _load(
     backend: str,
     hints: OnnxHints,
     scale: float | None = None,
+    runner: Callable[[AnyModel, UpscaleOptions], Forward] = make_runner,
 ) -> tuple[AnyModel, Forward]:
-    loaded = open_model(name, scale, options.device, options.precision, backend, hints)
+    loaded = open_model(name, scale, options.device, options.precision, backend, onnx=hints)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
-    return loaded, make_runner(loaded, options)  # one runner for every frame
+    warn_int8_quality(loaded.name, options.precision)
+    return loaded, runner(loaded, options)  # one runner for every frame

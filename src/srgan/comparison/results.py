@@ -242,7 +242,7 @@ def protocol_pair(source: Image, truth: Image, scale: int, name: str) -> tuple[I
 
 def score_output(output: Image, hr: Image, scale: int, name: str) -> Score:
     """PSNR/SSIM on Y with `scale` pixels of border removed (the papers' protocol)."""
-    from srgan.inference.evaluate import score
+    from srgan.evaluation import score
 
     result = score(name, _without_alpha(output), hr, crop_border=scale)
     return Score(result.psnr, result.ssim)

@@ -49,9 +49,9 @@ def resolve(text: str) -> Source:
         )
     path = Path(text)
     if path.is_dir():
-        from srgan.zoo.registry import _generator_in
+        from srgan.zoo.run_folders import generator_in
 
-        generator = _generator_in(path)
+        generator = generator_in(path)
         return Source(path.name, "safetensors", (generator,))
     if not path.exists():
         from srgan.zoo.pretrained import PRETRAINED

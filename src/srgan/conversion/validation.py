@@ -85,7 +85,7 @@ def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def run_ncnn(param: Path, weights: Path, x: np.ndarray) -> np.ndarray:
-    from srgan.inference.ncnn_backend import NcnnRunner
+    from srgan.inference.backends.ncnn import NcnnRunner
     from srgan.zoo.descriptor import ModelDescriptor
     from srgan.zoo.ncnn_model import NcnnModel
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import tifffile
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
@@ -34,11 +33,9 @@ EXIF_ORIENTATION = 0x0112
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels as read
-DEEP_TIFF_PHOTOMETRICS = (
-    tifffile.PHOTOMETRIC.MINISBLACK,
-    tifffile.PHOTOMETRIC.MINISWHITE,
-    tifffile.PHOTOMETRIC.RGB,
-)
+# tifffile.PHOTOMETRIC MINISBLACK, MINISWHITE, RGB (numbers: tifffile is imported on use,
+# which keeps start-up short)
+DEEP_TIFF_PHOTOMETRICS = (1, 0, 2)
 
 # Pillow mode -> (channels read_image returns, bit depth, Pillow's bytes per pixel, bytes
 # per pixel of the converted copy Pillow makes on the way (0: none)).
@@ -233,6 +230,8 @@ def _tag_int(value: object, name: str, label: object) -> int:
 
 
 def _probe_tiff(stream: BinaryIO, size: int, name: object, max_pixels: int | None) -> ImageHeader:
+    import tifffile
+
     with tifffile.TiffFile(stream, name=Path(str(name)).name) as tif:
         if len(tif.pages) == 0:  # tifffile's `pages.first` would raise a bare IndexError(0)
             raise BadInputError(

@@ -27,11 +27,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-import imagecodecs
 import numpy as np
-import tifffile
 from PIL import Image as PILImage
-from PIL import ImageCms, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_PNG_LEVEL
 from srgan.errors import BadInputError
@@ -226,6 +224,8 @@ def _pillow_meta(pil: PILImage.Image, exif: PILImage.Exif | None) -> tuple[Image
 def _read_tiff(data: bytes) -> tuple[np.ndarray, ImageMeta, int]:
     """8-bit TIFFs go through Pillow (it knows more compressions); deeper ones, and layouts
     Pillow cannot open (16-bit gray + alpha), through tifffile."""
+    import tifffile  # imported on use, like imagecodecs: start-up stays short
+
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages.first
         if page.bitspersample <= 8:
@@ -260,6 +260,8 @@ def _png_bit_depth(data: bytes) -> int:
 
 
 def _decode_png16(data: bytes) -> np.ndarray:
+    import imagecodecs
+
     pixels = imagecodecs.png_decode(data)
     if pixels.dtype != np.uint16:
         raise ValueError(f"unexpected 16-bit PNG sample type {pixels.dtype}")
@@ -318,6 +320,8 @@ def pil_to_pixels(pil: PILImage.Image) -> np.ndarray:
 
 def _cmyk_to_rgb(pil: PILImage.Image, meta: ImageMeta) -> tuple[PILImage.Image, ImageMeta]:
     """Convert CMYK through its embedded profile to sRGB; the CMYK profile is then dropped."""
+    from PIL import ImageCms
+
     if meta.icc_profile:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile))

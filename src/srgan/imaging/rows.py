@@ -32,18 +32,25 @@ class RowStream:
         return self.height, self.width, self.channels
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        """The blocks, checked: right shape and dtype, exactly `height` rows in all."""
+        """The blocks, checked: right shape and dtype, exactly `height` rows in all. A
+        consumer that stops early closes the source (which may be computing ahead)."""
         done = 0
-        for block in self.blocks:
-            if block.shape[1:] != (self.width, self.channels) or block.dtype != self.dtype:
-                raise ValueError(
-                    f"row block {block.shape} {block.dtype} does not fit a "
-                    f"{self.shape} {self.dtype} stream"
-                )
-            done += block.shape[0]
-            if done > self.height:
-                raise ValueError(f"row stream yielded more than {self.height} rows")
-            yield block
+        blocks = iter(self.blocks)
+        try:
+            for block in blocks:
+                if block.shape[1:] != (self.width, self.channels) or block.dtype != self.dtype:
+                    raise ValueError(
+                        f"row block {block.shape} {block.dtype} does not fit a "
+                        f"{self.shape} {self.dtype} stream"
+                    )
+                done += block.shape[0]
+                if done > self.height:
+                    raise ValueError(f"row stream yielded more than {self.height} rows")
+                yield block
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()
         if done != self.height:
             raise ValueError(f"row stream ended after {done} of {self.height} rows")
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
-import tifffile
 
 from srgan.imaging.rows import RowStream
 
@@ -33,6 +32,8 @@ def write_tiff_rows(stream: BinaryIO, rows: RowStream, icc_profile: bytes | None
     if icc_profile:
         extratags.append((_TIFF_ICC_PROFILE, 7, len(icc_profile), icc_profile, True))
     shape = (rows.height, rows.width) if rows.channels == 1 else rows.shape
+    import tifffile  # on use: start-up stays short
+
     with tifffile.TiffWriter(stream, bigtiff=raw_size > _CLASSIC_TIFF_LIMIT, byteorder="<") as tif:
         tif.write(
             _strips(rows, per_strip, dtype),

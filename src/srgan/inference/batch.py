@@ -23,11 +23,13 @@ from pathlib import Path
 from srgan.errors import BadInputError, SrganError
 from srgan.imaging.io import READ_EXTENSIONS
 from srgan.inference.files import check_outputs, output_name, real_path
+from srgan.inference.pipeline import Finished, Stages, run_pipeline
 from srgan.user_files import check_regular, shown
 
 log = logging.getLogger(__name__)
 
 Process = Callable[[Path, Path], None]
+"""process(source, target), or `Stages` whose reading and writing overlap the compute."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def torch_threads(count: int):
 
 def run_batch(
     jobs: Sequence[Job],
-    process: Process,
+    process: Process | Stages,
     workers: int = 1,
     skip_existing: bool = False,
     chunk_size: int | None = None,
@@ -201,7 +203,10 @@ def run_batch(
     `chunk_size` files at a time (default 2 x workers); each worker holds one image, so
     memory grows with the workers, not with the number of files. Outputs are
     byte-identical whatever the worker count. On Ctrl-C the queued files are dropped and
-    only the running ones finish (their outputs are complete or absent)."""
+    only the running ones finish (their outputs are complete or absent).
+
+    Given `Stages`, the next file is read and the previous one written while the workers
+    compute (`srgan.inference.pipeline`)."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     in_flight = max(workers, chunk_size or 2 * workers)
@@ -221,6 +226,20 @@ def run_batch(
             pending.append(job)
 
     cores = os.cpu_count() or 1
+    if isinstance(process, Stages):
+
+        def finished(item: Finished) -> None:
+            job = pending[item.index]
+            if item.error is None:
+                record(Outcome(job, "done", None, item.seconds))
+            else:
+                record(Outcome(job, "failed", failure_message(job.source, item.error)))
+
+        with torch_threads(cores // workers):
+            pairs = [(job.source, job.target) for job in pending]
+            run_pipeline(pairs, process, workers, max(1, in_flight - workers), finished)
+        report.seconds = time.perf_counter() - started
+        return report
     pool = ThreadPoolExecutor(workers)
     try:
         with torch_threads(cores // workers):

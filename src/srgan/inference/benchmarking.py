@@ -29,6 +29,7 @@ class Config:
     threads: int
     repeats: int = 3
     device: str = "cpu"
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def network_flops(name: str, height: int, width: int) -> float:
 
     def count(module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
         nonlocal total
-        weight = module.weight  # type: ignore[attr-defined]
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)  # hooks are set on convolutions only
         per_output = weight.shape[1] * weight.shape[2] * weight.shape[3]
         total += 2.0 * per_output * output.numel()
 
@@ -102,17 +104,19 @@ def _measure(config: Config, flops: float) -> dict[str, object]:
     import os
 
     from srgan.imaging.io import Image, ImageMeta
+    from srgan.inference.backends import open_model
     from srgan.inference.upscaler import (
         UpscaleOptions,
         backend_name,
         make_runner,
         upscale_pixels,
     )
-    from srgan.zoo.selection import open_model
 
     os.environ["OMP_NUM_THREADS"] = str(config.threads)
-    options = UpscaleOptions(tile=0, device=config.device)
-    model = open_model(config.model, None, config.device, "fp32", config.backend)
+    options = UpscaleOptions(tile=0, device=config.device, precision=config.precision)  # type: ignore[arg-type]
+    model = open_model(
+        config.model, None, config.device, config.precision, config.backend, config.threads
+    )
     if backend_name(model) == "torch":
         import torch
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from srgan.inference.backends import BACKENDS, choice_cache
+from srgan.inference.backends.base import installed
+from srgan.inference.backends.choice import Choice
+from srgan.inference.machine import cpu_model_name, cpu_signature, notable_flags
 from srgan.inference.tiling import available_memory_bytes
-from srgan.zoo.selection import CPU_BACKENDS, installed
 
 
 @dataclass(frozen=True)
@@ -24,19 +26,14 @@ class DeviceInfo:
         return asdict(self)
 
 
-def cpu_model_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as stream:
-            for line in stream:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def cached_choices() -> list[Choice]:
+    """The backend choices measured on this CPU (any model, thread count, precision)."""
+    here = cpu_signature()
+    return [c for c in choice_cache().entries() if c.key.cpu_signature == here]
 
 
 def describe_devices() -> list[DeviceInfo]:
-    cpu_backends = ["torch", *(name for name in CPU_BACKENDS if installed(name))]
+    cpu_backends = [backend.name for backend in BACKENDS if installed(backend)]
     devices = [
         DeviceInfo(
             "cpu",
@@ -47,6 +44,7 @@ def describe_devices() -> list[DeviceInfo]:
                 "cores": os.cpu_count(),
                 "torch_threads": torch.get_num_threads(),
                 "torch": torch.__version__,
+                "flags": " ".join(notable_flags()),
             },
         )
     ]

@@ -9,6 +9,7 @@ decoded; then the result is written band by band as the tiling engine finishes i
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from srgan.errors import BadInputError
 from srgan.imaging.header import ImageHeader, probe_image
 from srgan.imaging.io import Image, check_output_size, output_format, read_image, write_rows
 from srgan.inference.job_memory import MemoryPlan, format_bytes, plan_resize, plan_upscale
+from srgan.inference.pipeline import Timings, prefetched
 from srgan.inference.tiling import DEFAULT_TILE_CANDIDATES, Forward
 from srgan.inference.upscaler import (
     MIN_TILE,
@@ -31,7 +33,10 @@ from srgan.user_files import shown
 
 __all__ = [
     "FileSettings",
+    "PreparedUpscale",
     "describe",
+    "finish_upscale",
+    "prepare_upscale",
     "read_within",
     "resize_file",
     "upscale_file",
@@ -111,8 +116,73 @@ def _plan_with_tile(
         tile,
         exact_tile_pad(model, tile, options.tile_pad),
         descriptor.memory_per_pixel,
-        half_precision=options.precision != "fp32",
+        half_precision=options.precision in ("fp16", "bf16"),
         activations_on_host=options.device == "cpu",
+    )
+
+
+@dataclass
+class PreparedUpscale:
+    """A decoded input whose job was planned and checked: what `finish_upscale` needs."""
+
+    image: Image
+    target: Path
+    plan: MemoryPlan
+    tile: int
+
+
+def prepare_upscale(
+    model: AnyModel,
+    source: Path,
+    target: Path,
+    options: UpscaleOptions,
+    settings: FileSettings,
+) -> PreparedUpscale:
+    """Read `source`'s header, plan the job's memory and check the output's size (refusing
+    before decoding a job that would not fit in `settings.memory_limit` or whose result the
+    output format cannot hold), then decode it."""
+    header = probe_image(source, settings.max_pixels)
+    log.info("read %s: %s", source, describe(header))
+    limit = settings.memory_limit
+    plan, tile = upscale_plan(model, header, source, target, options, limit)
+    forced = options.tile is not None and (tile == 0 or tile > MIN_TILE)  # --tile can shrink
+    _check_plan(plan, header, settings, tile_flag=forced)
+    image = read_image(source, settings.max_pixels)
+    if _differs(image, header):  # the file changed, or its header told less than the truth
+        actual = _header_of(image, header)
+        plan, tile = upscale_plan(model, actual, source, target, options, limit)
+        _check_plan(plan, header, settings, tile_flag=forced)
+    return PreparedUpscale(image, target, plan, tile)
+
+
+def finish_upscale(
+    model: AnyModel,
+    job: PreparedUpscale,
+    options: UpscaleOptions,
+    settings: FileSettings,
+    progress: TileProgress | None = None,
+    runner: Forward | None = None,
+    timings: Timings | None = None,
+) -> None:
+    """Upscale a prepared input into its target. PNG and TIFF are encoded band by band
+    while the next band computes (`prefetched`); other formats are collected, then
+    encoded. `timings` gets compute and encode seconds (encode: time not spent waiting
+    for the network)."""
+    rows = upscale_rows(model, job.image, replace(options, tile=job.tile), progress, runner)
+    ahead = prefetched(rows, timings)
+    started = time.perf_counter()
+    write_rows(
+        job.target, ahead.rows, job.image.meta, settings.quality,
+        compress_level=settings.compress_level,
+    )  # fmt: skip
+    if timings is not None:
+        timings.add("encode", time.perf_counter() - started - ahead.waited)
+    log.info(
+        "wrote %s: %dx%d%s",
+        job.target,
+        rows.width,
+        rows.height,
+        " (streamed)" if job.plan.streamed else "",
     )
 
 
@@ -125,25 +195,10 @@ def upscale_file(
     progress: TileProgress | None = None,
     runner: Forward | None = None,
 ) -> MemoryPlan:
-    """Upscale one file into another, refusing before decoding a job that would not fit
-    in `settings.memory_limit` or whose result the output format cannot hold."""
-    header = probe_image(source, settings.max_pixels)
-    log.info("read %s: %s", source, describe(header))
-    limit = settings.memory_limit
-    plan, tile = upscale_plan(model, header, source, target, options, limit)
-    forced = options.tile is not None and (tile == 0 or tile > MIN_TILE)  # --tile can shrink
-    _check_plan(plan, header, settings, tile_flag=forced)
-    image = read_image(source, settings.max_pixels)
-    if _differs(image, header):  # the file changed, or its header told less than the truth
-        actual = _header_of(image, header)
-        plan, tile = upscale_plan(model, actual, source, target, options, limit)
-        _check_plan(plan, header, settings, tile_flag=forced)
-    rows = upscale_rows(model, image, replace(options, tile=tile), progress, runner)
-    write_rows(target, rows, image.meta, settings.quality, compress_level=settings.compress_level)
-    log.info(
-        "wrote %s: %dx%d%s", target, rows.width, rows.height, " (streamed)" if plan.streamed else ""
-    )
-    return plan
+    """Upscale one file into another (`prepare_upscale`, then `finish_upscale`)."""
+    job = prepare_upscale(model, source, target, options, settings)
+    finish_upscale(model, job, options, settings, progress, runner)
+    return job.plan
 
 
 def resize_file(

@@ -15,10 +15,12 @@ __all__ = ["GenericOnnxRunner"]
 class GenericOnnxRunner:
     """A tile forward around one session (safe to call from several threads)."""
 
-    def __init__(self, model: GenericOnnx, threads: int | None = None) -> None:
+    def __init__(
+        self, model: GenericOnnx, threads: int | None = None, spinning: bool = True
+    ) -> None:
         self.model = model
         self.conventions = model.conventions
-        self.session = onnx_session(model.path, threads)
+        self.session = onnx_session(model.path, threads, spinning)
 
     def __call__(self, tile: np.ndarray) -> np.ndarray:
         c = self.conventions

@@ -26,6 +26,16 @@ are carried to the next band. Beyond ``source`` and the returned array, peak mem
 plus two weight vectors of ``(H + W) * scale`` float32 values. (The band actually holds at
 most ``(tile + pad) * scale + 1`` rows.) With ``tile`` None or 0 the band is the whole
 output in float32, as for untiled inference.
+
+Recomputing part of an image. `retile` takes the upscaled output of an earlier, similar
+image (the previous frame of a video) and recomputes only some tiles of a `TileGrid`,
+running each block of neighbouring changed tiles as one network call (it then needs
+context only around the block). Every output pixel stays the weighted blend of the tiles
+that cover it, with the same weights as `tiled_upscale`: a recomputed tile contributes
+its new output, a kept tile what the earlier output holds there. So across the overlap
+between a recomputed and a kept tile the result ramps smoothly from one to the other,
+and where the kept tile's input did not change (its whole padded box, which is what a
+caller must check) both are the network's output for the same pixels: no seam.
 """
 
 from __future__ import annotations
@@ -42,10 +52,14 @@ from srgan.imaging.rows import RowStream, collect
 
 __all__ = [
     "Forward",
+    "TileGrid",
     "auto_tile_size",
     "available_memory_bytes",
     "band_rows",
+    "changed_blocks",
+    "retile",
     "tile_count",
+    "tile_grid",
     "tiled_rows",
     "tiled_upscale",
 ]
@@ -240,6 +254,13 @@ def _blend_bands(
     col_sum = _weight_sum(cols, width * scale)[None, :, None]
     total = len(rows) * len(cols)
 
+    if total == 1:  # weights all 1: no band, no blend (the same result, a copy less)
+        finished = np.empty((height * scale, width * scale, channels), dtype=out_dtype)
+        _quantize_into(_run_tile(forward, source, scale, size_multiple), finished)
+        if progress is not None:
+            progress(1, 1)
+        yield finished
+        return
     band_height = max(r.out_stop - r.out_start for r in rows)
     band = np.empty((band_height, width * scale, channels), dtype=np.float32)
     carried = 0  # leading rows of `band` holding overlap from the previous band
@@ -273,6 +294,150 @@ def _blend_bands(
         carried = n - k
         band[:carried] = band[k:n]
         yield finished
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """The tiles of an image of ``height x width`` input pixels: each one's padded input
+    box and, along each axis, the blend weights `tiled_upscale` gives them."""
+
+    height: int
+    width: int
+    scale: int
+    pad: int
+    rows: tuple[_Span, ...]
+    cols: tuple[_Span, ...]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.cols)
+
+    def input_box(self, row: int, col: int) -> tuple[slice, slice]:
+        """The input pixels the network sees for tile (row, col): its core and context."""
+        rows, cols = self.rows[row], self.cols[col]
+        return slice(rows.start, rows.stop), slice(cols.start, cols.stop)
+
+
+def tile_grid(height: int, width: int, scale: int, tile: int, pad: int) -> TileGrid:
+    """The grid of ``tile x tile`` core tiles with ``pad`` context, as `tiled_upscale` cuts
+    an image (``tile`` 0: one tile)."""
+    if tile < 0 or pad < 0 or scale < 1 or height < 1 or width < 1:
+        raise ValueError(f"bad tile grid {height}x{width} x{scale} tile {tile} pad {pad}")
+    tile = tile or max(height, width)
+    return TileGrid(
+        height,
+        width,
+        scale,
+        pad,
+        tuple(_spans(height, tile, pad, scale)),
+        tuple(_spans(width, tile, pad, scale)),
+    )
+
+
+Block = tuple[int, int, int, int]
+"""Tiles [row0, row1) x [col0, col1) of a `TileGrid`, upscaled by one network call."""
+
+
+def changed_blocks(changed: np.ndarray, grid: TileGrid, max_side: int = 0) -> list[Block]:
+    """The True tiles of the boolean ``changed`` (one per tile of ``grid``) grouped into
+    rectangular blocks: the runs of changed tiles along each row of tiles, each joined with
+    the same run in the rows below. No block's padded input is longer than ``max_side``
+    input pixels on either side (0: no limit), except a single tile that is already."""
+    if changed.shape != grid.shape:
+        raise ValueError(f"changed must have the grid's shape {grid.shape}, got {changed.shape}")
+
+    def fits(first: _Span, last: _Span) -> bool:
+        return max_side <= 0 or last.stop - first.start <= max_side
+
+    blocks: list[Block] = []
+    open_blocks: dict[tuple[int, int], int] = {}  # (col0, col1) -> row0
+    for row in range(grid.shape[0]):
+        runs = []
+        col = 0
+        while col < grid.shape[1]:
+            if not changed[row, col]:
+                col += 1
+                continue
+            start = col
+            col += 1
+            while col < grid.shape[1] and changed[row, col]:
+                if not fits(grid.cols[start], grid.cols[col]):
+                    break
+                col += 1
+            runs.append((start, col))
+        still_open = {}
+        for run in runs:
+            first_row = open_blocks.pop(run, row)
+            if not fits(grid.rows[first_row], grid.rows[row]):
+                blocks.append((first_row, row, *run))
+                first_row = row
+            still_open[run] = first_row
+        blocks.extend((first_row, row, *run) for run, first_row in open_blocks.items())
+        open_blocks = still_open
+    blocks.extend((first_row, grid.shape[0], *run) for run, first_row in open_blocks.items())
+    return blocks
+
+
+def retile(
+    source: np.ndarray,
+    previous: np.ndarray,
+    forward: Forward,
+    grid: TileGrid,
+    blocks: Sequence[Block],
+    size_multiple: int = 1,
+) -> np.ndarray:
+    """``previous`` (an earlier image's output, same shape and dtype) with the tiles of
+    ``blocks`` upscaled anew from ``source`` and blended in as `tiled_upscale` blends its
+    tiles (see the module notes). ``previous`` is left as it is; a new array is returned.
+
+    Memory: the band of `tiled_upscale` plus the float32 outputs of the blocks that span
+    the current row of tiles."""
+    shape = (grid.height * grid.scale, grid.width * grid.scale, source.shape[2])
+    if source.shape[:2] != (grid.height, grid.width) or previous.shape != shape:
+        raise ValueError(f"source {source.shape} and previous {previous.shape} do not fit the grid")
+    scale, rows, cols = grid.scale, grid.rows, grid.cols
+    peak = np.float32(np.iinfo(previous.dtype).max)
+    row_sum = _weight_sum(list(rows), shape[0])
+    col_sum = _weight_sum(list(cols), shape[1])[None, :, None]
+    starting: dict[int, list[Block]] = {}
+    for block in blocks:
+        starting.setdefault(block[0], []).append(block)
+    live: list[tuple[Block, np.ndarray]] = []  # blocks spanning this row, with their output
+    out = np.empty_like(previous)
+    band = np.empty((max(r.out_stop - r.out_start for r in rows), *shape[1:]), np.float32)
+    carried = 0  # leading rows of `band` holding overlap from the previous band
+    carried_change = False  # whether those rows hold any change
+    for index, row in enumerate(rows):
+        n = row.out_stop - row.out_start
+        band[carried:n] = 0.0
+        for r0, r1, c0, c1 in starting.get(index, []):
+            tile = source[rows[r0].start : rows[r1 - 1].stop, cols[c0].start : cols[c1 - 1].stop]
+            live.append(((r0, r1, c0, c1), _run_tile(forward, tile, scale, size_multiple)))
+        changed = carried_change
+        for (r0, _r1, c0, c1), y in live:
+            top = row.out_start - rows[r0].start * scale
+            for col in cols[c0:c1]:
+                left = col.out_start - cols[c0].start * scale
+                new = y[top : top + n, left : left + col.out_stop - col.out_start]
+                kept = previous[row.out_start : row.out_stop, col.out_start : col.out_stop]
+                weights = np.outer(row.weights, col.weights)[..., None]
+                band[:n, col.out_start : col.out_stop] += weights * (new - kept / peak)
+            changed = True
+        live = [(block, y) for block, y in live if block[1] > index + 1]
+        final = rows[index + 1].out_start if index + 1 < len(rows) else row.out_stop
+        k = final - row.out_start
+        if changed:
+            block = band[:k]
+            block /= row_sum[row.out_start : final, None, None]
+            block /= col_sum
+            block += previous[row.out_start : final] / peak
+            _quantize_into(block, out[row.out_start : final])
+        else:
+            out[row.out_start : final] = previous[row.out_start : final]
+        carried = n - k
+        band[:carried] = band[k:n]
+        carried_change = changed and carried > 0
+    return out
 
 
 def auto_tile_size(

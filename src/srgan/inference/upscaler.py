@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import Literal
 
 import numpy as np
 
@@ -21,25 +20,31 @@ from srgan.defaults import DEFAULT_TILE_PAD
 from srgan.errors import BadInputError
 from srgan.imaging.io import Image
 from srgan.imaging.rows import RowStream, collect, stream_array
+from srgan.inference.backends import backend_of, default_threads, runner_for
+from srgan.inference.backends.base import AnyModel
 from srgan.inference.tiling import Forward, auto_tile_size, available_memory_bytes, tiled_rows
-from srgan.zoo.ncnn_model import NcnnModel
 from srgan.zoo.onnx_generic import GenericOnnx
-from srgan.zoo.onnx_model import OnnxModel
-
-if TYPE_CHECKING:
-    from srgan.zoo.descriptor import LoadedModel
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16", "bf16"]
+__all__ = [
+    "AnyModel",
+    "UpscaleOptions",
+    "make_runner",
+    "model_rows",
+    "upscale_image",
+    "upscale_pixels",
+    "upscale_rows",
+]
+
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 AlphaMode = Literal["model", "bicubic"]
 TileProgress = Callable[[int, int], None]
-AnyModel: TypeAlias = "LoadedModel | NcnnModel | OnnxModel | GenericOnnx"
 
 _BICUBIC_PAD = 3  # the bicubic kernel reaches 2 input pixels: 3 makes tiles exact
 _TILE_BUDGET_FRACTION = 0.25
 _CPU_TILE_BUDGET = 1 << 30  # bigger CPU tiles are no faster; keep the footprint modest
-_PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 _ALPHA_MODES = ("model", "bicubic")
 MIN_TILE = 16
 _SMALL_PAD = 4
@@ -72,8 +77,8 @@ class UpscaleOptions:
             raise ValueError(f"--outscale must be a positive number, got {self.outscale}")
         if self.alpha_mode not in _ALPHA_MODES:
             raise ValueError(f"alpha mode {self.alpha_mode!r}: use model or bicubic")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision {self.precision!r}: use fp32, fp16 or bf16")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: use {', '.join(PRECISIONS)}")
         object.__setattr__(self, "device", str(self.device))
 
 
@@ -85,12 +90,12 @@ def resolve_device(name: str = "auto") -> str:
     if name == "auto":
         if _cpu_only_torch():
             return "cpu"
-        from srgan.inference.torch_backend import cuda_or_mps
+        from srgan.inference.backends.torch import cuda_or_mps
 
         return cuda_or_mps()
     if name == "cpu":
         return "cpu"
-    from srgan.inference.torch_backend import check_device
+    from srgan.inference.backends.torch import check_device
 
     return check_device(name)
 
@@ -167,39 +172,28 @@ def tile_for_budget(
     else:
         budget = int(available * _TILE_BUDGET_FRACTION)
     budget //= max(1, options.parallel_images)
-    if options.precision != "fp32":
+    if options.precision in ("fp16", "bf16"):
         bytes_per_pixel /= 2
     tile = auto_tile_size(bytes_per_pixel, budget, bytes_per_tile_row=bytes_per_tile_row)
     return 0 if tile >= max(height, width) else tile
 
 
 def backend_name(model: AnyModel) -> str:
-    if isinstance(model, OnnxModel | GenericOnnx):
-        return "onnxruntime"
-    return "ncnn" if isinstance(model, NcnnModel) else "torch"
+    return backend_of(model).name
 
 
-def make_runner(model: AnyModel, options: UpscaleOptions, threads: int | None = None) -> Forward:
+def make_runner(
+    model: AnyModel, options: UpscaleOptions, threads: int | None = None, spinning: bool = True
+) -> Forward:
     """The tile forward for a model. ONNX Runtime and ncnn get `threads` (default: the
-    cores shared between parallel images); PyTorch uses its global thread setting."""
-    cores = os.cpu_count() or 1
-    if isinstance(model, GenericOnnx):
-        from srgan.inference.onnx_generic import GenericOnnxRunner
-
-        return GenericOnnxRunner(model, threads or cores)
-    if isinstance(model, OnnxModel):
-        from srgan.inference.onnx_backend import OrtRunner
-
-        # One session serves every worker and its pool is shared between their calls.
-        return OrtRunner(model, threads or cores)
-    threads = threads or max(1, cores // max(1, options.parallel_images))
-    if isinstance(model, NcnnModel):
-        from srgan.inference.ncnn_backend import NcnnRunner
-
-        return NcnnRunner(model, threads)
-    from srgan.inference.torch_backend import TorchRunner
-
-    return TorchRunner(model, options.device, options.precision)
+    cores shared between parallel images, or all of them for ONNX Runtime, whose one
+    session serves every image) and, with `spinning` off, threads that sleep as soon as
+    they are idle rather than busy-wait for the next call (for callers that run other
+    work on the same cores between calls); PyTorch uses its global thread setting."""
+    if threads is None:
+        shared = backend_of(model).shares_threads
+        threads = default_threads(1 if shared else options.parallel_images)
+    return runner_for(model, threads, options.device, options.precision, spinning)
 
 
 def upscale_pixels(
@@ -233,15 +227,16 @@ def model_rows(
     if is_network and tile and options.tile_pad < _SMALL_PAD:
         log.warning("--tile-pad %d is too little context: tile borders may show", options.tile_pad)
     log.info(
-        "%s: %s on %s, tile %s, pad %d",
+        "%s: %s %s on %s, tile %s, pad %d",
         model.name,
         backend_name(model),
+        getattr(model, "precision", options.precision),
         options.device,
         tile or "whole image",
         options.tile_pad,
     )
     runner = runner or make_runner(model, options)
-    groups = _channel_groups(model, image, runner, options)
+    groups = channel_groups(model, image, runner, options)
     bicubic_alpha = image.has_alpha and options.alpha_mode == "bicubic"
     tiles = [0] * len(groups)
 
@@ -351,7 +346,7 @@ def _gray_through_colour(run: Forward) -> Forward:
     return forward
 
 
-def _channel_groups(
+def channel_groups(
     model: AnyModel, image: Image, runner: Forward, options: UpscaleOptions
 ) -> list[tuple[slice, Forward, int]]:
     """Which channels go through which forward function, with their tile padding."""
@@ -369,7 +364,7 @@ def _channel_groups(
         if options.alpha_mode == "model":
             groups.append((alpha, gray_forward, options.tile_pad))
         else:
-            from srgan.inference.torch_backend import bicubic_forward
+            from srgan.inference.backends.torch import bicubic_forward
 
             groups.append((alpha, bicubic_forward(model.scale), _BICUBIC_PAD))
     return groups

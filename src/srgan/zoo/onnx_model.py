@@ -1,38 +1,64 @@
-"""A model run by ONNX Runtime from an ONNX file exported once from PyTorch and cached."""
+"""Models run by ONNX Runtime: exported once from PyTorch and cached, or files srgan wrote.
+
+Every ONNX file srgan writes carries its model's descriptor in the metadata
+(`srgan.descriptor`, JSON) and its precision (`srgan.precision`), so that a copied file
+(the output of `srgan quantize`) runs again with `--model FILE.onnx`.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from srgan.zoo.cache import cached_file
 from srgan.zoo.descriptor import Described, ModelDescriptor
 from srgan.zoo.ncnn_conventions import Conventions
+from srgan.zoo.sources import descriptor_to_dict
+
+if TYPE_CHECKING:
+    from srgan.zoo.descriptor import LoadedModel
+    from srgan.zoo.sources import ModelSource
 
 ONNX_OPSET = 17
+DESCRIPTOR_KEY = "srgan.descriptor"
+PRECISION_KEY = "srgan.precision"
 
 
 @dataclass
 class OnnxModel(Described):
     """``conventions``: applied around the exported network (see `ncnn_conventions`);
-    ``statistics`` as for `NcnnModel` (fed to a second export that takes them as inputs)."""
+    ``statistics`` as for `NcnnModel`, fed to a second export that takes them as inputs
+    (``with_statistics`` gives its file, exported on first use)."""
 
     descriptor: ModelDescriptor
     path: Path
+    precision: str = "fp32"  # "int8": a statically quantized (QDQ) model
     conventions: Conventions | None = None
     statistics: dict[int, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    with_statistics: Callable[[], Path] | None = field(default=None, repr=False)
 
 
-def export_onnx(module, path: Path, example_size: int = 32, extra_inputs=None) -> None:
-    """Export a PyTorch image-to-image network with free height and width (needs torch).
-
-    ``extra_inputs``: more named inputs of fixed shape after the image (name -> example)."""
+def export_onnx(
+    module,
+    path: Path,
+    descriptor: ModelDescriptor | None = None,
+    example_size: int = 32,
+    extra_inputs: dict | None = None,
+) -> None:
+    """Export a PyTorch image-to-image network with free height and width (needs torch);
+    `descriptor` is stored in the file's metadata. ``extra_inputs``: more named inputs of
+    fixed shape after the image (name -> example)."""
     import warnings
 
     import torch
 
-    example = torch.rand(1, 3, example_size, example_size)
+    channels = descriptor.in_channels if descriptor is not None else 3
+    example = torch.rand(1, channels, example_size, example_size)
     extra = dict(extra_inputs or {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own deprecations
@@ -46,3 +72,46 @@ def export_onnx(module, path: Path, example_size: int = 32, extra_inputs=None) -
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
+    if descriptor is not None:
+        write_metadata(path, descriptor, "fp32")
+
+
+def write_metadata(path: Path, descriptor: ModelDescriptor, precision: str) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key not in (DESCRIPTOR_KEY, PRECISION_KEY)]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in (
+        (DESCRIPTOR_KEY, json.dumps(descriptor_to_dict(descriptor))),
+        (PRECISION_KEY, precision),
+    ):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+
+
+def exported_onnx(source: ModelSource, loaded: LoadedModel | None = None) -> Path:
+    """The model as ONNX in the cache (keyed by its identity), exported from PyTorch on
+    first use; `loaded` saves loading the PyTorch module again when the caller has it."""
+
+    def build(path: Path) -> None:
+        model = loaded
+        if model is None:
+            assert source.load_torch is not None, f"{source.name} has no PyTorch form"
+            model = source.load_torch()
+        export_onnx(model.module, path, source.descriptor or model.descriptor)
+
+    return cached_file(f"{source.identity}-opset{ONNX_OPSET}.onnx", build, check_onnx_start)
+
+
+def check_onnx_start(path: Path) -> None:
+    """Raise unless `path` starts like an ONNX model (a ModelProto's ir_version field).
+
+    The cache's digest already guards against damage; this catches a file replaced along
+    with its digest, without importing `onnx` (whose import would cost start-up)."""
+    with path.open("rb") as stream:
+        head = stream.read(2)
+    if len(head) < 2 or head[0] != 0x08 or not 3 <= head[1] <= 20:
+        raise ValueError(f"{path.name} is not an ONNX model")

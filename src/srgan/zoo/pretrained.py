@@ -68,6 +68,25 @@ PRETRAINED: dict[str, PretrainedModel] = {
 }
 
 
+# PSNR (dB, Y channel) of the int8 output against the fp32 output on Set14 x4, measured by
+# benchmarks/int8_quality.py; below INT8_VISIBLE_LOSS_DB the loss can be seen. anime-video:
+# all 14 images, int8 on ncnn (auto's int8 pick then), 2026-12-02; anime and natural are
+# still to be measured (the run was stopped on an overloaded machine).
+INT8_PSNR_VS_FP32: dict[str, float] = {"anime-video": 41.8}
+INT8_VISIBLE_LOSS_DB = 38.0
+
+
+def int8_quality_note(name: str) -> str | None:
+    """A warning for models whose int8 version was measured to lose visible quality."""
+    measured = INT8_PSNR_VS_FP32.get(name)
+    if measured is None or measured >= INT8_VISIBLE_LOSS_DB:
+        return None
+    return (
+        f"{name} in int8 loses visible quality ({measured:.1f} dB against fp32 on Set14, "
+        f"under {INT8_VISIBLE_LOSS_DB:.0f} dB); use fp32 where quality matters"
+    )
+
+
 def package_folder() -> Path:
     spec = importlib.util.find_spec(_MODULE)
     if spec is None or spec.origin is None:

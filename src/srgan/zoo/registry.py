@@ -14,14 +14,13 @@ from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect
 from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.cache import CachedWeights
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
-from srgan.zoo.ncnn_families import FAMILIES, is_family_name, resolve
+from srgan.zoo.ncnn_families import is_family_name, resolve
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
+from srgan.zoo.run_folders import generator_in
+from srgan.zoo.sources import KNOWN_MODELS, WEIGHT_SUFFIXES
 from srgan.zoo.weight_files import read_state_dict
 
 log = logging.getLogger(__name__)
-
-KNOWN_MODELS = ("bicubic", *PRETRAINED, *FAMILIES)
-WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param")
 
 
 def load_model(
@@ -60,7 +59,7 @@ def load_model(
         known = ", ".join(KNOWN_MODELS)
         raise BadInputError(
             f"unknown model {name_or_path!r} (known: {known}, and variants such as "
-            "anime-cugan-x3-denoise3 (srgan models); or a .pth/.safetensors/.param file)"
+            "anime-cugan-x3-denoise3 (srgan models); or a .pth/.safetensors/.param/.onnx file)"
         )
     if scale is not None and scale != loaded.scale:
         raise BadInputError(
@@ -121,12 +120,14 @@ def build(
 
 def load_file(path: Path) -> LoadedModel:
     if path.is_dir():
-        path = _generator_in(path)
+        path = generator_in(path)
     if not path.is_file():
         if path.exists():  # a FIFO or a device would block or never end
             raise BadInputError(f"{path}: not a regular file (a model is a weights file)")
         raise BadInputError(f"{path}: no such model file")
     suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        raise BadInputError(f"{path}: an ONNX file runs on onnxruntime, not PyTorch")
     if suffix == ".param":
         from srgan.zoo.ncnn_loader import load_ncnn_file
 
@@ -142,19 +143,3 @@ def load_file(path: Path) -> LoadedModel:
     arch, hyperparameters = found
     log.info("%s: recognised %s %s", path, arch.name, hyperparameters)
     return build(path.stem, arch.name, hyperparameters, state, source=path)
-
-
-def _generator_in(folder: Path) -> Path:
-    """The generator of a training checkpoint folder, or of a run folder's best (else
-    latest) checkpoint."""
-    for candidate in (
-        folder / "generator.safetensors",
-        folder / "checkpoints" / "best" / "generator.safetensors",
-        folder / "checkpoints" / "latest" / "generator.safetensors",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise BadInputError(
-        f"{folder}: is a folder without a trained generator; give a weights file "
-        "(.pth, .safetensors, .param) or a training checkpoint or run folder"
-    )
