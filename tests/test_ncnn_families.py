@@ -283,3 +283,5 @@ def test_compare_takes_a_variant_and_convert_names_the_families(tmp_path, cli, p
     bad = cli("convert", "anime-cugan", target, check=False)
     assert bad.returncode == 2 and "do not convert yet" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and not target.exists()
+    refused = cli("quantize", "waifu2x-anime", "-o", target, check=False)
+    assert refused.returncode == 2 and "fp32 only" in refused.stderr and not target.exists()

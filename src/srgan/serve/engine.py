@@ -102,9 +102,12 @@ class Engine:
 
     def catalog(self) -> list[ModelInfo]:
         if self._catalog is None:
-            from srgan.zoo.catalog import catalog_entry  # imports PyTorch: on first use
+            from srgan.zoo.catalog import catalog_entry, model_catalog  # imports PyTorch
 
-            entries = [catalog_entry(name) for name in self.settings.models]
+            listed = [e for e in model_catalog() if e.name in self.settings.models]
+            shown = {e.name for e in listed}
+            variants = [catalog_entry(n) for n in self.settings.models if n not in shown]
+            entries = [*listed, *variants]  # the catalog's order, then family variants
             self._catalog = [
                 ModelInfo(
                     name=entry.name,

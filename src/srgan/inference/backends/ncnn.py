@@ -69,7 +69,7 @@ class NcnnRunner:
         import ncnn
 
         self._ncnn = ncnn
-        self.model = model
+        self._statistics = model.statistics  # not the model: its runner goes with it
         self._forward = (
             wrap_forward(model.conventions, self._network) if model.conventions else self._network
         )
@@ -96,7 +96,7 @@ class NcnnRunner:
         # ncnn.Mat wraps `planar` without copying: it must stay referenced during the run,
         # and the output is copied out before the extractor that owns it is released.
         planar = np.ascontiguousarray(tile[0], dtype=np.float32)
-        pooled = self.model.statistics.get(threading.get_ident(), {})
+        pooled = self._statistics.get(threading.get_ident(), {})
         with self.net.create_extractor() as extractor:
             extractor.input(self.input_name, self._ncnn.Mat(planar))
             given = [np.ascontiguousarray(v, dtype=np.float32) for v in pooled.values()]

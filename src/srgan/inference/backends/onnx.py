@@ -93,7 +93,10 @@ class OrtRunner:
     are set for this thread, a second export that takes them as inputs runs instead."""
 
     def __init__(self, model: OnnxModel, threads: int | None = None, spinning: bool = True) -> None:
-        self.model = model
+        # Not the model itself: callers drop a model's runner when the model goes.
+        self._name = model.name
+        self._statistics = model.statistics
+        self._statistics_file = model.with_statistics
         self.threads = threads or os.cpu_count() or 1
         self.spinning = spinning
         self.session = self._session(model.path)
@@ -125,7 +128,7 @@ class OrtRunner:
 
     def _network(self, tile: np.ndarray) -> np.ndarray:
         feed = {self.input_name: np.ascontiguousarray(tile)}
-        pooled = self.model.statistics.get(threading.get_ident())
+        pooled = self._statistics.get(threading.get_ident())
         session = self.session
         if pooled:
             session = self._statistics_session()
@@ -136,9 +139,9 @@ class OrtRunner:
     def _statistics_session(self) -> onnxruntime.InferenceSession:
         with self._lock:
             if self._with_statistics is None:
-                if self.model.with_statistics is None:
-                    raise ValueError(f"{self.model.name}: no export with pool inputs")
-                self._with_statistics = self._session(self.model.with_statistics())
+                if self._statistics_file is None:
+                    raise ValueError(f"{self._name}: no export with pool inputs")
+                self._with_statistics = self._session(self._statistics_file())
             return self._with_statistics
 
 
