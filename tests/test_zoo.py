@@ -86,7 +86,10 @@ def test_cache_folder_follows_environment(monkeypatch, tmp_path):
 
 def test_catalog_lists_every_named_model():
     names = [entry.name for entry in model_catalog()]
-    assert names == ["bicubic", "natural", "anime", "anime-video"]
+    assert names == [
+        "bicubic", "natural", "anime", "anime-video", "anime-cugan", "anime-cugan-pro",
+        "waifu2x-cunet", "waifu2x-anime", "waifu2x-photo", "realsr",
+    ]  # fmt: skip
     natural = next(e for e in model_catalog() if e.name == "natural")
     assert natural.parameters == 16_697_987 and natural.scale == 4
 

@@ -135,6 +135,39 @@ def seconds_since_start() -> float:
         return time.perf_counter() - _IMPORTED_AT
 
 
+Denoise = Annotated[
+    int | None,
+    typer.Option(
+        "--denoise",
+        min=-1,
+        max=3,
+        help="Real-CUGAN / waifu2x denoise level, -1..3 as their -n (picks the file; "
+        "see `srgan models`).",
+    ),
+]
+Conservative = Annotated[
+    bool,
+    typer.Option("--conservative", help="Real-CUGAN's conservative model (= --denoise -1)."),
+]
+
+
+def model_variant(
+    model: str, scale: float | None = None, denoise: int | None = None, conservative: bool = False
+) -> str:
+    """The model name to load: a Real-CUGAN / waifu2x / RealSR family with --scale,
+    --denoise and --conservative becomes the name of its file's variant."""
+    from srgan.zoo.ncnn_families import is_family_name, resolve
+
+    if is_family_name(model):
+        return resolve(model, scale, denoise, conservative).name
+    if denoise is not None or conservative:
+        raise BadInputError(
+            "--denoise and --conservative choose among the Real-CUGAN and waifu2x models "
+            f"(see `srgan models`), not {model!r}"
+        )
+    return model
+
+
 Recursive = Annotated[
     bool, typer.Option("--recursive", "-r", help="Include subfolders; their structure is kept.")
 ]

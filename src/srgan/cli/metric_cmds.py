@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
-from srgan.cli.common import MaxPixels, OnnxLayout, OnnxOrder, OnnxRange, onnx_hints
+from srgan.cli.common import (
+    Conservative,
+    Denoise,
+    MaxPixels,
+    OnnxLayout,
+    OnnxOrder,
+    OnnxRange,
+    model_variant,
+    onnx_hints,
+)
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError
 
@@ -64,7 +73,14 @@ def evaluate(
             "video files.",
         ),
     ],
-    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.", min=1)] = 4,
+    scale: Annotated[
+        int,
+        typer.Option(
+            "--scale", "-s", help="Upscaling factor (picks Real-CUGAN / waifu2x files).", min=1
+        ),
+    ] = 4,
+    denoise: Denoise = None,
+    conservative: Conservative = False,
     clips: Annotated[
         bool,
         typer.Option(
@@ -104,6 +120,14 @@ def evaluate(
     hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     windows = TemporalWindows(window)
     by_clip = clips or evaluation.holds_clips(dataset)
+    from srgan.zoo.ncnn_families import is_family_name
+
+    if (denoise is not None or conservative) and not any(map(is_family_name, models)):
+        model_variant(models[0], scale, denoise, conservative)  # says what they are for
+    models = [  # the families by the name of the file the scale and level pick
+        model_variant(name, scale, denoise, conservative) if is_family_name(name) else name
+        for name in models
+    ]
     loaded = [
         open_onnx_file(Path(name), scale, hints=hints)
         if is_onnx_file(name)

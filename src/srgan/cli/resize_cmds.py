@@ -17,6 +17,8 @@ from srgan.cli.common import (
     BatchSettings,
     Bf16,
     ChunkSize,
+    Conservative,
+    Denoise,
     Device,
     Half,
     MaxMemory,
@@ -37,6 +39,7 @@ from srgan.cli.common import (
     Tile,
     TilePad,
     batch_settings,
+    model_variant,
     onnx_hints,
     parse_size,
     plan_for,
@@ -84,9 +87,14 @@ def upscale(
     scale: Annotated[
         float | None,
         typer.Option(
-            "--scale", "-s", help="Model scale: picks it for bicubic, checks it for others."
+            "--scale",
+            "-s",
+            help="Model scale: picks it for bicubic and the file of Real-CUGAN / waifu2x, "
+            "checks it for others.",
         ),
     ] = None,
+    denoise: Denoise = None,
+    conservative: Conservative = False,
     outscale: Annotated[
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
@@ -145,6 +153,7 @@ def upscale(
         )
     except (ValueError, RuntimeError) as exc:
         raise BadInputError(str(exc)) from None
+    model = model_variant(model, scale, denoise, conservative)
     jobs = plan_for(source, target, settings, suffix, ext)
     timings = Timings()
     with timings.measure("model"):

@@ -17,6 +17,8 @@ from srgan.cli import console
 from srgan.cli.common import (
     Backend,
     Bf16,
+    Conservative,
+    Denoise,
     Device,
     Half,
     OnnxLayout,
@@ -24,6 +26,7 @@ from srgan.cli.common import (
     OnnxRange,
     Precision,
     Tile,
+    model_variant,
     onnx_hints,
     precision_from,
     warn_int8_quality,
@@ -58,6 +61,16 @@ def video(
         str,
         typer.Option("--model", "-m", help="Model name (see `srgan models`) or weights file."),
     ] = DEFAULT_VIDEO_MODEL,
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            "--scale",
+            "-s",
+            help="Model scale: picks the file of Real-CUGAN / waifu2x (as upscale).",
+        ),
+    ] = None,
+    denoise: Denoise = None,
+    conservative: Conservative = False,
     outscale: Annotated[
         float | None,
         typer.Option("--outscale", help="Final scale, any factor: model, then MATLAB bicubic."),
@@ -165,6 +178,7 @@ def video(
         parse_time(end) if end is not None else None,
     )
     options = _upscale_options(tile, outscale, device, precision_from(precision, half, bf16))
+    model = model_variant(model, scale, denoise, conservative)
     if no_reuse and reuse_threshold is not None:
         raise BadInputError("--no-reuse and --reuse-threshold contradict each other: give one")
     default = DEFAULT_REUSE_THRESHOLD if reuse_threshold is None else reuse_threshold
@@ -186,7 +200,7 @@ def video(
             if given := [flag for flag, value in unused.items() if value is not None]:
                 log.warning(f"--preview writes single PNG frames: {', '.join(given)} not used")
             preview_job = pipeline.plan_preview(source, target, preview, time_range)
-            loaded, runner = _load(model, options, backend, hints)
+            loaded, runner = _load(model, options, backend, hints, scale)
             with console.rate_progress(f"preview {source.name}", "frames/s") as progress:
                 written = pipeline.preview_video(preview_job, loaded, options, progress, runner)
             console.note(f"video: {len(written)} preview frames in {target}")
@@ -211,7 +225,7 @@ def video(
             job.probe.codec,
             job.probe.pix_fmt,
         )
-        loaded, runner = _load(model, options, backend, hints, pipeline.video_runner)
+        loaded, runner = _load(model, options, backend, hints, scale, pipeline.video_runner)
         with console.rate_progress(source.name) as progress:
             report = pipeline.upscale_video(job, loaded, options, progress, runner)
     except SrganError:
@@ -249,9 +263,10 @@ def _load(
     options: UpscaleOptions,
     backend: str,
     hints: OnnxHints,
+    scale: float | None = None,
     runner: Callable[[AnyModel, UpscaleOptions], Forward] = make_runner,
 ) -> tuple[AnyModel, Forward]:
-    loaded = open_model(name, None, options.device, options.precision, backend, onnx=hints)
+    loaded = open_model(name, scale, options.device, options.precision, backend, onnx=hints)
     log.info("model %s (%s), x%g", loaded.name, loaded.descriptor.architecture, loaded.scale)
     warn_int8_quality(loaded.name, options.precision)
     return loaded, runner(loaded, options)  # one runner for every frame

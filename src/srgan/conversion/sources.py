@@ -38,6 +38,15 @@ def resolve(text: str) -> Source:
         return Source(text, "ncnn", (param, weights), named=True)
     if text == "bicubic":
         raise BadInputError("bicubic has no weights to convert")
+    from srgan.zoo.ncnn_families import find_variant
+
+    variant = find_variant(text)
+    if variant is not None and not Path(text).exists():
+        param, _ = variant.files()
+        raise BadInputError(
+            f"{text}: the Real-CUGAN / waifu2x / RealSR models do not convert yet; their ncnn "
+            f"files are {param.parent} (they run on every backend as they are)"
+        )
     path = Path(text)
     if path.is_dir():
         from srgan.zoo.run_folders import generator_in

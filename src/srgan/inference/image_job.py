@@ -25,6 +25,7 @@ from srgan.inference.upscaler import (
     AnyModel,
     TileProgress,
     UpscaleOptions,
+    exact_tile_pad,
     tile_for_size,
     upscale_rows,
 )
@@ -113,7 +114,7 @@ def _plan_with_tile(
         scale,
         outscale,
         tile,
-        options.tile_pad,
+        exact_tile_pad(model, tile, options.tile_pad),
         descriptor.memory_per_pixel,
         half_precision=options.precision in ("fp16", "bf16"),
         activations_on_host=options.device == "cpu",

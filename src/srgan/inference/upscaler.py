@@ -237,6 +237,7 @@ def model_rows(
     )
     runner = runner or make_runner(model, options)
     groups = channel_groups(model, image, runner, options)
+    bicubic_alpha = image.has_alpha and options.alpha_mode == "bicubic"
     tiles = [0] * len(groups)
 
     def reporter(index: int) -> TileProgress:
@@ -247,21 +248,26 @@ def model_rows(
 
         return report
 
-    parts = [
-        (
-            selection,
-            tiled_rows(
-                image.pixels[..., selection],
-                forward,
-                scale,
-                tile,
-                pad,
-                size_multiple=model.descriptor.size_multiple,
-                progress=reporter(index),
-            ),
+    parts = []
+    for index, (selection, forward, pad) in enumerate(groups):
+        source = image.pixels[..., selection]
+        if is_network and not (bicubic_alpha and index == len(groups) - 1):
+            exact = exact_tile_pad(model, tile, pad)
+            if exact != pad:
+                log.info("%s: tile padding %d -> %d, so that tiles match the whole image",
+                         model.name, pad, exact)  # fmt: skip
+            pad = exact
+            forward = _with_whole_image_statistics(model, source, tile, forward)
+        stream = tiled_rows(
+            source,
+            forward,
+            scale,
+            tile,
+            pad,
+            size_multiple=model.descriptor.size_multiple,
+            progress=reporter(index),
         )
-        for index, (selection, forward, pad) in enumerate(groups)
-    ]
+        parts.append((selection, stream))
     if len(parts) == 1:
         return parts[0][1]
     height, width, channels = image.pixels.shape
@@ -295,6 +301,40 @@ def _interleave(
             ready[index] -= count
         emitted += count
         yield out
+
+
+def exact_tile_pad(model: AnyModel, tile: int, pad: int) -> int:
+    """The tile padding used: tiles of a network that reads `context` pixels around each
+    output pixel are exact with twice that (the blend ignores the outer half)."""
+    context = model.descriptor.context
+    if not tile or not context or pad >= 2 * context:
+        return pad
+    return 2 * context
+
+
+def _with_whole_image_statistics(
+    model: AnyModel, source: np.ndarray, tile: int, forward: Forward
+) -> Forward:
+    """Squeeze-excitation networks pool over the whole image: `forward` with those
+    statistics fixed while it runs a tile, computed before its first tile (see
+    `srgan.zoo.global_stats`). The statistics belong to this forward, not to the thread,
+    so interleaved streams (colour, alpha) each keep their own."""
+    if isinstance(model, GenericOnnx):  # any ONNX file: its own pools, nothing to fix
+        return forward
+    if not (model.descriptor.global_statistics and tile and max(source.shape[:2]) > tile):
+        return forward
+    from srgan.zoo.global_stats import WholeImageStatistics, whole_image_statistics
+
+    channels = model.descriptor.in_channels
+    computed: list[WholeImageStatistics] = []
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        if not computed:
+            computed.append(whole_image_statistics(model, source, tile, channels))
+        with computed[0].applied():
+            return forward(batch)
+
+    return run
 
 
 def _gray_through_colour(run: Forward) -> Forward:

@@ -26,6 +26,7 @@ from srgan.inference.upscaler import (
 )
 from srgan.serve.schemas import ModelInfo, UpscaleParams
 from srgan.serve.settings import ServeSettings
+from srgan.zoo.ncnn_families import find_variant
 from srgan.zoo.pretrained import PRETRAINED
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,10 @@ class Engine:
     def scale_of(self, model: str) -> int:
         if model in self.settings.model_files:  # measured when the file is opened
             return int(self._open(model).model.scale)  # type: ignore[attr-defined]
-        return PRETRAINED[model].scale if model in PRETRAINED else int(DEFAULT_BICUBIC_SCALE)
+        if model in PRETRAINED:
+            return PRETRAINED[model].scale
+        variant = find_variant(model)
+        return variant.scale if variant is not None else int(DEFAULT_BICUBIC_SCALE)
 
     def output_size(self, params: UpscaleParams, width: int, height: int) -> tuple[int, int]:
         scale = params.outscale or self.scale_of(params.model)
@@ -98,8 +102,12 @@ class Engine:
 
     def catalog(self) -> list[ModelInfo]:
         if self._catalog is None:
-            from srgan.zoo.catalog import model_catalog  # imports PyTorch: on first use
+            from srgan.zoo.catalog import catalog_entry, model_catalog  # imports PyTorch
 
+            listed = [e for e in model_catalog() if e.name in self.settings.models]
+            shown = {e.name for e in listed}
+            variants = [catalog_entry(n) for n in self.settings.models if n not in shown]
+            entries = [*listed, *variants]  # the catalog's order, then family variants
             self._catalog = [
                 ModelInfo(
                     name=entry.name,
@@ -109,8 +117,8 @@ class Engine:
                     description=entry.description,
                     default=entry.name == self.settings.default_model,
                 )
-                for entry in model_catalog()
-                if entry.name in self.settings.models
+                for entry in entries
+                if entry is not None
             ]
             for name, path in self.settings.model_files.items():
                 if name in self.settings.models:

@@ -12,9 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from srgan.config_files import invalid_config, read_config_file
 from srgan.defaults import DEFAULT_MODEL, DEFAULT_PNG_LEVEL
+from srgan.zoo.ncnn_families import FAMILIES, find_variant
 from srgan.zoo.pretrained import PRETRAINED
 
-NAMED_MODELS = (*PRETRAINED, "bicubic")  # natural, anime, anime-video, bicubic
+# natural, anime, anime-video, the Real-CUGAN / waifu2x / RealSR families, bicubic; any
+# family variant (anime-cugan-x3-denoise3) may be listed too
+NAMED_MODELS = (*PRETRAINED, *FAMILIES, "bicubic")
 MB = 1024 * 1024
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -83,16 +86,19 @@ class ServeSettings(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> ServeSettings:
         for name, path in self.model_files.items():
-            if name in NAMED_MODELS or not _MODEL_NAME.fullmatch(name):
+            if name in NAMED_MODELS or find_variant(name) or not _MODEL_NAME.fullmatch(name):
                 raise ValueError(
                     f"model_files: {name!r} must be a new name (letters, digits, . _ -)"
                 )
             if not path.is_file():
                 raise ValueError(f"model_files: {name} = {str(path)!r} is not a file")
         known = (*NAMED_MODELS, *self.model_files)
-        unknown = [name for name in self.models if name not in known]
+        unknown = [name for name in self.models if name not in known and not find_variant(name)]
         if unknown:
-            raise ValueError(f"models: unknown {unknown} (known: {', '.join(known)})")
+            raise ValueError(
+                f"models: unknown {unknown} (known: {', '.join(known)}, and family variants "
+                "such as anime-cugan-x3-denoise3)"
+            )
         if not self.models:
             raise ValueError("models: name at least one model")
         if self.ab_models is not None:

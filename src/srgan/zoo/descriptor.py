@@ -21,7 +21,11 @@ class ModelDescriptor:
     pixel, used to choose a tile size; 0 means unknown (whole image). A `temporal` model
     (video super-resolution) takes clips ``[N, T, C, h, w]`` and uses neighbouring frames;
     given an ``[N, C, h, w]`` image it runs it as a one-frame clip. Its `memory_per_pixel`
-    is per frame.
+    is per frame. `context` is how many input pixels around an output pixel the network
+    reads (networks of unpadded convolutions, such as Real-CUGAN and waifu2x, read exactly
+    that many): tiles with that much context on each side are exact. `global_statistics`
+    marks networks that pool over the whole image (squeeze-excitation): tiling them needs
+    the statistics of the whole image first (`srgan.zoo.global_stats`).
     """
 
     name: str
@@ -35,6 +39,8 @@ class ModelDescriptor:
     parameters: int = 0
     memory_per_pixel: float = 0.0  # fp32 activation bytes per input pixel, for tile sizing
     temporal: bool = False  # a video model: runs on windows of frames (see inference/vsr.py)
+    context: int = 0  # input pixels read around each output pixel, when known
+    global_statistics: bool = False  # pools over the whole image (see zoo/global_stats.py)
 
 
 class Described:

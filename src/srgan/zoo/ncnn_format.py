@@ -16,7 +16,11 @@ Format facts this module relies on (ncnn docs: "param and model file structure",
 * ``Convolution`` weights are ``[num_output, num_input, kernel_h, kernel_w]`` in C order,
   the same layout as ``torch.nn.Conv2d.weight``.
 
-Only what RRDBNet and SRVGGNetCompact need is understood; anything else raises
+`parse_param` and `read_ncnn` accept every layer type of `srgan.zoo.ncnn_layers` (the
+interpreter's table), checking parameter ids, blob order (no cycles, no blob read before it
+is written) and the weight sizes against the file before anything is allocated. The
+converters below turn the RRDBNet and SRVGGNetCompact graph shapes into PyTorch state dicts
+(a faster module than the interpreter); anything else raises
 :class:`srgan.errors.BadInputError` with a one-line message naming the file.
 """
 
@@ -41,10 +45,12 @@ __all__ = [
     "FP32_SCALED_TAG",
     "INT8_TAG",
     "PARAM_MAGIC",
+    "BinReader",
     "NcnnLayer",
     "NcnnParam",
     "ParamValue",
     "build_module",
+    "match_architecture",
     "ncnn_to_state_dict",
     "parse_param",
     "read_ncnn",
@@ -56,16 +62,17 @@ INT8_TAG = 0x000D4B38
 FP32_SCALED_TAG = 0x0002C056
 
 _ARRAY_KEY_BASE = -23300
+# Limits far above any real model (RealSR: 117 KB, 999 layers, 1782 blobs), so that a
+# crafted header cannot make the reader allocate or loop without bound.
+MAX_PARAM_BYTES = 16 << 20
+MAX_LAYERS = 100_000
+MAX_BLOBS_PER_LAYER = 4096
+MAX_ARRAY_VALUES = 65536
+MAX_BIN_BYTES = 2 << 30
 
 ParamValue: TypeAlias = int | float | list[int | float]
 StrPath: TypeAlias = str | Path
 
-# Layer types whose weights this reader knows how to skip or read. Anything else would
-# leave the .bin offset undefined, so it is rejected.
-_WEIGHTLESS_TYPES = frozenset(
-    {"Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle", "Reorg", "ReLU"}
-)
-_WEIGHTED_TYPES = frozenset({"Convolution", "PReLU", "BatchNorm"})
 
 _FLOAT_TOL = 1e-6
 
@@ -101,6 +108,12 @@ class NcnnLayer:
             raise ValueError(f"param {key} of layer {self.name!r} should be an array")
         return [float(v) for v in value]
 
+    def int_array_param(self, key: int) -> list[int]:
+        value = self.params.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+            raise ValueError(f"param {key} of layer {self.name!r} should be an int array")
+        return [int(v) for v in value]
+
 
 @dataclass
 class NcnnParam:
@@ -115,10 +128,16 @@ class NcnnParam:
 
 
 def _parse_scalar(token: str) -> int | float:
-    try:
-        return int(token)
-    except ValueError:
-        return float(token)
+    # ncnn's rule: a value with a '.', 'e' or 'E' is a float, anything else an int.
+    if any(c in token for c in ".eE") or token.lower() in ("inf", "-inf", "nan"):
+        value = float(token)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"value {token!r} is not a finite number")
+        return value
+    value = int(token)
+    if not -(2**31) <= value < 2**31:
+        raise ValueError(f"value {token} does not fit ncnn's 32-bit int")
+    return value
 
 
 def _parse_layer(tokens: list[str], line: int, index: int) -> NcnnLayer:
@@ -128,11 +147,15 @@ def _parse_layer(tokens: list[str], line: int, index: int) -> NcnnLayer:
     n_in, n_out = int(tokens[2]), int(tokens[3])
     if n_in < 0 or n_out < 0:
         raise ValueError("negative blob count")
+    if n_in > MAX_BLOBS_PER_LAYER or n_out > MAX_BLOBS_PER_LAYER:
+        raise ValueError(f"layer {name!r} declares {max(n_in, n_out)} blobs (at most 4096)")
     blobs_end = 4 + n_in + n_out
     if len(tokens) < blobs_end:
         raise ValueError(f"layer {name!r} lists fewer than {n_in + n_out} blob names")
     inputs = tuple(tokens[4 : 4 + n_in])
     outputs = tuple(tokens[4 + n_in : blobs_end])
+    if len(set(outputs)) != len(outputs):
+        raise ValueError(f"layer {name!r} writes the same blob twice")
     params: dict[int, ParamValue] = {}
     for item in tokens[blobs_end:]:
         key_text, sep, value_text = item.partition("=")
@@ -143,22 +166,73 @@ def _parse_layer(tokens: list[str], line: int, index: int) -> NcnnLayer:
             key = _ARRAY_KEY_BASE - key
             parts = value_text.split(",")
             count = int(parts[0])
+            if not 0 <= count <= MAX_ARRAY_VALUES:
+                raise ValueError(f"layer {name!r}: array parameter {key} declares {count} values")
             values = [_parse_scalar(v) for v in parts[1:]]
             if count != len(values):
                 raise ValueError(f"layer {name!r}: array parameter {item!r} has a wrong count")
             value: ParamValue = values
+        elif key < 0:
+            raise ValueError(f"layer {name!r}: parameter id {key} is negative")
         else:
-            value = _parse_scalar(value_text)
+            try:
+                value = _parse_scalar(value_text)
+            except ValueError:
+                raise ValueError(
+                    f"layer {name!r}: parameter {key}={value_text!r} is not a number "
+                    "(string parameters are not supported)"
+                ) from None
         if key in params:
             raise ValueError(f"layer {name!r}: parameter {key} given twice")
         params[key] = value
     return NcnnLayer(ltype, name, inputs, outputs, params, line, index)
 
 
+def _check_blob_order(path: Path, layers: list[NcnnLayer]) -> None:
+    """Every blob is written by one layer and read only by later ones: the graph is acyclic
+    and in execution order (ncnn converters write it so)."""
+    producer: dict[str, NcnnLayer] = {}
+    for layer in layers:
+        for blob in layer.outputs:
+            if blob in producer:
+                first = producer[blob]
+                raise BadInputError(
+                    f"{path}: line {layer.line}: blob {blob!r} is written by layer "
+                    f"{first.name!r} and again by layer {layer.name!r}"
+                )
+            producer[blob] = layer
+    for layer in layers:
+        for blob in layer.inputs:
+            source = producer.get(blob)
+            if source is None:
+                raise BadInputError(
+                    f"{path}: line {layer.line}: layer {layer.name!r} ({layer.type}) reads "
+                    f"blob {blob!r}, which no layer writes"
+                )
+            if source is layer:
+                raise BadInputError(
+                    f"{path}: line {layer.line}: layer {layer.name!r} ({layer.type}) reads its "
+                    f"own output blob {blob!r} (a cycle)"
+                )
+            if source.index > layer.index:
+                raise BadInputError(
+                    f"{path}: line {layer.line}: layer {layer.name!r} ({layer.type}) reads "
+                    f"blob {blob!r} before layer {source.name!r} (line {source.line}) writes "
+                    "it (a cycle, or layers out of order)"
+                )
+
+
 def parse_param(param_path: StrPath) -> NcnnParam:
-    """Parse a text ``.param`` file; raise :class:`BadInputError` if it is not one."""
+    """Parse a text ``.param`` file; raise :class:`BadInputError` if it is not one.
+
+    Checks the structure only (blob order, counts); `read_ncnn` also checks each layer's
+    type and parameters."""
     path = Path(param_path)
     try:
+        if not path.is_file():
+            raise BadInputError(f"{path}: not a regular file (an ncnn .param file is expected)")
+        if path.stat().st_size > MAX_PARAM_BYTES:
+            raise BadInputError(f"{path}: {path.stat().st_size} bytes is too large for a .param")
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read ncnn param file: {exc.strerror}") from None
@@ -176,6 +250,15 @@ def parse_param(param_path: StrPath) -> NcnnParam:
         layer_count, blob_count = (int(t) for t in lines[1][1])
     except ValueError:
         raise BadInputError(f"{path}: line 2 should be '<layer count> <blob count>'") from None
+    if not 0 < layer_count <= MAX_LAYERS or not 0 < blob_count <= MAX_LAYERS * 4:
+        raise BadInputError(
+            f"{path}: header declares {layer_count} layers and {blob_count} blobs "
+            f"(at most {MAX_LAYERS} layers)"
+        )
+    if len(lines) - 2 != layer_count:
+        raise BadInputError(
+            f"{path}: header declares {layer_count} layers but the file has {len(lines) - 2}"
+        )
     layers: list[NcnnLayer] = []
     names: set[str] = set()
     blobs: set[str] = set()
@@ -190,35 +273,37 @@ def parse_param(param_path: StrPath) -> NcnnParam:
         blobs.update(layer.inputs)
         blobs.update(layer.outputs)
         layers.append(layer)
-    if len(layers) != layer_count:
-        raise BadInputError(
-            f"{path}: header declares {layer_count} layers but the file has {len(layers)}"
-        )
     if len(blobs) > blob_count:
         raise BadInputError(
             f"{path}: header declares {blob_count} blobs but the layers use {len(blobs)}"
         )
+    _check_blob_order(path, layers)
     return NcnnParam(layer_count, blob_count, layers)
 
 
 # --------------------------------------------------------------------------- .bin
 
 
-class _BinReader:
+class BinReader:
+    """Reads ncnn weights from ``data`` in order; every read is bounds-checked first, so a
+    declared size larger than the file fails before any allocation."""
+
     def __init__(self, data: bytes) -> None:
-        self.data = data
+        self.data = memoryview(data)
         self.pos = 0
 
-    def _take(self, nbytes: int) -> bytes:
-        if self.pos + nbytes > len(self.data):
+    def _take(self, nbytes: int) -> memoryview:
+        if nbytes < 0 or self.pos + nbytes > len(self.data):
             raise ValueError(
-                f"file ends at byte {len(self.data)}, needed {nbytes} bytes at {self.pos}"
+                f"file ends at byte {len(self.data)}, needed {nbytes} bytes at {self.pos} "
+                "(the .bin is shorter than the weights the .param declares)"
             )
         chunk = self.data[self.pos : self.pos + nbytes]
         self.pos += nbytes
         return chunk
 
     def raw_fp32(self, count: int) -> np.ndarray:
+        """Raw float32 values (ncnn ``ModelBin::load(w, 1)``: biases, slopes, scales)."""
         return np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
 
     def tagged(self, count: int) -> np.ndarray:
@@ -237,54 +322,47 @@ class _BinReader:
         table = np.frombuffer(self._take(256 * 4), dtype="<f4")
         padded = (count + 3) // 4 * 4
         indices = np.frombuffer(self._take(padded), dtype=np.uint8)[:count]
-        return table[indices].astype(np.float32)
+        values = table[indices].astype(np.float32)
+        if not np.isfinite(table).all():
+            raise ValueError("the lookup table holds NaN or infinity")
+        return values
 
 
-def _read_layer_weights(layer: NcnnLayer, reader: _BinReader) -> dict[str, np.ndarray]:
-    if layer.type == "Convolution":
-        if layer.int_param(8, 0) != 0:
-            raise ValueError("int8 convolution (int8_scale_term) is not supported")
-        if layer.int_param(19, 0) != 0:
-            raise ValueError("dynamic-weight convolution is not supported")
-        num_output = layer.int_param(0, 0)
-        size = layer.int_param(6, 0)
-        if num_output <= 0 or size <= 0:
-            raise ValueError("num_output and weight_data_size must be positive")
-        weights = {"weight": reader.tagged(size)}
-        if layer.int_param(5, 0):
-            weights["bias"] = reader.raw_fp32(num_output)
-        return weights
-    if layer.type == "PReLU":
-        num_slope = layer.int_param(0, 0)
-        if num_slope <= 0:
-            raise ValueError("num_slope must be positive")
-        return {"slope": reader.raw_fp32(num_slope)}
-    if layer.type == "BatchNorm":  # ncnn's order: slope, mean, variance, bias (raw fp32)
-        channels = layer.int_param(0, 0)
-        if channels <= 0:
-            raise ValueError("channels must be positive")
-        return {key: reader.raw_fp32(channels) for key in ("slope", "mean", "var", "bias")}
-    return {}
+_BinReader = BinReader  # the name the matchers below used
 
 
 def read_ncnn(param_path: StrPath, bin_path: StrPath) -> NcnnParam:
-    """Parse ``.param`` and attach every layer's weights (as float32 arrays) from ``.bin``."""
+    """Parse ``.param`` and attach every layer's weights (as float32 arrays) from ``.bin``.
+
+    Every layer type, parameter id and weight size is checked against
+    `srgan.zoo.ncnn_layers`; the ``.bin`` must hold exactly the declared weights."""
+    from srgan.zoo.ncnn_layers import check_layer, layer_weights, max_weight_bytes
+
     param = parse_param(param_path)
     bpath = Path(bin_path)
+    declared = 0
     for layer in param.layers:
-        if layer.type not in _WEIGHTLESS_TYPES and layer.type not in _WEIGHTED_TYPES:
-            raise BadInputError(
-                f"{param_path}: line {layer.line}: unsupported ncnn layer type {layer.type!r} "
-                f"(layer {layer.name!r})"
-            )
+        try:
+            check_layer(layer)
+            declared += max_weight_bytes(layer)
+        except ValueError as exc:
+            raise BadInputError(f"{param_path}: line {layer.line}: {exc}") from None
     try:
+        if not bpath.is_file():
+            raise BadInputError(f"{bpath}: not a regular file (an ncnn .bin file is expected)")
+        size = bpath.stat().st_size
+        if size > min(declared, MAX_BIN_BYTES):
+            raise BadInputError(
+                f"{bpath}: {size} bytes, more than the at most {declared} bytes of weights "
+                f"that {Path(param_path).name} declares; the .bin does not belong to it"
+            )
         data = bpath.read_bytes()
     except OSError as exc:
         raise BadInputError(f"{bpath}: cannot read ncnn weight file: {exc.strerror}") from None
-    reader = _BinReader(data)
+    reader = BinReader(data)
     for layer in param.layers:
         try:
-            layer.weights = _read_layer_weights(layer, reader)
+            layer.weights = layer_weights(layer, reader)
         except ValueError as exc:
             raise BadInputError(
                 f"{bpath}: weights of layer {layer.name!r} ({layer.type}): {exc}"
@@ -719,9 +797,29 @@ def _check_shapes(arch: str, hp: dict[str, int | str], sd: dict[str, torch.Tenso
             )
 
 
-def ncnn_to_state_dict(
-    param_path: StrPath, bin_path: StrPath
-) -> tuple[str, dict[str, int | str], dict[str, torch.Tensor]]:
+Converted = tuple[str, dict[str, int | str], dict[str, torch.Tensor]]
+
+
+def match_architecture(param: NcnnParam) -> Converted | str:
+    """``(arch, hyper-parameters, state dict)`` if the graph is an RRDBNet or an
+    SRVGGNetCompact, else why it is neither."""
+    failures: list[tuple[int, str, str]] = []
+    matchers = (("RRDBNet", _match_rrdbnet), ("SRVGGNetCompact", _match_srvgg))
+    for arch, matcher in matchers:
+        graph: _Graph | None = None
+        try:
+            graph = _Graph(param.layers)
+            hp, sd = matcher(graph)
+            _check_shapes(arch, hp, sd)
+        except (_Mismatch, ValueError) as exc:
+            failures.append((len(graph.used) if graph else 0, arch, str(exc)))
+            continue
+        return arch, hp, sd
+    _, arch, reason = max(failures, key=lambda f: f[0])
+    return f"graph is neither RRDBNet nor SRVGGNetCompact (as {arch}: {reason})"
+
+
+def ncnn_to_state_dict(param_path: StrPath, bin_path: StrPath) -> Converted:
     """Convert an ncnn Real-ESRGAN model to ``(arch, hyper-parameters, state dict)``.
 
     ``arch`` is ``'RRDBNet'`` or ``'SRVGGNetCompact'``; the hyper-parameters are keyword
@@ -730,20 +828,7 @@ def ncnn_to_state_dict(
     :class:`BadInputError` when the files are unreadable, use an unsupported layer type or
     storage, or describe a graph that is neither architecture.
     """
-    layers = read_ncnn(param_path, bin_path).layers
-    failures: list[tuple[int, str, str]] = []
-    matchers = (("RRDBNet", _match_rrdbnet), ("SRVGGNetCompact", _match_srvgg))
-    for arch, matcher in matchers:
-        graph: _Graph | None = None
-        try:
-            graph = _Graph(layers)
-            hp, sd = matcher(graph)
-            _check_shapes(arch, hp, sd)
-        except (_Mismatch, ValueError) as exc:
-            failures.append((len(graph.used) if graph else 0, arch, str(exc)))
-            continue
-        return arch, hp, sd
-    _, arch, reason = max(failures, key=lambda f: f[0])
-    raise BadInputError(
-        f"{param_path}: graph is neither RRDBNet nor SRVGGNetCompact (as {arch}: {reason})"
-    )
+    found = match_architecture(read_ncnn(param_path, bin_path))
+    if isinstance(found, str):
+        raise BadInputError(f"{param_path}: {found}")
+    return found

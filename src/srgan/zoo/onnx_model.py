@@ -8,12 +8,16 @@ Every ONNX file srgan writes carries its model's descriptor in the metadata
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from srgan.zoo.cache import cached_file
 from srgan.zoo.descriptor import Described, ModelDescriptor
+from srgan.zoo.ncnn_conventions import Conventions
 from srgan.zoo.sources import descriptor_to_dict
 
 if TYPE_CHECKING:
@@ -27,27 +31,42 @@ PRECISION_KEY = "srgan.precision"
 
 @dataclass
 class OnnxModel(Described):
+    """``conventions``: applied around the exported network (see `ncnn_conventions`);
+    ``statistics`` as for `NcnnModel`, fed to a second export that takes them as inputs
+    (``with_statistics`` gives its file, exported on first use)."""
+
     descriptor: ModelDescriptor
     path: Path
     precision: str = "fp32"  # "int8": a statically quantized (QDQ) model
+    conventions: Conventions | None = None
+    statistics: dict[int, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    with_statistics: Callable[[], Path] | None = field(default=None, repr=False)
 
 
-def export_onnx(module, path: Path, descriptor: ModelDescriptor | None = None) -> None:
+def export_onnx(
+    module,
+    path: Path,
+    descriptor: ModelDescriptor | None = None,
+    example_size: int = 32,
+    extra_inputs: dict | None = None,
+) -> None:
     """Export a PyTorch image-to-image network with free height and width (needs torch);
-    `descriptor` is stored in the file's metadata."""
+    `descriptor` is stored in the file's metadata. ``extra_inputs``: more named inputs of
+    fixed shape after the image (name -> example)."""
     import warnings
 
     import torch
 
     channels = descriptor.in_channels if descriptor is not None else 3
-    example = torch.rand(1, channels, 32, 32)
+    example = torch.rand(1, channels, example_size, example_size)
+    extra = dict(extra_inputs or {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own deprecations
         torch.onnx.export(
             module.eval(),
-            (example,),
+            (example, *extra.values()),
             str(path),
-            input_names=["input"],
+            input_names=["input", *extra],
             output_names=["output"],
             dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "h", 3: "w"}},
             opset_version=ONNX_OPSET,

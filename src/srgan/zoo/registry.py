@@ -14,6 +14,7 @@ from srgan.zoo.architectures import BY_NAME, Hyperparameters, detect
 from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.cache import CachedWeights
 from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
+from srgan.zoo.ncnn_families import is_family_name, resolve
 from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
 from srgan.zoo.run_folders import generator_in
 from srgan.zoo.sources import KNOWN_MODELS, WEIGHT_SUFFIXES
@@ -25,11 +26,13 @@ log = logging.getLogger(__name__)
 def load_model(
     name_or_path: str, scale: float | None = None, device: str | torch.device = "cpu"
 ) -> LoadedModel:
-    """A named model (`bicubic`, `natural`, `anime`, `anime-video`, ...) or a weights file
+    """A named model (`bicubic`, `natural`, `anime`, `anime-video`, `anime-cugan`,
+    `waifu2x-cunet`, ... or a variant such as `anime-cugan-x3-denoise3`) or a weights file
     (.pth, .safetensors, or an ncnn .param with its .bin beside it).
 
-    `scale` picks the factor of scale-free models (bicubic, default 4) and must match
-    the scale of trained ones."""
+    `scale` picks the factor of scale-free models (bicubic, default 4), the file of the
+    families with several scales, and must match the scale of other trained ones. The
+    denoise level of a family is chosen by its variant name (see `ncnn_families.resolve`)."""
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise BadInputError(f"--scale must be a positive number, got {scale}")
     if name_or_path == "bicubic":
@@ -46,13 +49,17 @@ def load_model(
 
         load_pretrained_weights(spec, builds)
         loaded = built[-1]
+    elif is_family_name(name_or_path):  # Real-CUGAN, waifu2x, RealSR: the scale picks the file
+        from srgan.zoo.ncnn_loader import load_variant
+
+        loaded = load_variant(resolve(name_or_path, scale))
     elif Path(name_or_path).suffix.lower() in WEIGHT_SUFFIXES or Path(name_or_path).exists():
         loaded = load_file(Path(name_or_path))
     else:
         known = ", ".join(KNOWN_MODELS)
         raise BadInputError(
-            f"unknown model {name_or_path!r} (known: {known}; or a "
-            ".pth/.safetensors/.param/.onnx file)"
+            f"unknown model {name_or_path!r} (known: {known}, and variants such as "
+            "anime-cugan-x3-denoise3 (srgan models); or a .pth/.safetensors/.param/.onnx file)"
         )
     if scale is not None and scale != loaded.scale:
         raise BadInputError(
@@ -122,13 +129,12 @@ def load_file(path: Path) -> LoadedModel:
     if suffix == ".onnx":
         raise BadInputError(f"{path}: an ONNX file runs on onnxruntime, not PyTorch")
     if suffix == ".param":
-        from srgan.zoo.ncnn_format import ncnn_to_state_dict
+        from srgan.zoo.ncnn_loader import load_ncnn_file
 
         weights = path.with_suffix(".bin")
         if not weights.is_file():
             raise BadInputError(f"{path}: its weights {weights.name} are not beside it")
-        architecture, hyperparameters, state = ncnn_to_state_dict(path, weights)
-        return build(path.stem, architecture, dict(hyperparameters), state, source=path)
+        return load_ncnn_file(path, weights)
     state = read_state_dict(path)
     found = detect(state)
     if found is None:

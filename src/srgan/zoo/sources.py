@@ -26,6 +26,8 @@ from srgan.errors import BadInputError, SrganError
 from srgan.zoo.cache import cache_dir
 from srgan.zoo.descriptor import ModelDescriptor
 from srgan.zoo.digests import file_digest
+from srgan.zoo.ncnn_conventions import Conventions
+from srgan.zoo.ncnn_families import FAMILIES, NcnnVariant, is_family_name, resolve
 from srgan.zoo.pretrained import PRETRAINED, PretrainedModel, ncnn_files
 from srgan.zoo.run_folders import generator_in
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from srgan.zoo.descriptor import LoadedModel
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".param", ".onnx")
-KNOWN_MODELS = ("bicubic", *PRETRAINED)
+KNOWN_MODELS = ("bicubic", *PRETRAINED, *FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class ModelSource:
     ncnn_files: tuple[Path, Path] | None = None  # (.param, .bin) for the ncnn runtime
     onnx_file: Path | None = None  # a ready ONNX file (instead of an export from PyTorch)
     onnx_precision: str = "fp32"  # the ready file's precision: "int8" once quantized
+    # The sr-vulkan families (Real-CUGAN, waifu2x, RealSR): what their reference programs
+    # do around the network (padding, crop), done by the ncnn and ONNX Runtime runners,
+    # and the bare network as ONNX, exported once (True: its global pools' results as
+    # inputs, see `global_stats`).
+    conventions: Conventions | None = None
+    onnx_export: Callable[[bool], Path] | None = None
 
     @property
     def is_network(self) -> bool:
@@ -70,13 +78,15 @@ def resolve_source(name_or_path: str, scale: float | None = None) -> ModelSource
         return _bicubic_source(DEFAULT_BICUBIC_SCALE if scale is None else scale)
     if name_or_path in PRETRAINED:
         source = _pretrained_source(PRETRAINED[name_or_path], scale)
+    elif is_family_name(name_or_path):  # the scale picks the family's file
+        return family_source(resolve(name_or_path, scale))
     elif Path(name_or_path).suffix.lower() in WEIGHT_SUFFIXES or Path(name_or_path).exists():
         source = _file_source(Path(name_or_path), scale)
     else:
         known = ", ".join(KNOWN_MODELS)
         raise BadInputError(
-            f"unknown model {name_or_path!r} (known: {known}; or a "
-            ".pth/.safetensors/.param/.onnx file)"
+            f"unknown model {name_or_path!r} (known: {known}, and variants such as "
+            "anime-cugan-x3-denoise3 (srgan models); or a .pth/.safetensors/.param/.onnx file)"
         )
     if source.descriptor is not None:
         check_scale(source.descriptor, scale)
@@ -119,6 +129,41 @@ def _pretrained_source(spec: PretrainedModel, scale: float | None) -> ModelSourc
 
     identity = f"{spec.cache_key}-{file_digest(weights)[:12]}"
     return ModelSource(spec.name, identity, descriptor, load, (param, weights))
+
+
+def family_source(variant: NcnnVariant) -> ModelSource:
+    """A Real-CUGAN / waifu2x / RealSR model: its original ncnn files for ncnn, its PyTorch
+    interpretation for torch, and that network exported once for ONNX Runtime, with the
+    family's conventions around it."""
+    param, weights = variant.files()
+    identity = f"{variant.name}-{file_digest(weights)[:12]}"  # a new package exports again
+
+    def load() -> LoadedModel:
+        from srgan.zoo.ncnn_loader import load_variant
+
+        return load_variant(variant)
+
+    def export(with_statistics: bool) -> Path:
+        from srgan.zoo.cache import cached_file
+        from srgan.zoo.ncnn_loader import export_variant_onnx
+        from srgan.zoo.onnx_model import ONNX_OPSET, check_onnx_start
+
+        kind = "-stats" if with_statistics else ""
+        return cached_file(
+            f"{identity}{kind}-opset{ONNX_OPSET}.onnx",
+            lambda path: export_variant_onnx(variant, path, with_statistics),
+            check_onnx_start,
+        )
+
+    return ModelSource(
+        variant.name,
+        identity,
+        variant.descriptor(),
+        load,
+        (param, weights),
+        conventions=variant.conventions(),
+        onnx_export=export,
+    )
 
 
 def _file_source(path: Path, scale: float | None) -> ModelSource:

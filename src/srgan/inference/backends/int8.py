@@ -106,6 +106,8 @@ def quantize_model(
         raise BadInputError(f"{source.name}: only image networks can be quantized")
     if source.onnx_precision == "int8":
         raise BadInputError(f"{source.name}: is already quantized")
+    if source.conventions is not None:  # padded and cropped by the runner, not the file
+        raise BadInputError(f"{source.name}: the sr-vulkan families run in fp32 only")
     descriptor = source.descriptor
     fp32 = OnnxBackend().prepare(source, "cpu", "fp32")
     assert isinstance(fp32, OnnxModel)

@@ -4,11 +4,13 @@ convolutions (see `srgan.zoo.ncnn_int8`), without PyTorch."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from srgan.zoo.ncnn_conventions import wrap_forward
 from srgan.zoo.ncnn_model import NcnnModel
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ class NcnnBackend:
             return f"ncnn runs fp32 and int8 here, not {precision}"
         if source.ncnn_files is None or not source.is_network:
             return f"{source.name} has no ncnn files (named models and checked .param files do)"
+        if source.conventions is not None and precision != "fp32":
+            return f"ncnn runs {source.name} in fp32 only"
         return None
 
     def prepare(self, source: ModelSource, device: str, precision: str) -> AnyModel:
@@ -39,7 +43,7 @@ class NcnnBackend:
             param, weights = ncnn_int8_files(source)
             return NcnnModel(source.descriptor, param, weights, "int8")
         param, weights = source.ncnn_files
-        return NcnnModel(source.descriptor, param, weights)
+        return NcnnModel(source.descriptor, param, weights, conventions=source.conventions)
 
     def runner(
         self, model: AnyModel, threads: int, device: str, precision: str, spinning: bool = True
@@ -56,13 +60,19 @@ class NcnnRunner:
 
     fp16 storage and arithmetic are turned off so that results match PyTorch's fp32 ones
     (within 1e-5 here); on x86 they brought no speed. An int8 model's convolutions run in
-    int8 (their weights quantized by ncnn as it loads them).
+    int8 (their weights quantized by ncnn as it loads them). The model's conventions
+    (padding, crop: `zoo.ncnn_conventions`) are applied around the network, and whole-image
+    pool results, when set for this thread, are fed in place of the network's own.
     """
 
     def __init__(self, model: NcnnModel, threads: int | None = None, spinning: bool = True) -> None:
         import ncnn
 
         self._ncnn = ncnn
+        self._statistics = model.statistics  # not the model: its runner goes with it
+        self._forward = (
+            wrap_forward(model.conventions, self._network) if model.conventions else self._network
+        )
         self.net = ncnn.Net()
         options = self.net.opt
         options.use_vulkan_compute = False
@@ -80,11 +90,18 @@ class NcnnRunner:
         (self.output_name,) = self.net.output_names()
 
     def __call__(self, tile: np.ndarray) -> np.ndarray:
+        return self._forward(tile)
+
+    def _network(self, tile: np.ndarray) -> np.ndarray:
         # ncnn.Mat wraps `planar` without copying: it must stay referenced during the run,
         # and the output is copied out before the extractor that owns it is released.
         planar = np.ascontiguousarray(tile[0], dtype=np.float32)
+        pooled = self._statistics.get(threading.get_ident(), {})
         with self.net.create_extractor() as extractor:
             extractor.input(self.input_name, self._ncnn.Mat(planar))
+            given = [np.ascontiguousarray(v, dtype=np.float32) for v in pooled.values()]
+            for name, value in zip(pooled, given, strict=True):
+                extractor.input(name, self._ncnn.Mat(value))
             status, output = extractor.extract(self.output_name)
             if status != 0:
                 raise RuntimeError(f"ncnn failed on a tile (status {status})")
