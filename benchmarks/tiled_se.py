@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from srgan.imaging.io import read_image  # noqa: E402
-from srgan.inference.devices import cpu_model_name  # noqa: E402
+from srgan.inference.backends.torch import TorchRunner  # noqa: E402
+from srgan.inference.machine import cpu_model_name  # noqa: E402
 from srgan.inference.tiling import tiled_upscale  # noqa: E402
-from srgan.inference.torch_backend import TorchRunner  # noqa: E402
 from srgan.zoo.global_stats import (  # noqa: E402
     exact_statistics,
     lowres_statistics,
