@@ -26,8 +26,20 @@ from srgan.zoo.descriptor import LoadedModel
 
 if TYPE_CHECKING:
     import torch
+    from typing_extensions import TypedDict, Unpack
 
     from srgan.inference.tiling import Forward
+
+    class UpscaleKeywords(TypedDict, total=False):
+        """`upscale`'s keyword options, for its overloads."""
+
+        outscale: float | None
+        tile: int | None
+        tile_pad: int
+        alpha_mode: AlphaMode
+        precision: Precision
+        device: str | torch.device | None
+        progress: Callable[[int, int], None] | None
 
 
 def load_model(
@@ -73,42 +85,17 @@ def _runner_for(model: AnyModel, options: UpscaleOptions) -> Forward:
 
 @overload
 def upscale(
-    image: np.ndarray,
-    model: AnyModel | str = ...,
-    *,
-    outscale: float | None = ...,
-    tile: int | None = ...,
-    tile_pad: int = ...,
-    alpha_mode: AlphaMode = ...,
-    precision: Precision = ...,
-    device: str | torch.device | None = ...,
-    progress: Callable[[int, int], None] | None = ...,
+    image: np.ndarray, model: AnyModel | str = ..., **options: Unpack[UpscaleKeywords]
 ) -> np.ndarray: ...
 @overload
 def upscale(
-    image: PILImage.Image,
-    model: AnyModel | str = ...,
-    *,
-    outscale: float | None = ...,
-    tile: int | None = ...,
-    tile_pad: int = ...,
-    alpha_mode: AlphaMode = ...,
-    precision: Precision = ...,
-    device: str | torch.device | None = ...,
-    progress: Callable[[int, int], None] | None = ...,
+    image: PILImage.Image, model: AnyModel | str = ..., **options: Unpack[UpscaleKeywords]
 ) -> PILImage.Image: ...
 @overload
 def upscale(
     image: Image | str | os.PathLike[str],
     model: AnyModel | str = ...,
-    *,
-    outscale: float | None = ...,
-    tile: int | None = ...,
-    tile_pad: int = ...,
-    alpha_mode: AlphaMode = ...,
-    precision: Precision = ...,
-    device: str | torch.device | None = ...,
-    progress: Callable[[int, int], None] | None = ...,
+    **options: Unpack[UpscaleKeywords],
 ) -> Image: ...
 
 

@@ -28,9 +28,11 @@ def is_onnx_file(name_or_path: str) -> bool:
     return name_or_path not in PRETRAINED and Path(name_or_path).suffix.lower() == ".onnx"
 
 
-def _metadata(path: Path) -> dict[str, str]:
-    """The file's metadata, read without its tensors' external data; {} when unreadable
-    (the opener that follows says why)."""
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """The file's metadata, read without its tensors' external data; {} when there is no
+    readable file or no `onnx` package (the opener that follows says why)."""
+    if importlib.util.find_spec("onnx") is None or not path.is_file():
+        return {}
     import onnx
 
     try:
@@ -40,16 +42,14 @@ def _metadata(path: Path) -> dict[str, str]:
     return {prop.key: prop.value for prop in model.metadata_props}
 
 
-def is_srgan_image_onnx(path: Path) -> bool:
-    """An fp32 or int8 image-model ONNX file with srgan's descriptor (srgan's own export,
-    `srgan quantize`, `srgan convert`): a model source whose memory and scale are known."""
-    if importlib.util.find_spec("onnx") is None or not path.is_file():
-        return False
-    meta = _metadata(path)
+def is_srgan_image_onnx(metadata: dict[str, str]) -> bool:
+    """Metadata of an fp32 or int8 image-model ONNX file with srgan's descriptor (srgan's
+    own export, `srgan quantize`, `srgan convert`): a model source whose memory and scale
+    are known."""
     return (
-        DESCRIPTOR_KEY in meta
-        and meta.get(PRECISION_KEY, "fp32") in ("fp32", "int8")
-        and meta.get(_VIDEO_LAYOUT_KEY) != "NTCHW"
+        DESCRIPTOR_KEY in metadata
+        and metadata.get(PRECISION_KEY, "fp32") in ("fp32", "int8")
+        and metadata.get(_VIDEO_LAYOUT_KEY) != "NTCHW"
     )
 
 
@@ -60,8 +60,10 @@ def open_onnx_file(
     precision: str = "fp32",
     backend: str = "auto",
     hints: OnnxHints | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> GenericOnnx | LoadedModel:
-    """An ONNX file of any single-image architecture, checked and measured for ONNX Runtime."""
+    """An ONNX file of any single-image architecture, checked and measured for ONNX Runtime
+    (`metadata`: the file's, when the caller has read it already)."""
     from srgan.zoo.onnx_generic import open_generic_onnx
 
     if backend not in ("auto", "onnxruntime"):
@@ -75,7 +77,9 @@ def open_onnx_file(
         raise BadInputError(f"{path}: ONNX files need: pip install onnxruntime onnx")
     if not path.is_file():
         raise BadInputError(f"{path}: no such model file")
-    if _metadata(path).get(_VIDEO_LAYOUT_KEY) == "NTCHW":
+    if metadata is None:
+        metadata = onnx_metadata(path)
+    if metadata.get(_VIDEO_LAYOUT_KEY) == "NTCHW":
         return _video_network_from_onnx(path, scale, device)
     if device != "cpu":
         log.warning("%s: ONNX files run on the CPU with ONNX Runtime, not on %s", path, device)

@@ -32,7 +32,12 @@ from srgan.inference.backends.onnx import OnnxBackend
 from srgan.inference.backends.torch import TorchBackend
 from srgan.inference.machine import cpu_model_name, cpu_signature
 from srgan.zoo.cache import cache_dir
-from srgan.zoo.onnx_any_file import is_onnx_file, is_srgan_image_onnx, open_onnx_file
+from srgan.zoo.onnx_any_file import (
+    is_onnx_file,
+    is_srgan_image_onnx,
+    onnx_metadata,
+    open_onnx_file,
+)
 from srgan.zoo.onnx_generic import OnnxHints
 from srgan.zoo.sources import ModelSource, resolve_source
 
@@ -173,8 +178,11 @@ def open_model(
     `select_backend` picks (`threads`: per image, as the runner will use). An ONNX file
     that srgan did not write runs as it is with ONNX Runtime, whatever its architecture
     (`onnx`: what the user says about its input)."""
-    if is_onnx_file(name_or_path) and not is_srgan_image_onnx(Path(name_or_path)):
-        return open_onnx_file(Path(name_or_path), scale, device, precision, backend, onnx)
+    if is_onnx_file(name_or_path):
+        path = Path(name_or_path)
+        metadata = onnx_metadata(path)
+        if not is_srgan_image_onnx(metadata):
+            return open_onnx_file(path, scale, device, precision, backend, onnx, metadata)
     source = resolve_source(name_or_path, scale)
     return open_source(source, device, precision, backend, threads, recalibrate).model
 
