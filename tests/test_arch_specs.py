@@ -103,3 +103,52 @@ def test_load_fills_every_tensor_from_the_state_and_zeroes_missing_counters():
         assert torch.equal(tensor, expected), key
     with pytest.raises(ValueError, match="missing"):
         SPEC.load({k: v for k, v in state.items() if k != "tail.bias"}, SPEC.example)
+
+
+NCNN_SPECS = [spec for spec in ARCHITECTURES if spec.ncnn_match is not None]
+
+
+@pytest.mark.parametrize("spec", NCNN_SPECS, ids=[a.name for a in NCNN_SPECS])
+def test_the_ncnn_matcher_in_a_spec_reads_back_what_the_writer_wrote(spec, tmp_path):
+    from srgan.zoo.ncnn_format import ncnn_to_state_dict
+    from srgan.zoo.ncnn_writer import write_ncnn_bytes
+
+    network = random_network(spec)
+    files = write_ncnn_bytes(spec.name, spec.example, network.state_dict(), fp16=False)
+    (tmp_path / "m.param").write_bytes(files.param)
+    (tmp_path / "m.bin").write_bytes(files.bin)
+    arch, hp, state = ncnn_to_state_dict(tmp_path / "m.param", tmp_path / "m.bin")
+    assert (arch, hp) == (spec.name, spec.example)
+    for key, value in network.state_dict().items():
+        assert torch.equal(state[key], value), key
+
+
+def test_ncnn_graphs_are_matched_by_the_specs_in_the_zoo_list(monkeypatch, tmp_path):
+    """The converter has no list of its own: a spec without a matcher is not tried, and a
+    spec's matcher is what recognises the graph."""
+    import dataclasses
+
+    from srgan.archs import srvgg
+    from srgan.zoo import ncnn_format
+    from srgan.zoo.ncnn_writer import write_ncnn_bytes
+
+    network = random_network(srvgg.SPEC)
+    files = write_ncnn_bytes(srvgg.SPEC.name, srvgg.SPEC.example, network.state_dict(), False)
+    (tmp_path / "m.param").write_bytes(files.param)
+    (tmp_path / "m.bin").write_bytes(files.bin)
+    param = ncnn_format.read_ncnn(tmp_path / "m.param", tmp_path / "m.bin")
+    calls: list[str] = []
+
+    def counting(graph):
+        calls.append("matched")
+        return srvgg.match_ncnn(graph)
+
+    renamed = dataclasses.replace(srvgg.SPEC, name="Compact2", ncnn_match=counting)
+    monkeypatch.setattr(ncnn_format, "ARCHITECTURES", (renamed,))
+    found = ncnn_format.match_architecture(param)
+    assert not isinstance(found, str) and found[0] == "Compact2" and calls == ["matched"]
+    without = dataclasses.replace(srvgg.SPEC, ncnn_match=None)
+    monkeypatch.setattr(ncnn_format, "ARCHITECTURES", (renamed, without))
+    assert ncnn_format.match_architecture(param)[0] == "Compact2"
+    monkeypatch.setattr(ncnn_format, "ARCHITECTURES", (without,))
+    assert ncnn_format.match_architecture(param) == "no architecture has an ncnn matcher"

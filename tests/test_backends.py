@@ -76,3 +76,24 @@ def test_ncnn_path_never_imports_torch(tmp_path):
         "-q", "upscale", source, target, "-m", "anime-video", "--backend", "ncnn"
     )
     assert read_image(tmp_path / "o.png").pixels.shape == (96, 96, 3)
+
+
+def test_a_users_param_file_runs_on_ncnn_from_its_first_run(tmp_path, cli, photos):
+    """srgan's parser reads the file first (that load checks it); then the ncnn runtime may
+    run it, and gives what PyTorch gives."""
+    from srgan.archs.srvgg import SRVGGNetCompact
+    from srgan.zoo.ncnn_writer import write_ncnn_bytes
+
+    hp = {"num_feat": 8, "num_conv": 2, "upscale": 2, "act_type": "prelu"}
+    torch.manual_seed(3)
+    network = SRVGGNetCompact(**hp)
+    files = write_ncnn_bytes("SRVGGNetCompact", hp, network.state_dict(), fp16=False)
+    param = tmp_path / "mine.param"
+    param.write_bytes(files.param)
+    param.with_suffix(".bin").write_bytes(files.bin)
+    on_ncnn, on_torch = tmp_path / "ncnn.png", tmp_path / "torch.png"
+    cli("upscale", photos / "0.png", on_ncnn, "-m", param, "--backend", "ncnn", "-q")
+    cli("upscale", photos / "0.png", on_torch, "-m", param, "--backend", "torch", "-q")
+    a = read_image(on_ncnn).pixels.astype(int)
+    b = read_image(on_torch).pixels.astype(int)
+    assert a.shape == (128, 128, 3) and np.abs(a - b).max() <= 1

@@ -274,14 +274,82 @@ def test_window_statistics_equal_the_whole_image_pools() -> None:
         assert torch.allclose(windowed[name], value, atol=1e-5), name
 
 
-def test_compare_takes_a_variant_and_convert_names_the_families(tmp_path, cli, photos) -> None:
+def test_compare_takes_a_variant_and_picks_files_by_scale_and_denoise(tmp_path, cli, photos):
     sheet = tmp_path / "sheet.png"
     cli("compare", photos / "0.png", "-m", "waifu2x-anime-x2-denoise1", "-m", "bicubic",
         "-o", sheet, "--backend", "torch", "-q")  # fmt: skip
     assert PILImage.open(sheet).size[0] > 128
-    target = tmp_path / "cugan.onnx"
-    bad = cli("convert", "anime-cugan", target, check=False)
-    assert bad.returncode == 2 and "do not convert yet" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1 and not target.exists()
-    refused = cli("quantize", "waifu2x-anime", "-o", target, check=False)
-    assert refused.returncode == 2 and "fp32 only" in refused.stderr and not target.exists()
+    result = cli("compare", photos / "0.png", "-m", "anime-cugan", "-m", "waifu2x-anime",
+                 "-m", "bicubic", "--scale", "2", "--denoise", "3", "--backend", "torch",
+                 "--crops", "0", "--json", "-q")  # fmt: skip
+    report = json.loads(result.stdout)
+    assert report["scale"] == 2
+    text = json.dumps(report)
+    assert "anime-cugan-x2-denoise3" in text and "waifu2x-anime-x2-denoise3" in text
+    refused = cli("compare", photos / "0.png", "-m", "anime-cugan", "--scale", "3",
+                  "--denoise", "1", check=False)  # fmt: skip
+    assert refused.returncode == 2 and "no x3 model with denoise level 1" in refused.stderr
+    quantize = cli("quantize", "waifu2x-anime", "-o", tmp_path / "q.onnx", check=False)
+    assert quantize.returncode == 2 and "fp32 only" in quantize.stderr
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def _upscaled(cli, source, target, *model: object) -> np.ndarray:
+    cli("upscale", source, target, "-m", *model, "--tile", "0", "-q")
+    return np.asarray(PILImage.open(target)).astype(np.int16)
+
+
+def test_families_convert_to_onnx_and_ncnn_and_run_as_the_named_model(tmp_path, cli, photos):
+    source = photos / "1.png"
+    onnx_file = tmp_path / "cunet.onnx"
+    converted_by = cli("convert", "waifu2x-cunet", onnx_file, "--scale", "2", "--denoise", "1",
+                       "--json")  # fmt: skip
+    result = json.loads(converted_by.stdout)
+    assert result["ok"] and result["max_abs"] < TOLERANCE and result["source"].endswith("1")
+    named = _upscaled(cli, source, tmp_path / "named.png", "waifu2x-cunet-x2-denoise1",
+                      "--backend", "onnxruntime")  # fmt: skip
+    converted = _upscaled(cli, source, tmp_path / "converted.png", onnx_file)
+    assert converted.shape == named.shape == (128, 128, 3)
+    assert np.abs(converted - named).max() <= 1
+    # ncnn: the original files, validated by running both
+    param = tmp_path / "anime.param"
+    cli("convert", "waifu2x-anime-x2-denoise2", param, "-q")
+    copied = _upscaled(cli, source, tmp_path / "copied.png", param)  # finds its border itself
+    original = _upscaled(cli, source, tmp_path / "original.png", "waifu2x-anime-x2-denoise2")
+    assert np.abs(copied - original).max() <= 1
+    refused = cli("upscale", source, tmp_path / "x.png", "-m", param, "--backend", "ncnn",
+                  check=False)  # fmt: skip
+    assert refused.returncode == 2 and "pads and aligns" in refused.stderr
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, why in (
+        (("anime-cugan", tmp_path / "c.pth"), "would load nowhere"),
+        (("anime-cugan", tmp_path / "c.safetensors"), "would load nowhere"),
+        (("anime-cugan", tmp_path / "c.onnx", "--fp16"), "--fp16"),
+        (("natural", tmp_path / "n.onnx", "--scale", "2"), "--scale picks"),
+        (("anime-cugan", tmp_path / "c.onnx", "--scale", "4", "--denoise", "1"), "no x4 model"),
+    ):
+        refused = cli("convert", *args, check=False)
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_converted_file_with_damaged_conventions_is_refused(tmp_path, cli, photos):
+    import onnx
+
+    from srgan.conversion.family import write_family_onnx
+
+    path = tmp_path / "anime.onnx"
+    variant = find_variant("waifu2x-anime-x2-denoise0")
+    assert variant is not None
+    write_family_onnx(variant, path)
+    model = onnx.load(str(path))
+    for hostile in ('{"scale": 2, "pad": 100000}', '{"scale": 4}', "[1]", '{"scale": 2, "x": 1}'):
+        for prop in model.metadata_props:
+            if prop.key == "srgan.conventions":
+                prop.value = hostile
+        onnx.save(model, str(path))
+        target = tmp_path / "out.png"
+        refused = cli("upscale", photos / "0.png", target, "-m", path, check=False)
+        assert refused.returncode == 2 and "metadata is damaged" in refused.stderr, hostile
+        assert not target.exists()

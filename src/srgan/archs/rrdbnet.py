@@ -11,6 +11,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from srgan.archs.ncnn_match import (
+    GraphLayer,
+    Mismatch,
+    NcnnGraph,
+    NcnnMatch,
+    conv_tensors,
+    depth_order,
+    to_tensor,
+)
 from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict, dims, indices
 
 __all__ = ["RRDB", "SPEC", "RRDBNet", "ResidualDenseBlock", "rrdbnet_guess"]
@@ -134,6 +143,82 @@ def _memory_per_pixel(hp: Hyperparameters) -> float:
     return 4.0 * int(hp["num_feat"]) * (6 + 2 * int(hp["scale"]) ** 2)
 
 
+def match_ncnn(g: NcnnGraph) -> NcnnMatch:
+    """RRDBNet as Real-ESRGAN's ncnn files hold it (x1/x2 with a Reorg pixel unshuffle)."""
+    sd: dict[str, torch.Tensor] = {}
+
+    def put(key: str, op: GraphLayer) -> None:
+        w, b = conv_tensors(op)
+        sd[f"{key}.weight"], sd[f"{key}.bias"] = to_tensor(w), to_tensor(b)
+
+    x = g.single_input()
+    scale = 4
+    unshuffle_mode = 0
+    unshuffle = 1
+    reorgs = g.candidates("Reorg", [x])
+    if reorgs:
+        reorg = reorgs[0]
+        g.use(reorg)
+        unshuffle = reorg.int_param(0, 1)
+        unshuffle_mode = reorg.int_param(1, 0)
+        if unshuffle not in (2, 4) or unshuffle_mode not in (0, 1):
+            raise Mismatch(f"Reorg {reorg.name!r} must have stride 2 or 4, mode 0 or 1")
+        scale = 4 // unshuffle
+        x = g.out(reorg)
+
+    first, feat, _ = g.conv(x, "none")
+    w, b = conv_tensors(first)
+    if w.shape[1] % (unshuffle * unshuffle):
+        raise Mismatch("conv_first input channels do not fit the pixel unshuffle")
+    num_in_ch = w.shape[1] // (unshuffle * unshuffle)
+    if unshuffle_mode == 1:
+        w = w[:, depth_order(num_in_ch, unshuffle)]
+    sd["conv_first.weight"], sd["conv_first.bias"] = to_tensor(w), to_tensor(b)
+
+    h = feat
+    num_block = 0
+    num_grow_ch = 32
+    while g.has_conv(h, "leaky", 0.2):
+        block_in = h
+        for r in (1, 2, 3):
+            prefix = f"body.{num_block}.rdb{r}"
+            rdb_in = h
+            xs = [h]
+            for i in (1, 2, 3, 4):
+                src = h if i == 1 else g.concat(xs)
+                op, y, _ = g.conv(src, "leaky", 0.2)
+                put(f"{prefix}.conv{i}", op)
+                xs.append(y)
+            op, y, _ = g.conv(g.concat(xs), "none")
+            put(f"{prefix}.conv5", op)
+            h = g.scaled_add(y, rdb_in, 0.2)
+        num_grow_ch = int(sd[f"body.{num_block}.rdb1.conv1.weight"].shape[0])
+        h = g.scaled_add(h, block_in, 0.2)
+        num_block += 1
+
+    op, trunk, _ = g.conv(h, "none")
+    put("conv_body", op)
+    feat = g.scaled_add(trunk, feat, 1.0)
+    op, feat, _ = g.conv(g.upsample_nearest(feat, 2), "leaky", 0.2)
+    put("conv_up1", op)
+    op, feat, _ = g.conv(g.upsample_nearest(feat, 2), "leaky", 0.2)
+    put("conv_up2", op)
+    op, feat, _ = g.conv(feat, "leaky", 0.2)
+    put("conv_hr", op)
+    last, out, _ = g.conv(feat, "none")
+    put("conv_last", last)
+    g.finish(out, "RRDBNet")
+    hp: dict[str, int | str] = {
+        "num_in_ch": num_in_ch,
+        "num_out_ch": int(sd["conv_last.weight"].shape[0]),
+        "scale": scale,
+        "num_feat": int(sd["conv_first.weight"].shape[0]),
+        "num_block": num_block,
+        "num_grow_ch": num_grow_ch,
+    }
+    return hp, sd
+
+
 SPEC = ArchSpec(
     name="RRDBNet",
     build=RRDBNet,
@@ -159,4 +244,5 @@ SPEC = ArchSpec(
         "num_grow_ch": 4,
     },
     size_multiple=lambda hp: {1: 4, 2: 2}.get(int(hp["scale"]), 1),
+    ncnn_match=match_ncnn,
 )

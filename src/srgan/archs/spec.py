@@ -21,9 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from srgan.archs.ncnn_match import NcnnGraph, NcnnMatch
 
 __all__ = ["ArchSpec", "Hyperparameters", "Plausible", "StateDict"]
 
@@ -56,6 +60,9 @@ class ArchSpec:
     example: Hyperparameters = field(default_factory=dict)  # a small valid instance
     size_multiple: Callable[[Hyperparameters], int] = _one  # input sides must divide by it
     temporal: bool = False  # takes clips [N, T, C, h, w] (an image is T = 1)
+    # recognises this network in an ncnn graph (`srgan.archs.ncnn_match`), where its ncnn
+    # files have a fixed shape; any other graph runs through the general interpreter
+    ncnn_match: Callable[[NcnnGraph], NcnnMatch] | None = None
 
     def out_of_range(self, hp: Mapping[str, object]) -> str | None:
         """What is implausible about `hp` (unknown, missing or out-of-range values)."""

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from srgan.archs.ncnn_match import (
+    Act,
+    GraphLayer,
+    Mismatch,
+    NcnnGraph,
+    NcnnMatch,
+    close,
+    conv_tensors,
+    depth_order,
+    to_tensor,
+)
 from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict, dims, indices
 
 __all__ = ["SPEC", "SRVGGNetCompact", "srvgg_guess"]
@@ -99,6 +111,70 @@ def srvgg_guess(state: StateDict) -> Hyperparameters | None:
     }
 
 
+def _ncnn_act_type(act: Act, name: str) -> str:
+    if act.kind == "prelu":
+        return "prelu"
+    if act.kind == "relu":
+        return "relu"
+    if act.kind == "leaky" and close(act.slope, 0.1):
+        return "leakyrelu"
+    raise Mismatch(f"activation after {name!r} is not ReLU, LeakyReLU(0.1) or PReLU")
+
+
+def match_ncnn(g: NcnnGraph) -> NcnnMatch:
+    """SRVGGNetCompact: convolutions, a PixelShuffle, plus the nearest-upsampled input."""
+    sd: dict[str, torch.Tensor] = {}
+    x = g.single_input()
+    op, h, act = g.conv(x, "any")
+    if act.kind == "none":
+        raise Mismatch(f"no activation after the first convolution {op.name!r}")
+    act_type = _ncnn_act_type(act, op.name)
+    convs: list[tuple[GraphLayer, Act]] = [(op, act)]
+    while True:
+        op, h, act = g.conv(h, "any")
+        convs.append((op, act))
+        if act.kind == "none":
+            break
+        if _ncnn_act_type(act, op.name) != act_type:
+            raise Mismatch(f"activation after {op.name!r} differs from the first one")
+    shuffle = g.find("PixelShuffle", [h])
+    factor = shuffle.int_param(0, 1)
+    mode = shuffle.int_param(1, 0)
+    if factor < 1 or mode not in (0, 1):
+        raise Mismatch(f"PixelShuffle {shuffle.name!r} has unsupported parameters")
+    base = g.upsample_nearest(x, factor)
+    out = g.scaled_add(g.out(shuffle), base, 1.0)
+    g.finish(out, "SRVGGNetCompact")
+
+    num_feat = 0
+    for i, (op, act) in enumerate(convs):
+        w, b = conv_tensors(op)
+        if i == 0:
+            num_feat = w.shape[0]
+        if i == len(convs) - 1:
+            if w.shape[0] % (factor * factor):
+                raise Mismatch(f"last convolution {op.name!r} does not fit the PixelShuffle")
+            if mode == 1:
+                order = depth_order(w.shape[0] // (factor * factor), factor)
+                w, b = w[order], b[order]
+        sd[f"body.{2 * i}.weight"], sd[f"body.{2 * i}.bias"] = to_tensor(w), to_tensor(b)
+        if act.kind == "prelu" and act.layer is not None:
+            slope = act.layer.weights["slope"]
+            if slope.size == 1:
+                slope = np.repeat(slope, num_feat)
+            sd[f"body.{2 * i + 1}.weight"] = to_tensor(slope)
+    last_out = int(sd[f"body.{2 * (len(convs) - 1)}.weight"].shape[0])
+    hp: dict[str, int | str] = {
+        "num_in_ch": int(sd["body.0.weight"].shape[1]),
+        "num_out_ch": last_out // (factor * factor),
+        "num_feat": num_feat,
+        "num_conv": len(convs) - 2,
+        "upscale": factor,
+        "act_type": act_type,
+    }
+    return hp, sd
+
+
 SPEC = ArchSpec(
     name="SRVGGNetCompact",
     build=SRVGGNetCompact,
@@ -123,4 +199,5 @@ SPEC = ArchSpec(
         "upscale": 2,
         "act_type": "prelu",
     },
+    ncnn_match=match_ncnn,
 )

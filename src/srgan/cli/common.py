@@ -168,6 +168,22 @@ def model_variant(
     return model
 
 
+def model_variants(
+    models: list[str], scale: float | None, denoise: int | None, conservative: bool
+) -> list[str]:
+    """`model_variant` for each of several models (`eval`, `compare`): the families become
+    the variant the options pick; the others stay as they are, and --denoise or
+    --conservative without any family among them is an error."""
+    from srgan.zoo.ncnn_families import is_family_name
+
+    if (denoise is not None or conservative) and not any(map(is_family_name, models)):
+        model_variant(models[0] if models else "", scale, denoise, conservative)  # says why
+    return [
+        model_variant(name, scale, denoise, conservative) if is_family_name(name) else name
+        for name in models
+    ]
+
+
 Recursive = Annotated[
     bool, typer.Option("--recursive", "-r", help="Include subfolders; their structure is kept.")
 ]

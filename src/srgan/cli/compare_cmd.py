@@ -11,12 +11,15 @@ import typer
 from srgan.cli import console
 from srgan.cli.common import (
     Backend,
+    Conservative,
+    Denoise,
     Device,
     MaxPixels,
     OnnxLayout,
     OnnxOrder,
     OnnxRange,
     TilePad,
+    model_variants,
     onnx_hints,
 )
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_TILE_PAD
@@ -85,10 +88,13 @@ def compare(
             "--scale",
             "-s",
             min=1,
-            help="The comparison's factor (default: the first trained model's); models of "
-            "another scale are resized to it with MATLAB bicubic (not with --hr).",
+            help="The comparison's factor (default: the first trained model's); picks the "
+            "Real-CUGAN / waifu2x file; models of another scale are resized to it with "
+            "MATLAB bicubic (not with --hr).",
         ),
     ] = None,
+    denoise: Denoise = None,
+    conservative: Conservative = False,
     tile: Annotated[
         int | None,
         typer.Option("--tile", "-t", min=0, help="Tile side; default: whole images with --hr."),
@@ -114,6 +120,7 @@ def compare(
     crop_count = len(fixed) or crops
     sheet_format = _check_outputs(paths, references, output, html_report, per_image)
     hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
+    models = model_variants(models, scale, denoise, conservative)
     contenders, target = _contenders(
         models, scale, hr is not None, tile, tile_pad, device, backend, hints
     )

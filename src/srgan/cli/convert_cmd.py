@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from srgan.cli import console
+from srgan.cli.common import Conservative, Denoise, model_variant
 from srgan.errors import BadInputError, SrganError
 
 if TYPE_CHECKING:
@@ -60,6 +61,14 @@ def convert(
         int | None,
         typer.Option("--frames", min=1, max=64, help="Frames of a video network's ONNX input."),
     ] = None,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            "--scale", "-s", min=1, help="Picks the Real-CUGAN / waifu2x / RealSR file to convert."
+        ),
+    ] = None,
+    denoise: Denoise = None,
+    conservative: Conservative = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Convert a model between .pth/.pt/.ckpt, .safetensors, ONNX (opset 17, free height and
@@ -69,7 +78,11 @@ def convert(
 
     A folder of models converts with --to FORMAT into the TARGET folder, one line per
     model; one that fails does not stop the others (exit 1 at the end). TensorFlow and
-    Keras models: convert them to ONNX with tf2onnx first (see the README)."""
+    Keras models: convert them to ONNX with tf2onnx first (see the README).
+
+    Real-CUGAN, waifu2x and RealSR (pick the file with --scale, --denoise, --conservative)
+    convert to ONNX (their network, with srgan's record of the padding and crop around it)
+    and to ncnn (their files as they are)."""
     from srgan.conversion.convert import ConvertOptions
     from srgan.conversion.formats import format_named
 
@@ -77,6 +90,7 @@ def convert(
         raise BadInputError(f"--tolerance {tolerance}: give a number >= 0")
     options = ConvertOptions(fp16, tolerance, probe_size, frames)
     fmt = format_named(to) if to is not None else None
+    source = _family_file(source, scale, denoise, conservative)
     folder = Path(source)
     if folder.is_dir() and not _is_run_folder(folder):
         if fmt is None:
@@ -86,6 +100,17 @@ def convert(
         _convert_folder(folder, target, fmt, options, as_json)
         return
     _convert_one(source, target, fmt, options, as_json)
+
+
+def _family_file(source: str, scale: int | None, denoise: int | None, conservative: bool) -> str:
+    from srgan.zoo.ncnn_families import is_family_name
+
+    if scale is not None and not is_family_name(source):
+        raise BadInputError(
+            f"--scale picks among the Real-CUGAN / waifu2x / RealSR files, not {source!r} "
+            "(a model converts at its own scale)"
+        )
+    return model_variant(source, scale, denoise, conservative)
 
 
 def _is_run_folder(folder: Path) -> bool:

@@ -17,7 +17,7 @@ from srgan.cli.common import (
     OnnxLayout,
     OnnxOrder,
     OnnxRange,
-    model_variant,
+    model_variants,
     onnx_hints,
 )
 from srgan.defaults import DEFAULT_MAX_PIXELS, DEFAULT_VSR_WINDOW
@@ -120,14 +120,7 @@ def evaluate(
     hints = onnx_hints(onnx_layout, onnx_range, onnx_order)
     windows = TemporalWindows(window)
     by_clip = clips or evaluation.holds_clips(dataset)
-    from srgan.zoo.ncnn_families import is_family_name
-
-    if (denoise is not None or conservative) and not any(map(is_family_name, models)):
-        model_variant(models[0], scale, denoise, conservative)  # says what they are for
-    models = [  # the families by the name of the file the scale and level pick
-        model_variant(name, scale, denoise, conservative) if is_family_name(name) else name
-        for name in models
-    ]
+    models = model_variants(models, scale, denoise, conservative)
     loaded = [
         open_onnx_file(Path(name), scale, hints=hints)
         if is_onnx_file(name)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from srgan.conversion.family import FORMATS as FAMILY_FORMATS
 from srgan.conversion.formats import (
     EXTENSION,
     MODEL_SUFFIXES,
@@ -17,7 +18,7 @@ from srgan.conversion.formats import (
     files_of,
     format_of,
 )
-from srgan.conversion.sources import Source, read_network, resolve
+from srgan.conversion.sources import Source, has_architecture, read_network, resolve
 from srgan.conversion.validation import PROBE_FRAMES, PROBE_SIZE, difference, probe, run_format
 from srgan.conversion.writers import stage
 from srgan.defaults import DEFAULT_VSR_WINDOW
@@ -109,6 +110,8 @@ def convert(source_text: str, target: Path, options: ConvertOptions, to: str | N
         tolerance=options.limit,
         precision="fp16" if options.fp16 else "fp32",
     )
+    if source.variant is not None and (fmt in FAMILY_FORMATS or not has_architecture(source)):
+        return _convert_family(source, target, fmt, options, result, started)
     network = read_network(source)
     result.architecture, result.hyperparameters = network.architecture, network.hyperparameters
     descriptor = network.loaded.descriptor
@@ -137,6 +140,45 @@ def convert(source_text: str, target: Path, options: ConvertOptions, to: str | N
                 f"{source_text} -> {target}: the result differs from the source by up to "
                 f"{found.max_abs:.3g} (mean {found.mean_abs:.3g}), more than the tolerance "
                 f"{options.limit:g}; nothing was written"
+            )
+            raise ConversionFailed(result)
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    finally:
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def _convert_family(
+    source: Source,
+    target: Path,
+    fmt: str,
+    options: ConvertOptions,
+    result: ConversionResult,
+    started: float,
+) -> ConversionResult:
+    from srgan.conversion.family import family_difference, refusal, stage_family
+
+    variant = source.variant
+    assert variant is not None
+    why = refusal(variant, fmt, options.fp16)
+    if why:
+        raise BadInputError(why)
+    result.architecture = variant.family.architecture
+    result.hyperparameters = {"scale": variant.scale}
+    if variant.denoise is not None:
+        result.hyperparameters["denoise"] = variant.denoise
+    staged = stage_family(variant, fmt, target)
+    try:
+        found = family_difference(variant, fmt, staged.temporary[0], options.probe_size)
+        result.max_abs, result.mean_abs = found.max_abs, found.mean_abs
+        if not found.max_abs <= options.limit:
+            result.error = (
+                f"{source.name} -> {target}: the result differs from the original by up to "
+                f"{found.max_abs:.3g}, more than the tolerance {options.limit:g}; nothing "
+                "was written"
             )
             raise ConversionFailed(result)
         staged.commit()

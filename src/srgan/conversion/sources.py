@@ -6,10 +6,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from srgan.conversion.formats import files_of, format_of, ncnn_weights
 from srgan.conversion.network import Network
 from srgan.errors import BadInputError
+
+if TYPE_CHECKING:
+    from srgan.zoo.ncnn_families import NcnnVariant
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,7 @@ class Source:
     format: str
     files: tuple[Path, ...]
     named: bool = False
+    variant: NcnnVariant | None = None  # a Real-CUGAN / waifu2x / RealSR model
 
     @property
     def path(self) -> Path:
@@ -42,11 +47,7 @@ def resolve(text: str) -> Source:
 
     variant = find_variant(text)
     if variant is not None and not Path(text).exists():
-        param, _ = variant.files()
-        raise BadInputError(
-            f"{text}: the Real-CUGAN / waifu2x / RealSR models do not convert yet; their ncnn "
-            f"files are {param.parent} (they run on every backend as they are)"
-        )
+        return Source(variant.name, "ncnn", variant.files(), named=True, variant=variant)
     path = Path(text)
     if path.is_dir():
         from srgan.zoo.run_folders import generator_in
@@ -66,6 +67,8 @@ def resolve(text: str) -> Source:
 
 def read_network(source: Source) -> Network:
     """The source's architecture, hyper-parameters and float32 weights."""
+    if source.variant is not None:  # RealSR: an RRDBNet (other families are no network)
+        return _read_ncnn(source.name, source.files[0], source.files[1])
     if source.named:
         from srgan.zoo.pretrained import PRETRAINED, load_pretrained_weights
 
@@ -92,6 +95,14 @@ def read_network(source: Source) -> Network:
         )
     arch, hp = found
     return Network(source.name, arch.name, hp, {k: v.float() for k, v in state.items()})
+
+
+def has_architecture(source: Source) -> bool:
+    """Whether the source's ncnn graph is one of srgan's architectures (RealSR is an
+    RRDBNet; Real-CUGAN and waifu2x are not)."""
+    from srgan.zoo.ncnn_format import match_architecture, read_ncnn
+
+    return not isinstance(match_architecture(read_ncnn(*source.files[:2])), str)
 
 
 def _read_ncnn(name: str, param: Path, weights: Path) -> Network:

@@ -22,13 +22,23 @@ the reference programs upscale alpha with bicubic, srgan's ``bicubic`` mode).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["Conventions", "pad_indices", "wrap_forward"]
+__all__ = [
+    "CONVENTIONS_KEY",
+    "Conventions",
+    "conventions_from_json",
+    "conventions_to_json",
+    "pad_indices",
+    "wrap_forward",
+]
+
+CONVENTIONS_KEY = "srgan.conventions"  # in the metadata of a converted family's ONNX file
 
 Border = Literal["reflect", "replicate"]
 
@@ -94,3 +104,33 @@ def wrap_forward(
         return conventions.finish_array(np.asarray(forward(conventions.pad_array(x))), x)
 
     return run
+
+
+def conventions_to_json(conventions: Conventions) -> str:
+    return json.dumps(asdict(conventions), sort_keys=True)
+
+
+def conventions_from_json(text: str) -> Conventions:
+    """The conventions a converted file records; ValueError when they are not plausible."""
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError("not an object")
+    fields = {
+        "scale": range(1, 9),
+        "pad": range(0, 65),
+        "multiple": range(1, 65),
+        "remainder": range(0, 64),
+        "crop": range(0, 513),
+    }
+    values: dict[str, object] = {}
+    for name, allowed in fields.items():
+        value = raw.get(name, 0 if name != "multiple" else 1)
+        if type(value) is not int or value not in allowed:
+            raise ValueError(f"{name} {value!r}")
+        values[name] = value
+    border, residual = raw.get("border", "replicate"), raw.get("residual", False)
+    if border not in ("reflect", "replicate") or type(residual) is not bool:
+        raise ValueError("border or residual")
+    if set(raw) - {*fields, "border", "residual"}:
+        raise ValueError("unknown keys")
+    return Conventions(border=border, residual=residual, **values)  # type: ignore[arg-type]

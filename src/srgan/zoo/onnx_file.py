@@ -5,7 +5,9 @@ tensor data names a path), allocate without bound (ConstantOfShape, Expand, a Re
 1000) or loop (Loop, If, Scan). So srgan runs only what its own exports and quantization
 produce: one [1, C, h, w] input and output, operators from a short list of per-pixel and
 convolution operators, upsampling by small constant factors, all data inside the file,
-and srgan's metadata naming the model's scale and channels.
+and srgan's metadata naming the model's scale and channels. A Real-CUGAN / waifu2x /
+RealSR model converted by `srgan convert` also records its family's conventions (padding,
+crop), which the runner applies around the network as for the named model.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from srgan.errors import BadInputError
 from srgan.zoo.digests import file_digest
+from srgan.zoo.ncnn_conventions import CONVENTIONS_KEY, conventions_from_json
 from srgan.zoo.onnx_model import DESCRIPTOR_KEY, PRECISION_KEY
 from srgan.zoo.sources import ModelSource, descriptor_from_dict
 
@@ -33,19 +36,27 @@ ALLOWED_OPS = frozenset(
         "Concat",
         "Constant",
         "Conv",
+        "ConvTranspose",
         "DepthToSpace",
         "DequantizeLinear",
         "Div",
+        "Gather",
+        "Gemm",
         "Identity",
         "LeakyRelu",
         "Mul",
         "PRelu",
         "QuantizeLinear",
+        "ReduceMean",
         "Relu",
+        "Reshape",
         "Resize",
+        "Shape",
         "Sigmoid",
+        "Slice",
         "Sub",
         "Tanh",
+        "Unsqueeze",
     }
 )
 PRECISIONS = ("fp32", "int8")
@@ -69,9 +80,24 @@ def onnx_file_source(path: Path) -> ModelSource:
         raise BadInputError(f"{path}: its srgan metadata is damaged; quantize or export it again")
     if descriptor.scale != int(descriptor.scale) or descriptor.temporal:
         raise BadInputError(f"{path}: its srgan metadata is damaged; quantize or export it again")
+    conventions = None
+    if CONVENTIONS_KEY in props:
+        try:
+            conventions = conventions_from_json(props[CONVENTIONS_KEY])
+        except ValueError:
+            conventions = None
+        if conventions is None or conventions.scale != descriptor.scale:
+            raise BadInputError(f"{path}: its srgan metadata is damaged; convert it again")
     _check_graph(path, model, descriptor.in_channels)
     identity = f"onnx-{path.stem[:40]}-{file_digest(path)[:16]}".replace(" ", "_")
-    return ModelSource(path.stem, identity, descriptor, onnx_file=path, onnx_precision=precision)
+    return ModelSource(
+        path.stem,
+        identity,
+        descriptor,
+        onnx_file=path,
+        onnx_precision=precision,
+        conventions=conventions,
+    )
 
 
 def _load_checked(path: Path) -> onnx.ModelProto:
@@ -147,3 +173,12 @@ def _check_growth(node, constants, refuse) -> None:
                 not 0 <= v <= 64 for v in attribute.ints
             ):
                 raise refuse(f"Conv {attribute.name} {list(attribute.ints)}")
+    elif node.op_type == "ConvTranspose":  # upsamples by its strides
+        for attribute in node.attribute:
+            if attribute.name == "output_shape":
+                raise refuse("ConvTranspose with an output_shape")
+            limit = MAX_UPSAMPLE if attribute.name == "strides" else 64
+            if attribute.name in ("pads", "dilations", "strides", "output_padding") and any(
+                not 0 <= v <= limit for v in attribute.ints
+            ):
+                raise refuse(f"ConvTranspose {attribute.name} {list(attribute.ints)}")

@@ -55,6 +55,9 @@ class ModelSource:
     # inputs, see `global_stats`).
     conventions: Conventions | None = None
     onnx_export: Callable[[bool], Path] | None = None
+    # a user's .param (with its .bin) that srgan's parser has not read yet: the ncnn
+    # runtime gets it once `load_torch` (which parses and checks it) has run
+    unchecked_ncnn: tuple[Path, Path] | None = None
 
     @property
     def is_network(self) -> bool:
@@ -197,8 +200,15 @@ def _file_source(path: Path, scale: float | None) -> ModelSource:
     descriptor = remembered_descriptor(identity)
     # The ncnn runtime (C++) reads a user's .param only once srgan's own parser has
     # accepted that very file (a remembered descriptor), never a file it has not checked.
-    ncnn = (path, path.with_suffix(".bin")) if suffix == ".param" and descriptor else None
-    return ModelSource(path.stem, identity, descriptor, load, ncnn)
+    files = (path, path.with_suffix(".bin")) if suffix == ".param" else None
+    checked = files if descriptor is not None and ncnn_runs_as_is(descriptor) else None
+    return ModelSource(path.stem, identity, descriptor, load, checked, unchecked_ncnn=files)
+
+
+def ncnn_runs_as_is(descriptor: ModelDescriptor) -> bool:
+    """Whether the ncnn runtime can run a user's .param as it is: a recognised architecture
+    (RRDBNet, SRVGGNetCompact), not a graph the interpreter pads and aligns around."""
+    return descriptor.architecture != "ncnn graph"
 
 
 def _slug(text: str) -> str:

@@ -39,7 +39,7 @@ from srgan.zoo.onnx_any_file import (
     open_onnx_file,
 )
 from srgan.zoo.onnx_generic import OnnxHints
-from srgan.zoo.sources import ModelSource, resolve_source
+from srgan.zoo.sources import ModelSource, ncnn_runs_as_is, resolve_source
 
 __all__ = [
     "BACKENDS",
@@ -189,13 +189,17 @@ def open_model(
 
 def with_known_descriptor(source: ModelSource) -> ModelSource:
     """The source with its PyTorch loader made load-once, and with its descriptor, loading
-    the model with PyTorch when nothing else tells it (a file's first run)."""
+    the model with PyTorch when nothing else tells it (a file's first run; a .param file
+    is then checked by srgan's parser and may go to the ncnn runtime)."""
     if source.load_torch is None:
         return source
     source = replace(source, load_torch=functools.cache(source.load_torch))
     if source.descriptor is None:
         assert source.load_torch is not None
-        source = replace(source, descriptor=source.load_torch().descriptor)
+        descriptor = source.load_torch().descriptor
+        source = replace(source, descriptor=descriptor)
+        if source.unchecked_ncnn is not None and ncnn_runs_as_is(descriptor):
+            source = replace(source, ncnn_files=source.unchecked_ncnn)  # checked by that load
     return source
 
 

@@ -29,6 +29,12 @@ class NcnnBackend:
             return f"ncnn runs on the CPU here, not {device}"
         if precision not in ("fp32", "int8"):
             return f"ncnn runs fp32 and int8 here, not {precision}"
+        if source.ncnn_files is None and source.unchecked_ncnn is not None:
+            return (
+                f"{source.name} is an ncnn graph that srgan's interpreter pads and aligns; the "
+                "ncnn runtime runs only recognised architectures' files (RRDBNet, SRVGG) as "
+                "they are: use --backend torch or onnxruntime"
+            )
         if source.ncnn_files is None or not source.is_network:
             return f"{source.name} has no ncnn files (named models and checked .param files do)"
         if source.conventions is not None and precision != "fp32":

@@ -40,6 +40,8 @@ class OnnxBackend:
             return f"onnxruntime runs fp32 and int8, not {precision} (use --backend torch)"
         if source.onnx_export is not None:
             return None if precision == "fp32" else f"onnxruntime runs {source.name} in fp32 only"
+        if source.onnx_file is not None and source.conventions is not None and precision != "fp32":
+            return f"onnxruntime runs {source.name} (a converted family model) in fp32 only"
         if source.onnx_file is not None:
             return None  # an int8 file runs in int8 whatever the precision asked
         if source.load_torch is None or not source.is_network:
@@ -59,7 +61,12 @@ class OnnxBackend:
                 with_statistics=lambda: export(True),
             )
         if source.onnx_file is not None and precision in (source.onnx_precision, "fp32"):
-            return OnnxModel(source.descriptor, source.onnx_file, source.onnx_precision)
+            return OnnxModel(
+                source.descriptor,
+                source.onnx_file,
+                source.onnx_precision,
+                conventions=source.conventions,  # a converted Real-CUGAN / waifu2x / RealSR
+            )
         fp32 = source.onnx_file or exported_onnx(source)
         if precision == "int8":
             from srgan.inference.backends.int8 import quantized_model
