@@ -149,6 +149,10 @@ def still_pairs(frames: list[np.ndarray]) -> list[int]:
     return [i for i in range(1, len(frames)) if psnr(frames[i], frames[i - 1]) >= STILL_PSNR]
 
 
+def _flicker_text(value: float) -> str:
+    return "-" if np.isnan(value) else f"{value:.2f}"  # "-": no unchanged input pair
+
+
 def flicker(outputs: list[np.ndarray], pairs: list[int]) -> float:
     if not pairs:
         return float("nan")
@@ -314,7 +318,7 @@ def main() -> None:
                 f"| {name} | {len(frames)} | {stills} | {result.threshold:g} | "
                 f"{result.whole} / {result.partial} | {result.work:.0%} | "
                 f"{min(result.psnrs):.1f} / {np.mean(result.psnrs):.1f} | "
-                f"{result.flicker:.2f} / {full_flicker:.2f} |",
+                f"{_flicker_text(result.flicker)} / {_flicker_text(full_flicker)} |",
                 flush=True,
             )
     print(f"\nload average at the end: {load()}")

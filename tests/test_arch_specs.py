@@ -152,3 +152,12 @@ def test_ncnn_graphs_are_matched_by_the_specs_in_the_zoo_list(monkeypatch, tmp_p
     assert ncnn_format.match_architecture(param)[0] == "Compact2"
     monkeypatch.setattr(ncnn_format, "ARCHITECTURES", (without,))
     assert ncnn_format.match_architecture(param) == "no architecture has an ncnn matcher"
+
+
+def test_every_module_with_a_spec_is_in_the_zoo_and_no_two_claim_one_state():
+    names = {spec.name for spec in ARCHITECTURES}
+    assert {"RRDBNet", "SRVGGNetCompact", "SRResNet", "BidirectionalRecurrentVSR"} <= names
+    for spec in ARCHITECTURES:
+        state = random_network(spec).state_dict()
+        claimed = [other.name for other in ARCHITECTURES if other.guess(state) is not None]
+        assert claimed == [spec.name]

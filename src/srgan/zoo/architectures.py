@@ -2,16 +2,19 @@
 exports, and the state-dict recognition that goes through them.
 
 Adding an architecture: write `archs/<name>.py` with the network and its `SPEC` (see
-`srgan.archs.spec`), and add the spec to `ARCHITECTURES` below.
+`srgan.archs.spec`) and its test; `ARCHITECTURES` below collects the `SPEC` of every
+module of `srgan.archs`, and `tests/test_arch_specs.py` runs over all of them.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Mapping
 
 import torch
 
-from srgan.archs import rrdbnet, srresnet, srvgg, vsr
+import srgan.archs
 from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict
 
 __all__ = [
@@ -27,8 +30,19 @@ __all__ = [
 
 Architecture = ArchSpec  # the name callers used before specs moved next to their networks
 
-# Detection tries them in this order; their key names do not overlap.
-ARCHITECTURES: tuple[ArchSpec, ...] = (rrdbnet.SPEC, srvgg.SPEC, srresnet.SPEC, vsr.SPEC)
+
+def _specs() -> tuple[ArchSpec, ...]:
+    """The `SPEC` of each module of `srgan.archs`, in module-name order (detection does
+    not depend on it: no two architectures share key names, which the tests check)."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(srgan.archs.__path__), key=lambda m: m.name):
+        spec = getattr(importlib.import_module(f"srgan.archs.{info.name}"), "SPEC", None)
+        if isinstance(spec, ArchSpec):
+            found.append(spec)
+    return tuple(found)
+
+
+ARCHITECTURES: tuple[ArchSpec, ...] = _specs()
 BY_NAME = {arch.name: arch for arch in ARCHITECTURES}
 
 
