@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srgan.conversion.family import FORMATS as FAMILY_FORMATS
 from srgan.conversion.formats import (
     EXTENSION,
     MODEL_SUFFIXES,
@@ -18,9 +17,17 @@ from srgan.conversion.formats import (
     files_of,
     format_of,
 )
-from srgan.conversion.sources import Source, has_architecture, read_network, resolve
-from srgan.conversion.validation import PROBE_FRAMES, PROBE_SIZE, difference, probe, run_format
-from srgan.conversion.writers import stage
+from srgan.conversion.network import Network
+from srgan.conversion.sources import Source, read_network, resolve
+from srgan.conversion.validation import (
+    PROBE_FRAMES,
+    PROBE_SIZE,
+    Difference,
+    difference,
+    probe,
+    run_format,
+)
+from srgan.conversion.writers import Staged, stage
 from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError, SrganError
 
@@ -110,9 +117,12 @@ def convert(source_text: str, target: Path, options: ConvertOptions, to: str | N
         tolerance=options.limit,
         precision="fp16" if options.fp16 else "fp32",
     )
-    if source.variant is not None and (fmt in FAMILY_FORMATS or not has_architecture(source)):
-        return _convert_family(source, target, fmt, options, result, started)
-    network = read_network(source)
+    if source.variant is not None:
+        network = _family_network(source, fmt, options)
+        if network is None:  # Real-CUGAN, waifu2x, or any family model to ONNX / ncnn
+            return _convert_family(source, target, fmt, options, result, started)
+    else:
+        network = read_network(source)
     result.architecture, result.hyperparameters = network.architecture, network.hyperparameters
     descriptor = network.loaded.descriptor
     source_frames = _onnx_frames(source) if descriptor.temporal else None
@@ -123,7 +133,8 @@ def convert(source_text: str, target: Path, options: ConvertOptions, to: str | N
             f"validated against {frames} frames; convert it to .safetensors first"
         )
     staged = stage(network, fmt, target, options.fp16, frames)
-    try:
+
+    def measure() -> Difference:
         probe_frames = None
         if descriptor.temporal:
             probe_frames = frames if "onnx" in (fmt, source.format) else PROBE_FRAMES
@@ -132,14 +143,29 @@ def convert(source_text: str, target: Path, options: ConvertOptions, to: str | N
         )
         reference = run_format(source.format, source.path, network, x)
         written = network if RUNTIME[fmt] != "torch" else _reread(staged.temporary[0], fmt)
-        output = run_format(fmt, staged.temporary[0], written, x)
-        found = difference(reference, output)
+        return difference(reference, run_format(fmt, staged.temporary[0], written, x))
+
+    return _validated(staged, measure, result, options, f"{source_text} -> {target}", started)
+
+
+def _validated(
+    staged: Staged,
+    measure: Callable[[], Difference],
+    result: ConversionResult,
+    options: ConvertOptions,
+    what: str,
+    started: float,
+) -> ConversionResult:
+    """Keep the staged files if `measure`'s difference is within the tolerance, else
+    discard them and raise ConversionFailed (any other error discards them too)."""
+    try:
+        found = measure()
         result.max_abs, result.mean_abs = found.max_abs, found.mean_abs
         if not found.max_abs <= options.limit:
             result.error = (
-                f"{source_text} -> {target}: the result differs from the source by up to "
-                f"{found.max_abs:.3g} (mean {found.mean_abs:.3g}), more than the tolerance "
-                f"{options.limit:g}; nothing was written"
+                f"{what}: the result differs from the source by up to {found.max_abs:.3g} "
+                f"(mean {found.mean_abs:.3g}), more than the tolerance {options.limit:g}; "
+                "nothing was written"
             )
             raise ConversionFailed(result)
         staged.commit()
@@ -149,6 +175,22 @@ def convert(source_text: str, target: Path, options: ConvertOptions, to: str | N
     finally:
         result.seconds = time.monotonic() - started
     return result
+
+
+def _family_network(source: Source, fmt: str, options: ConvertOptions) -> Network | None:
+    """A family model as a network of srgan's architectures, for .pth / .safetensors
+    (RealSR is an RRDBNet); None when it converts as ncnn files (ONNX, ncnn); a one-line
+    refusal when it has no such network."""
+    from srgan.conversion.family import FORMATS, refusal
+
+    variant = source.variant
+    assert variant is not None
+    if fmt in FORMATS:
+        return None
+    try:
+        return read_network(source)
+    except BadInputError:
+        raise BadInputError(refusal(variant, fmt, options.fp16) or "no network") from None
 
 
 def _convert_family(
@@ -171,23 +213,11 @@ def _convert_family(
     if variant.denoise is not None:
         result.hyperparameters["denoise"] = variant.denoise
     staged = stage_family(variant, fmt, target)
-    try:
-        found = family_difference(variant, fmt, staged.temporary[0], options.probe_size)
-        result.max_abs, result.mean_abs = found.max_abs, found.mean_abs
-        if not found.max_abs <= options.limit:
-            result.error = (
-                f"{source.name} -> {target}: the result differs from the original by up to "
-                f"{found.max_abs:.3g}, more than the tolerance {options.limit:g}; nothing "
-                "was written"
-            )
-            raise ConversionFailed(result)
-        staged.commit()
-    except BaseException:
-        staged.discard()
-        raise
-    finally:
-        result.seconds = time.monotonic() - started
-    return result
+
+    def measure() -> Difference:
+        return family_difference(variant, fmt, staged.temporary[0], options.probe_size)
+
+    return _validated(staged, measure, result, options, f"{source.name} -> {target}", started)
 
 
 def _onnx_frames(source: Source) -> int | None:

@@ -76,13 +76,8 @@ def write_family_onnx(variant: NcnnVariant, path: Path) -> None:
 
     export_variant_onnx(variant, path, with_statistics=False)
     descriptor = replace(variant.descriptor(), global_statistics=False)
-    write_metadata(path, descriptor, "fp32")
-    import onnx
-
-    model = onnx.load(str(path))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = CONVENTIONS_KEY, conventions_to_json(variant.conventions())
-    onnx.save(model, str(path))
+    conventions = {CONVENTIONS_KEY: conventions_to_json(variant.conventions())}
+    write_metadata(path, descriptor, "fp32", extra=conventions)
 
 
 def family_difference(variant: NcnnVariant, fmt: str, written: Path, size: int):

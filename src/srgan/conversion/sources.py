@@ -97,14 +97,6 @@ def read_network(source: Source) -> Network:
     return Network(source.name, arch.name, hp, {k: v.float() for k, v in state.items()})
 
 
-def has_architecture(source: Source) -> bool:
-    """Whether the source's ncnn graph is one of srgan's architectures (RealSR is an
-    RRDBNet; Real-CUGAN and waifu2x are not)."""
-    from srgan.zoo.ncnn_format import match_architecture, read_ncnn
-
-    return not isinstance(match_architecture(read_ncnn(*source.files[:2])), str)
-
-
 def _read_ncnn(name: str, param: Path, weights: Path) -> Network:
     """RRDBNet and SRVGGNetCompact graphs are matched layer by layer; other graphs srgan
     wrote (SRResNet) are read by their layers' names, which are the module names."""

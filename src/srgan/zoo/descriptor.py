@@ -9,6 +9,9 @@ if TYPE_CHECKING:  # kept light: the ncnn backend uses descriptors without PyTor
     import torch
     from torch import nn
 
+#: The architecture of a user's ncnn graph that srgan's interpreter runs (no known shape).
+INTERPRETED_GRAPH = "ncnn graph"
+
 
 @dataclass(frozen=True)
 class ModelDescriptor:

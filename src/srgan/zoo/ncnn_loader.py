@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from srgan.zoo.architectures import BY_NAME
-from srgan.zoo.descriptor import LoadedModel, ModelDescriptor
+from srgan.zoo.descriptor import INTERPRETED_GRAPH, LoadedModel, ModelDescriptor
 from srgan.zoo.ncnn_conventions import Conventions
 from srgan.zoo.ncnn_families import NcnnVariant
 from srgan.zoo.ncnn_format import match_architecture, read_ncnn
@@ -78,7 +78,7 @@ def _bare_network(
         log.info("%s: recognised %s %s", name, architecture, hyperparameters)
         return module, architecture, hyperparameters
     log.info("%s: %s; running the ncnn graph", name, found)
-    return NcnnGraph(param, name), "ncnn graph", {}
+    return NcnnGraph(param, name), INTERPRETED_GRAPH, {}
 
 
 def _memory_per_pixel(module: ConventionModule, channels: int) -> float:
@@ -126,7 +126,7 @@ def load_variant(variant: NcnnVariant) -> LoadedModel:
     param, weights = variant.files()
     network, found, hyperparameters = _bare_network(param, weights, variant.name)
     conventions = variant.conventions()
-    architecture = variant.family.architecture if found == "ncnn graph" else found
+    architecture = variant.family.architecture if found == INTERPRETED_GRAPH else found
     context = 0 if variant.family.same_size else conventions.pad
     return _loaded(variant.name, architecture, network, conventions, 3, context, hyperparameters)
 
@@ -152,7 +152,8 @@ def load_ncnn_file(param: Path, weights: Path) -> LoadedModel:
         multiple=probe.multiple,
         remainder=(probe.remainder - 2 * probe.border) % probe.multiple,
     )
-    return _loaded(param.stem, "ncnn graph", network, conventions, probe.channels, probe.border, {})
+    channels, border = probe.channels, probe.border
+    return _loaded(param.stem, INTERPRETED_GRAPH, network, conventions, channels, border, {})
 
 
 class _WithStatistics(nn.Module):

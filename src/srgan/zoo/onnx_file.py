@@ -82,12 +82,13 @@ def onnx_file_source(path: Path) -> ModelSource:
         raise BadInputError(f"{path}: its srgan metadata is damaged; quantize or export it again")
     conventions = None
     if CONVENTIONS_KEY in props:
+        damaged = BadInputError(f"{path}: its srgan metadata is damaged; convert it again")
         try:
             conventions = conventions_from_json(props[CONVENTIONS_KEY])
         except ValueError:
-            conventions = None
-        if conventions is None or conventions.scale != descriptor.scale:
-            raise BadInputError(f"{path}: its srgan metadata is damaged; convert it again")
+            raise damaged from None
+        if conventions.scale != descriptor.scale:
+            raise damaged
     _check_graph(path, model, descriptor.in_channels)
     identity = f"onnx-{path.stem[:40]}-{file_digest(path)[:16]}".replace(" ", "_")
     return ModelSource(

@@ -76,17 +76,22 @@ def export_onnx(
         write_metadata(path, descriptor, "fp32")
 
 
-def write_metadata(path: Path, descriptor: ModelDescriptor, precision: str) -> None:
+def write_metadata(
+    path: Path, descriptor: ModelDescriptor, precision: str, extra: dict[str, str] | None = None
+) -> None:
+    """srgan's descriptor and precision (and `extra` entries) in the file's metadata."""
     import onnx
 
+    entries = {
+        DESCRIPTOR_KEY: json.dumps(descriptor_to_dict(descriptor)),
+        PRECISION_KEY: precision,
+        **(extra or {}),
+    }
     model = onnx.load(str(path))
-    kept = [p for p in model.metadata_props if p.key not in (DESCRIPTOR_KEY, PRECISION_KEY)]
+    kept = [p for p in model.metadata_props if p.key not in entries]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    for key, value in (
-        (DESCRIPTOR_KEY, json.dumps(descriptor_to_dict(descriptor))),
-        (PRECISION_KEY, precision),
-    ):
+    for key, value in entries.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))

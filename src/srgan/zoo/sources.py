@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from srgan.defaults import DEFAULT_BICUBIC_SCALE
 from srgan.errors import BadInputError, SrganError
 from srgan.zoo.cache import cache_dir
-from srgan.zoo.descriptor import ModelDescriptor
+from srgan.zoo.descriptor import INTERPRETED_GRAPH, ModelDescriptor
 from srgan.zoo.digests import file_digest
 from srgan.zoo.ncnn_conventions import Conventions
 from srgan.zoo.ncnn_families import FAMILIES, NcnnVariant, is_family_name, resolve
@@ -208,7 +208,7 @@ def _file_source(path: Path, scale: float | None) -> ModelSource:
 def ncnn_runs_as_is(descriptor: ModelDescriptor) -> bool:
     """Whether the ncnn runtime can run a user's .param as it is: a recognised architecture
     (RRDBNet, SRVGGNetCompact), not a graph the interpreter pads and aligns around."""
-    return descriptor.architecture != "ncnn graph"
+    return descriptor.architecture != INTERPRETED_GRAPH
 
 
 def _slug(text: str) -> str:
