@@ -2,36 +2,7 @@
 // compare before and after, download. Uses only the public API (/v1/...).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-const POLL_MS = 400;
-const KEY_STORAGE = "srgan-api-key";
-
 const state = { file: null, jobId: null, stopped: false, urls: [] };
-
-function authHeaders() {
-  const key = $("api-key").value.trim();
-  return key ? { Authorization: `Bearer ${key}` } : {};
-}
-
-function setStatus(text, isError = false) {
-  $("status").textContent = text;
-  $("status").classList.toggle("error", isError);
-}
-
-async function errorText(response) {
-  let detail = response.statusText;
-  try {
-    const body = await response.json();
-    if (typeof body.detail === "string") detail = body.detail;
-    else if (Array.isArray(body.detail)) detail = body.detail.map((d) => d.msg).join("; ");
-  } catch (_) { /* not JSON */ }
-  const retry = response.headers.get("Retry-After");
-  if (response.status === 401) {
-    $("key-box").open = true;
-    return `${detail}. Enter an API key below.`;
-  }
-  return retry ? `${detail} (retry in ${retry} s)` : detail;
-}
 
 async function loadModels() {
   const response = await fetch("/v1/models", { headers: authHeaders() });
@@ -49,14 +20,6 @@ async function loadModels() {
     option.selected = model.default;
     select.append(option);
   }
-  setStatus("");
-}
-
-function chooseFile(file) {
-  if (!file) return;
-  state.file = file;
-  $("drop-text").textContent = `${file.name} (${Math.ceil(file.size / 1024)} KB)`;
-  $("start").disabled = false;
   setStatus("");
 }
 
@@ -132,18 +95,6 @@ async function showResult(job) {
   setStatus("Done.");
 }
 
-function loadImage(element, url) {
-  return new Promise((resolve, reject) => {
-    element.onload = () => resolve();
-    element.onerror = () => reject(new Error("the browser could not show the image"));
-    element.src = url;
-  });
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 async function cancel() {
   state.stopped = true;
   if (state.jobId) {
@@ -160,26 +111,8 @@ function moveSlider() {
 }
 
 function setUp() {
-  const drop = $("drop-zone");
-  $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
-  $("api-key").addEventListener("change", () => {
-    localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
-    loadModels();
-  });
-  $("file-input").addEventListener("change", (event) => chooseFile(event.target.files[0]));
-  for (const name of ["dragenter", "dragover"]) {
-    drop.addEventListener(name, (event) => {
-      event.preventDefault();
-      drop.classList.add("over");
-    });
-  }
-  for (const name of ["dragleave", "drop"]) {
-    drop.addEventListener(name, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    chooseFile(event.dataTransfer.files[0]);
-  });
+  setUpApiKey(loadModels);
+  setUpFileInput((file) => { state.file = file; });
   $("start").addEventListener("click", start);
   $("cancel").addEventListener("click", cancel);
   $("slider").addEventListener("input", moveSlider);

@@ -2,47 +2,7 @@
 // the results are shown as A and B; a vote reveals the models. Uses only /v1/ab.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-const POLL_MS = 400;
-const KEY_STORAGE = "srgan-api-key";
-
 const state = { file: null, trial: null, urls: [] };
-
-function authHeaders(extra = {}) {
-  const key = $("api-key").value.trim();
-  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
-}
-
-function setStatus(text, isError = false) {
-  $("status").textContent = text;
-  $("status").classList.toggle("error", isError);
-}
-
-async function errorText(response) {
-  let detail = response.statusText;
-  try {
-    const body = await response.json();
-    if (typeof body.detail === "string") detail = body.detail;
-  } catch (_) { /* not JSON */ }
-  if (response.status === 401) {
-    $("key-box").open = true;
-    return `${detail}. Enter an API key below.`;
-  }
-  const retry = response.headers.get("Retry-After");
-  return retry ? `${detail} (retry in ${retry} s)` : detail;
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function chooseFile(file) {
-  if (!file) return;
-  state.file = file;
-  $("drop-text").textContent = `${file.name} (${Math.ceil(file.size / 1024)} KB)`;
-  $("start").disabled = false;
-  setStatus("");
-}
 
 function showVoting(enabled) {
   for (const button of $("vote-buttons").querySelectorAll("button")) button.disabled = !enabled;
@@ -94,14 +54,6 @@ async function fetchImage(url) {
   const response = await fetch(url, { headers: authHeaders() });
   if (!response.ok) throw new Error(await errorText(response));
   return URL.createObjectURL(await response.blob());
-}
-
-function loadImage(element, url) {
-  return new Promise((resolve, reject) => {
-    element.onload = () => resolve();
-    element.onerror = () => reject(new Error("the browser could not show the image"));
-    element.src = url;
-  });
 }
 
 async function showPair(trial) {
@@ -170,26 +122,8 @@ async function loadStats() {
 }
 
 function setUp() {
-  const drop = $("drop-zone");
-  $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
-  $("api-key").addEventListener("change", () => {
-    localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
-    loadStats();
-  });
-  $("file-input").addEventListener("change", (event) => chooseFile(event.target.files[0]));
-  for (const name of ["dragenter", "dragover"]) {
-    drop.addEventListener(name, (event) => {
-      event.preventDefault();
-      drop.classList.add("over");
-    });
-  }
-  for (const name of ["dragleave", "drop"]) {
-    drop.addEventListener(name, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    chooseFile(event.dataTransfer.files[0]);
-  });
+  setUpApiKey(loadStats);
+  setUpFileInput((file) => { state.file = file; });
   $("start").addEventListener("click", start);
   $("again").addEventListener("click", start);
   for (const button of $("vote-buttons").querySelectorAll("button")) {
