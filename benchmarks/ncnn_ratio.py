@@ -7,7 +7,9 @@ out), with ncnn's default options as a user of the runtime would keep them. The 
 is the CLI as a user types it: `srgan upscale IN OUT -m MODEL --tile 0` with its defaults
 (fp32, `--backend auto`: the backend measured fastest for the model on this machine, and
 PNG zlib level 3), and the same with `--precision int8` (static int8 on ONNX Runtime or
-ncnn, whichever `auto` measured faster).
+ncnn, whichever `auto` measured faster). Optional variants force a backend (`ncnn`,
+`onnxruntime`) or run ncnn with fp16 storage as the script does (`ncnn-fp16`: `--backend
+ncnn --precision fp16`).
 
 The variants run alternately, side by side, `--repeats` times; the table gives the
 medians and the ratio srgan / ncnn script (below 1.0: srgan is faster). Before timing,
@@ -19,7 +21,7 @@ the ratios, measured side by side, are the figures that hold. srgan's modules ar
 byte-compiled first, as pip does when it installs a package.
 
     python benchmarks/ncnn_ratio.py [--repeats 3] [--cases anime-video:640x480 natural:256x256]
-        [--variants default int8 ncnn onnxruntime]
+        [--variants default int8 ncnn onnxruntime ncnn-fp16]
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ VARIANTS = {
     "int8": ["--precision", "int8"],
     "ncnn": ["--backend", "ncnn"],
     "onnxruntime": ["--backend", "onnxruntime"],
+    "ncnn-fp16": ["--backend", "ncnn", "--precision", "fp16"],
 }
 STAGES = ("start-up", "model", "decode", "compute", "encode", "write")
 

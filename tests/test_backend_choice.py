@@ -3,6 +3,7 @@ by everything that changes the answer; concurrent processes measure once."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -209,6 +210,9 @@ def test_one_candidate_needs_no_measurement_and_forcing_is_checked():
     source = with_known_descriptor(resolve_source("anime-video"))
     never = FakeMeasure({})
     assert select_backend(source, precision="bf16", measure=never).backend == "torch"
+    half = FakeMeasure({"ncnn": 0.04, "torch": 3.0})  # fp16 on the CPU: ncnn's fp16 storage too
+    chosen = select_backend(source, precision="fp16", measure=half, recalibrate=True)
+    assert chosen.backend == ("ncnn" if importlib.util.find_spec("ncnn") else "torch")
     assert select_backend(source, device="cuda", measure=never).backend == "torch"
     assert never.calls == 0
     int8 = FakeMeasure({"onnxruntime": 0.05, "ncnn": 0.04, "torch": 0.01})
@@ -217,7 +221,7 @@ def test_one_candidate_needs_no_measurement_and_forcing_is_checked():
     assert chosen.backend == ("ncnn" if "ncnn" in chosen.choice.key.backends else "onnxruntime")
     assert select_backend(source, backend="ncnn", measure=never).reason == "forced with --backend"
     for backend, precision, message in (
-        ("ncnn", "bf16", "ncnn runs fp32 and int8"),
+        ("ncnn", "bf16", "ncnn runs fp32, fp16 and int8"),
         ("torch", "int8", "runs on onnxruntime"),
         ("onnxruntime", "bf16", "onnxruntime runs fp32 and int8"),
         ("tpu", "fp32", "--backend 'tpu'"),

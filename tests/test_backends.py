@@ -39,6 +39,35 @@ def test_ncnn_backend_matches_torch_within_one_level(name, size):
         assert np.abs(a - b).max() <= 1
 
 
+@pytest.mark.parametrize("name", ["anime-video", "natural"])
+def test_ncnn_fp16_stores_half_and_stays_within_two_levels_of_fp32(name):
+    from srgan.inference.backends.ncnn import NcnnRunner
+    from srgan.inference.upscaler import halves_activations
+
+    half = open_model(name, backend="ncnn", precision="fp16")
+    full = open_model(name, backend="ncnn")
+    assert isinstance(half, NcnnModel) and half.precision == "fp16"
+    runner = NcnnRunner(half, threads=1)
+    assert runner.net.opt.use_fp16_storage and not NcnnRunner(full, 1).net.opt.use_fp16_storage
+    image = _crop(24)
+    options = UpscaleOptions(tile=0, precision="fp16")
+    a = upscale_image(half, image, options).pixels.astype(int)
+    b = upscale_image(full, image, UpscaleOptions(tile=0)).pixels.astype(int)
+    assert np.abs(a - b).max() <= 2
+    # ncnn may keep some layers in fp32: its memory plan is the fp32 one
+    assert not halves_activations(half, "fp16")
+    assert halves_activations(open_model(name, backend="torch", precision="fp16"), "fp16")
+
+
+def test_a_family_model_runs_on_ncnn_in_fp16():
+    half = open_model("anime-cugan-x2-conservative", backend="ncnn", precision="fp16")
+    full = open_model("anime-cugan-x2-conservative", backend="ncnn")
+    image = _crop(20)
+    a = upscale_image(half, image, UpscaleOptions(tile=0, precision="fp16")).pixels.astype(int)
+    b = upscale_image(full, image, UpscaleOptions(tile=0)).pixels.astype(int)
+    assert a.shape == (40, 40, 3) and np.abs(a - b).max() <= 2
+
+
 def test_auto_backend_choice(tmp_path):
     assert isinstance(open_model("anime-video"), (NcnnModel, OnnxModel))
     assert isinstance(open_model("anime-video", precision="bf16"), LoadedModel)

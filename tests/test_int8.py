@@ -117,7 +117,7 @@ def test_video_runs_in_int8(cli, tmp_path):
         (["--half", "--bf16"], "choose one of"),
         (["--precision", "int4"], "--precision 'int4'"),
         (["--precision", "int8", "--backend", "torch"], "runs on onnxruntime"),
-        (["--precision", "bf16", "--backend", "ncnn"], "ncnn runs fp32 and int8"),
+        (["--precision", "bf16", "--backend", "ncnn"], "ncnn runs fp32, fp16 and int8"),
         (["--precision", "int8", "-m", "bicubic"], "no backend runs bicubic"),
     ],
 )

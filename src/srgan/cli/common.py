@@ -69,7 +69,8 @@ BACKEND_HELP = (
     "see `srgan devices`), torch, onnxruntime or ncnn."
 )
 PRECISION_HELP = (
-    "fp32; fp16 or bf16 (PyTorch); int8 (ONNX Runtime, quantized once on sample photos; "
+    "fp32; fp16 (PyTorch, or ncnn's fp16 storage on the CPU) or bf16 (PyTorch); "
+    "int8 (ONNX Runtime or ncnn, quantized once on sample photos; "
     "`srgan models` lists its quality)."
 )
 Device = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]

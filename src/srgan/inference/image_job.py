@@ -26,6 +26,7 @@ from srgan.inference.upscaler import (
     TileProgress,
     UpscaleOptions,
     exact_tile_pad,
+    halves_activations,
     tile_for_size,
     upscale_rows,
 )
@@ -116,7 +117,7 @@ def _plan_with_tile(
         tile,
         exact_tile_pad(model, tile, options.tile_pad),
         descriptor.memory_per_pixel,
-        half_precision=options.precision in ("fp16", "bf16"),
+        half_precision=halves_activations(model, options.precision),
         activations_on_host=options.device == "cpu",
     )
 

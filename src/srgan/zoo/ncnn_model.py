@@ -21,6 +21,6 @@ class NcnnModel(Described):
     descriptor: ModelDescriptor
     param: Path
     bin: Path
-    precision: str = "fp32"  # "int8": convolutions quantized by ncnn (see zoo.ncnn_int8)
+    precision: str = "fp32"  # "fp16": ncnn stores in fp16; "int8": see zoo.ncnn_int8
     conventions: Conventions | None = None
     statistics: dict[int, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
