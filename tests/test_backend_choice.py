@@ -206,8 +206,10 @@ def test_selection_uses_the_table_for_a_real_model():
         assert measure.calls == 1
 
 
-def test_one_candidate_needs_no_measurement_and_forcing_is_checked():
+def test_one_candidate_needs_no_measurement_and_forcing_is_checked(monkeypatch, tmp_path):
     source = with_known_descriptor(resolve_source("anime-video"))
+    # the fake timings below must not become the choices later tests read
+    monkeypatch.setenv("SRGAN_CACHE", str(tmp_path))
     never = FakeMeasure({})
     assert select_backend(source, precision="bf16", measure=never).backend == "torch"
     half = FakeMeasure({"ncnn": 0.04, "torch": 3.0})  # fp16 on the CPU: ncnn's fp16 storage too

@@ -23,7 +23,6 @@ from srgan.imaging.rows import RowStream, collect, stream_array
 from srgan.inference.backends import backend_of, default_threads, runner_for
 from srgan.inference.backends.base import AnyModel
 from srgan.inference.tiling import Forward, auto_tile_size, available_memory_bytes, tiled_rows
-from srgan.zoo.ncnn_model import NcnnModel
 from srgan.zoo.onnx_generic import GenericOnnx
 
 log = logging.getLogger(__name__)
@@ -155,18 +154,16 @@ def tile_for_size(
     scale = max(1.0, float(model.scale))
     row_bytes = scale * (width * scale) * channels * 4 if options.device == "cpu" else 0.0
     per_pixel = model.descriptor.memory_per_pixel
-    if halves_activations(model, options.precision):
-        per_pixel /= 2
-    return tile_for_budget(per_pixel, height, width, options, row_bytes)
+    return tile_for_budget(model, per_pixel, height, width, options, row_bytes)
 
 
 def halves_activations(model: AnyModel, precision: str) -> bool:
-    """Whether the model runs its activations in 16 bits: PyTorch does in fp16 and bf16;
-    ncnn's fp16 storage may keep some layers in fp32, so its plan stays the fp32 one."""
-    return precision in ("fp16", "bf16") and not isinstance(model, NcnnModel)
+    """Whether the model's activations take half the fp32 memory at this precision."""
+    return precision in ("fp16", "bf16") and backend_of(model).half_activations
 
 
 def tile_for_budget(
+    model: AnyModel,
     bytes_per_pixel: float,
     height: int,
     width: int,
@@ -182,6 +179,8 @@ def tile_for_budget(
     else:
         budget = int(available * _TILE_BUDGET_FRACTION)
     budget //= max(1, options.parallel_images)
+    if halves_activations(model, options.precision):
+        bytes_per_pixel /= 2
     tile = auto_tile_size(bytes_per_pixel, budget, bytes_per_tile_row=bytes_per_tile_row)
     return 0 if tile >= max(height, width) else tile
 

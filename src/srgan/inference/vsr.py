@@ -44,13 +44,7 @@ from srgan.defaults import DEFAULT_VSR_WINDOW
 from srgan.errors import BadInputError
 from srgan.imaging.scene_cuts import plan_segments, run_in_segments, transitions
 from srgan.inference.tiling import Forward, tiled_upscale
-from srgan.inference.upscaler import (
-    AnyModel,
-    UpscaleOptions,
-    halves_activations,
-    make_runner,
-    tile_for_budget,
-)
+from srgan.inference.upscaler import AnyModel, UpscaleOptions, make_runner, tile_for_budget
 from srgan.zoo.descriptor import LoadedModel
 
 __all__ = [
@@ -187,9 +181,7 @@ def clip_tile_size(model: AnyModel, frames: np.ndarray, options: UpscaleOptions)
     per_pixel = model.descriptor.memory_per_pixel * count
     if not model.descriptor.tileable or per_pixel <= 0:
         return 0
-    if halves_activations(model, options.precision):
-        per_pixel /= 2
-    return tile_for_budget(per_pixel, height, width, options)
+    return tile_for_budget(model, per_pixel, height, width, options)
 
 
 def upscale_clip(

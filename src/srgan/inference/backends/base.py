@@ -31,6 +31,9 @@ class Backend(Protocol):
     modules: tuple[str, ...]  # importable modules it needs
     packages: tuple[str, ...]  # what `pip install` needs for them
     shares_threads: bool  # one runner's thread pool serves all parallel images
+    # activations really are 16-bit in fp16/bf16 (ncnn's fp16 storage may keep some
+    # layers in fp32, so its memory plan stays the fp32 one)
+    half_activations: bool
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         """Why this backend cannot run the model so; None when it can."""

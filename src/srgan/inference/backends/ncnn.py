@@ -23,6 +23,7 @@ class NcnnBackend:
     modules: tuple[str, ...] = ("ncnn",)
     packages: tuple[str, ...] = ("ncnn",)
     shares_threads: bool = False
+    half_activations: bool = False
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if device != "cpu":

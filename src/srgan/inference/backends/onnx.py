@@ -32,6 +32,7 @@ class OnnxBackend:
     modules: tuple[str, ...] = ("onnxruntime", "onnx")  # onnx: to export and quantize
     packages: tuple[str, ...] = ("onnxruntime", "onnx")
     shares_threads: bool = True
+    half_activations: bool = False  # fp32 and int8 only
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if device != "cpu":

@@ -30,6 +30,7 @@ class TorchBackend:
     modules: tuple[str, ...] = ("torch",)
     packages: tuple[str, ...] = ("torch",)
     shares_threads: bool = False
+    half_activations: bool = True
 
     def refusal(self, source: ModelSource, device: str, precision: str) -> str | None:
         if source.load_torch is None:
