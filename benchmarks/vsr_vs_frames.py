@@ -11,6 +11,8 @@ Models (`--models`, any of):
 - `none`: the recurrent network without alignment (the first version).
 - `learned`: aligned by a flow pyramid trained with it (`model.alignment = "learned"`).
 - `dis`: aligned by OpenCV DIS flow on the LR frames (`model.alignment = "dis"`).
+- `learned-warp-error`, `dis-warp-error`: the same, each recurrent cell also fed the
+  flow's per-pixel error (`model.warp_error = true`).
 
 Scores use `srgan.evaluation` (what `srgan eval` and training validation use): recurrent
 models on windows of `--max-frames` frames as `srgan video` runs them (split at scene
@@ -53,9 +55,11 @@ from srgan.training.recipes.video_config import load_video_config
 from srgan.zoo.bicubic import load_bicubic
 from srgan.zoo.registry import load_model
 
-MODELS = ("frame", "none", "learned", "dis")
+WARP_ERROR = "-warp-error"
+MODELS = ("frame", "none", "learned", "dis", "learned" + WARP_ERROR, "dis" + WARP_ERROR)
 LABELS = {"frame": "frame-by-frame", "none": "VSR unaligned", "learned": "VSR learned flow"}
 LABELS["dis"] = "VSR DIS flow"
+LABELS.update({name + WARP_ERROR: LABELS[name] + " + error" for name in ("learned", "dis")})
 
 
 def overrides(args: argparse.Namespace, dataset: str, model: str) -> list[str]:
@@ -74,7 +78,8 @@ def overrides(args: argparse.Namespace, dataset: str, model: str) -> list[str]:
         f"data.frames={window}",
         f"data.batch_size={size}",
         "data.accumulation=1",
-        f"model.alignment={'none' if model == 'frame' else model}",
+        f"model.alignment={'none' if model == 'frame' else model.removesuffix(WARP_ERROR)}",
+        *(["model.warp_error=true"] if model.endswith(WARP_ERROR) else []),
     ]
 
 

@@ -166,7 +166,9 @@ def test_srgan_video_network_as_onnx_runs_on_video(cli, tmp_path):
         "3", "-q", "--backend", "torch", *whole)  # fmt: skip
     for ours, reference in zip(pictures(tmp_path / "out.mp4"), pictures(tmp_path / "ref.mp4"),
                                strict=True):  # fmt: skip
-        assert np.array_equal(ours, reference)
+        # ONNX Runtime and PyTorch round differently in the last float bits, and the lossy
+        # encoder can turn a one-level difference of its input into a few levels of output.
+        assert np.abs(ours.astype(np.int16) - reference).mean() < 1.0
 
 
 def test_compare_takes_an_onnx_file(cli, oddball, tmp_path):

@@ -194,3 +194,42 @@ def test_hostile_alignment_entries_are_refused_not_crashed():
     assert vsr_hyperparameters(both) is None
     with pytest.raises(ValueError, match="alignment"):
         BidirectionalRecurrentVSR(**TINY, alignment="spynet")
+
+
+def test_the_warp_error_cue_is_zero_where_the_flow_is_right_and_survives_a_checkpoint(tmp_path):
+    from srgan.archs.vsr import warp_errors
+
+    picture = _picture(24)
+    shifted = torch.roll(picture, shifts=1, dims=-1)  # the neighbour: moved one pixel right
+    right = torch.zeros(1, 2, 24, 24)
+    right[:, 0] = 1.0  # sample the neighbour one pixel to the right: exactly the reference
+    error_right = warp_errors(picture[None], shifted[None], right)
+    error_none = warp_errors(picture[None], shifted[None], torch.zeros(1, 2, 24, 24))
+    inner = (..., slice(None), slice(1, -1))  # away from the wrapped-around column
+    assert error_right.shape == (1, 1, 24, 24)
+    assert float(error_right[inner].max()) < 1e-5 < float(error_none[inner].mean())
+
+    with pytest.raises(ValueError, match="warp_error"):
+        BidirectionalRecurrentVSR(**TINY, warp_error=True)  # nothing to measure unaligned
+    cued = BidirectionalRecurrentVSR(**TINY, alignment="dis", warp_error=True)
+    assert cued.forward_trunk.merge.weight.shape[1] == 2 * TINY["num_features"] + 1
+    spec = vsr_hyperparameters(cued.state_dict())
+    assert spec is not None and spec["warp_error"] == 1 and spec["alignment"] == "dis"
+    plain = vsr_hyperparameters(BidirectionalRecurrentVSR(**TINY, alignment="dis").state_dict())
+    assert plain is not None and "warp_error" not in plain  # older checkpoints: unchanged
+    crooked = {**cued.state_dict(), "forward_trunk.merge.weight": torch.zeros(6, 14, 3, 3)}
+    assert vsr_hyperparameters(crooked) is None
+
+    # The cue reaches the cells: the output depends on the weights that read it.
+    clip = torch.stack([picture, shifted, torch.roll(shifted, 1, -1)])[None, :, :, :20, :20]
+    cued.flow_estimator = dis_flow
+    with torch.no_grad():
+        before = cued(clip)
+        cued.forward_trunk.merge.weight[:, -1].add_(0.5)
+        assert not torch.allclose(cued(clip), before)
+        assert cued(clip[:, 0]).shape == (1, 3, 40, 40)  # one image: a zero cue
+    save_file(cued.state_dict(), str(tmp_path / "cued.safetensors"))
+    loaded = load_model(str(tmp_path / "cued.safetensors")).module
+    assert isinstance(loaded, BidirectionalRecurrentVSR) and loaded.warp_error
+    with torch.no_grad():
+        assert torch.allclose(loaded(clip), cued(clip), atol=1e-6)

@@ -17,7 +17,13 @@ into the current frame's coordinates before it is fused with the frame's feature
   records the choice in a one-element ``opencv_flow`` buffer.
 
 In both aligned variants the hidden state is warped with ``grid_sample`` (bilinear,
-border padding) by the flow between the two LR frames.
+border padding) by the flow between the two LR frames. With ``warp_error`` each recurrent
+cell is also fed how wrong that flow is, per pixel: the mean absolute difference between
+the current LR frame and the previous one warped by the same flow (zero for the first frame
+of a pass, whose state is its own). Where the flow fails (occlusions, motion out of the
+frame, a flow estimator's mistakes) the carried features are misplaced, and the map lets the
+cell learn to rely on the current frame there. It adds one input channel to each cell's
+merge convolution.
 
 Initial hidden states. Unaligned, both passes start from a hidden state computed from the
 features of the clip's centre frame (index ``T // 2``), so the first frame of the backward
@@ -87,16 +93,20 @@ class ResidualBlock(nn.Module):
 
 
 class PropagationTrunk(nn.Module):
-    """One direction's recurrent cell: [frame features, hidden state] -> new hidden state."""
+    """One direction's recurrent cell: [frame features, hidden state] -> new hidden state;
+    with ``cue_channels``, also fed a map of how well the hidden state is aligned."""
 
-    def __init__(self, num_features: int, num_blocks: int) -> None:
+    def __init__(self, num_features: int, num_blocks: int, cue_channels: int = 0) -> None:
         super().__init__()
-        self.merge = nn.Conv2d(2 * num_features, num_features, 3, 1, 1)
+        self.merge = nn.Conv2d(2 * num_features + cue_channels, num_features, 3, 1, 1)
         self.act = _lrelu()
         self.blocks = nn.Sequential(*(ResidualBlock(num_features) for _ in range(num_blocks)))
 
-    def forward(self, features: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        merged = self.act(self.merge(torch.cat((features, hidden), dim=1)))
+    def forward(
+        self, features: torch.Tensor, hidden: torch.Tensor, cue: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        parts = (features, hidden) if cue is None else (features, hidden, cue)
+        merged = self.act(self.merge(torch.cat(parts, dim=1)))
         out: torch.Tensor = self.blocks(merged)
         return out
 
@@ -154,6 +164,7 @@ class BidirectionalRecurrentVSR(nn.Module):
         init_backward.{weight,bias}                [C, C, 3, 3]   first frame -> hidden
         init_forward.{weight,bias}                 [C, C, 3, 3]
         d_trunk.merge.{weight,bias}                [C, 2C, 3, 3]  [features, hidden] -> C
+                                                   [C, 2C + 1, 3, 3] with warp_error
         d_trunk.blocks.i.conv1.{weight,bias}       [C, C, 3, 3]
         d_trunk.blocks.i.conv2.{weight,bias}       [C, C, 3, 3]
         fusion.{weight,bias}                       [C, 2C, 1, 1]  [backward, forward] -> C
@@ -177,6 +188,7 @@ class BidirectionalRecurrentVSR(nn.Module):
         alignment: str = "none",
         flow_levels: int = 3,
         flow_features: int = 16,
+        warp_error: bool = False,
     ) -> None:
         super().__init__()
         if scale not in _STAGES:
@@ -187,12 +199,15 @@ class BidirectionalRecurrentVSR(nn.Module):
             raise ValueError("BidirectionalRecurrentVSR needs in_channels == out_channels")
         if alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, not {alignment!r}")
+        if warp_error and alignment == "none":
+            raise ValueError("warp_error needs an alignment (a flow to measure)")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_features = num_features
         self.num_blocks = num_blocks
         self.scale = scale
         self.alignment = alignment
+        self.warp_error = bool(warp_error)
         #: Computes the flows of alignment "dis" (set by whoever builds the network).
         self.flow_estimator: FlowEstimator | None = None
 
@@ -203,8 +218,9 @@ class BidirectionalRecurrentVSR(nn.Module):
         )
         self.init_backward = nn.Conv2d(num_features, num_features, 3, 1, 1)
         self.init_forward = nn.Conv2d(num_features, num_features, 3, 1, 1)
-        self.backward_trunk = PropagationTrunk(num_features, num_blocks)
-        self.forward_trunk = PropagationTrunk(num_features, num_blocks)
+        cues = 1 if self.warp_error else 0
+        self.backward_trunk = PropagationTrunk(num_features, num_blocks, cues)
+        self.forward_trunk = PropagationTrunk(num_features, num_blocks, cues)
         self.fusion = nn.Conv2d(2 * num_features, num_features, 1, 1, 0)
         self.fusion_act = _lrelu()
         self.upsample = nn.Sequential(*(UpsampleStage(num_features, r) for r in _STAGES[scale]))
@@ -277,15 +293,17 @@ class BidirectionalRecurrentVSR(nn.Module):
         flows = self.clip_flows(frames)
         backward_flows: list[torch.Tensor] = []  # [t]: frame t+1 -> frame t
         forward_flows: list[torch.Tensor] = []  # [t]: frame t -> frame t+1
+        backward_cues: list[torch.Tensor] = []  # [t]: the warp error of backward_flows[t]
+        forward_cues: list[torch.Tensor] = []
         if flows is not None:
             used = flows.flows.detach() if detach_flows else flows.flows
-            pairs = n * (num_frames - 1)
-            backward_flows = list(
-                used[:pairs].reshape(n, num_frames - 1, 2, *used.shape[-2:]).unbind(1)
-            )
-            forward_flows = list(
-                used[pairs:].reshape(n, num_frames - 1, 2, *used.shape[-2:]).unbind(1)
-            )
+            backward_flows, forward_flows = _per_direction(used, n, num_frames)
+            if self.warp_error:
+                errors = warp_errors(flows.references, flows.neighbours, used)
+                backward_cues, forward_cues = _per_direction(errors, n, num_frames)
+        no_cue = (
+            frames.new_zeros(n, 1, *frames.shape[-2:]) if self.warp_error else None
+        )  # a pass's first frame: its state is its own
 
         if flows is None and self.alignment == "none":
             hidden_backward, hidden_forward = self.initial_states(features[:, num_frames // 2])
@@ -295,21 +313,53 @@ class BidirectionalRecurrentVSR(nn.Module):
 
         backward_states: list[torch.Tensor] = []
         for t in range(num_frames - 1, -1, -1):
+            cue = no_cue
             if backward_flows and t < num_frames - 1:
                 hidden_backward = flow_warp(hidden_backward, backward_flows[t])
-            hidden_backward = self.backward_trunk(features[:, t], hidden_backward)
+                cue = backward_cues[t] if backward_cues else no_cue
+            hidden_backward = self.backward_trunk(features[:, t], hidden_backward, cue)
             backward_states.append(hidden_backward)
         backward_states.reverse()
 
         outputs: list[torch.Tensor] = []
         for t in range(num_frames):
+            cue = no_cue
             if forward_flows and t > 0:
                 hidden_forward = flow_warp(hidden_forward, forward_flows[t - 1])
-            hidden_forward = self.forward_trunk(features[:, t], hidden_forward)
+                cue = forward_cues[t - 1] if forward_cues else no_cue
+            hidden_forward = self.forward_trunk(features[:, t], hidden_forward, cue)
             both = torch.cat((backward_states[t], hidden_forward), dim=1)
             fused = self.fusion_act(self.fusion(both))
             outputs.append(self.reconstruct(fused, frames[:, t]))
         return VSROutput(torch.stack(outputs, dim=1), flows)
+
+
+#: Scales the warp error (a mean absolute difference of [0, 1] frames, mostly under 0.05)
+#: to about the range of the features it is concatenated with: Adam moves each weight by
+#: about the learning rate per step, so an input 20 times too small takes 20 times as long
+#: to matter.
+WARP_ERROR_GAIN = 20.0
+
+
+def warp_errors(
+    references: torch.Tensor, neighbours: torch.Tensor, flows: torch.Tensor
+) -> torch.Tensor:
+    """``[B, 1, h, w]``: how far each neighbour warped by its flow is from its reference
+    (the mean over channels of the absolute difference, times `WARP_ERROR_GAIN`)."""
+    difference = references - flow_warp(neighbours, flows.to(neighbours.dtype))
+    return WARP_ERROR_GAIN * difference.abs().mean(dim=1, keepdim=True)
+
+
+def _per_direction(
+    pairs: torch.Tensor, n: int, num_frames: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """`ClipFlows`-ordered ``[2 * n * (T - 1), ...]`` -> (backward, forward) per frame pair."""
+    half = n * (num_frames - 1)
+
+    def split(part: torch.Tensor) -> list[torch.Tensor]:
+        return list(part.reshape(n, num_frames - 1, *part.shape[1:]).unbind(1))
+
+    return split(pairs[:half]), split(pairs[half:])
 
 
 def _alignment_guess(state: StateDict) -> Hyperparameters | None:
@@ -347,6 +397,9 @@ def vsr_guess(state: StateDict) -> Hyperparameters | None:
     if alignment is None:
         return None
     blocks = indices(state, "forward_trunk.blocks.", ".conv1.weight")
+    merge = dims(state, "forward_trunk.merge.weight", 2)
+    if merge is None or merge[1] not in (2 * num_features, 2 * num_features + 1):
+        return None
     return {
         "in_channels": in_channels,
         "out_channels": last[0],
@@ -354,6 +407,7 @@ def vsr_guess(state: StateDict) -> Hyperparameters | None:
         "num_blocks": blocks[-1] + 1 if blocks else 0,
         "scale": math.prod(factors),
         **alignment,
+        "warp_error": int(merge[1] == 2 * num_features + 1),
     }
 
 
@@ -363,8 +417,8 @@ def vsr_hyperparameters(state_dict: StateDict) -> Hyperparameters | None:
     Returns None unless a network built with the result has exactly the same keys and
     tensor shapes as ``state_dict``. Keys must be unprefixed (strip e.g. ``module.``).
     ``alignment`` is included for aligned networks (with ``flow_levels`` and
-    ``flow_features`` for a learned flow); an unaligned one gives the same keys as
-    checkpoints made before alignment.
+    ``flow_features`` for a learned flow, and ``warp_error`` when it is on); an unaligned
+    one gives the same keys as checkpoints made before alignment.
     """
     found = SPEC.recognise(state_dict)
     if found is None:
@@ -373,6 +427,8 @@ def vsr_hyperparameters(state_dict: StateDict) -> Hyperparameters | None:
         del found["flow_levels"], found["flow_features"]
     if found["alignment"] == "none":
         del found["alignment"]
+    if not found["warp_error"]:
+        del found["warp_error"]
     return found
 
 
@@ -385,6 +441,7 @@ def build_vsr(
     alignment: str = "none",
     flow_levels: int = 3,
     flow_features: int = 16,
+    warp_error: bool = False,
 ) -> BidirectionalRecurrentVSR:
     """A BidirectionalRecurrentVSR ready to run: alignment "dis" gets OpenCV's DIS flow."""
     model = BidirectionalRecurrentVSR(
@@ -396,6 +453,7 @@ def build_vsr(
         alignment,
         flow_levels,
         flow_features,
+        warp_error,
     )
     if model.alignment == "dis":
         from srgan.imaging.optical_flow import dis_flow
@@ -428,6 +486,7 @@ SPEC = ArchSpec(
         "alignment": ALIGNMENTS,
         "flow_levels": range(1, 9),
         "flow_features": range(1, 257),
+        "warp_error": (0, 1),
     },
     scale=lambda hp: int(hp["scale"]),
     in_channels=lambda hp: int(hp["in_channels"]),
@@ -442,6 +501,7 @@ SPEC = ArchSpec(
         "alignment": "none",
         "flow_levels": 3,
         "flow_features": 16,
+        "warp_error": 0,
     },
     temporal=True,
 )

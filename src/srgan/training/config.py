@@ -111,13 +111,16 @@ class ModelConfig(Section):
     alignment: Literal["none", "learned", "dis"] | None = None
     flow_levels: int | None = Field(default=None, gt=0, le=8)
     flow_features: int | None = Field(default=None, gt=0, le=256)
+    # vsr, aligned only: also feed each recurrent cell the per-pixel error of the flow
+    # (the current LR frame against the previous one warped by it)
+    warp_error: bool | None = None
     freeze: list[str] = Field(default_factory=list)  # parameter-name prefixes not trained
 
     @model_validator(mode="after")
     def _arch_fields(self) -> ModelConfig:
         if self.growth_channels is not None and self.arch != "rrdbnet":
             raise ValueError("growth_channels is a rrdbnet hyper-parameter")
-        for name in ("alignment", "flow_levels", "flow_features"):
+        for name in ("alignment", "flow_levels", "flow_features", "warp_error"):
             if getattr(self, name) is not None and self.arch != "vsr":
                 raise ValueError(f"{name} is a vsr hyper-parameter")
         if self.init is not None and not self.init.strip():

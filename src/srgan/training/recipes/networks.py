@@ -67,6 +67,7 @@ ARCHS: dict[str, ArchEntry] = {
             "alignment": "alignment",
             "flow_levels": "flow_levels",
             "flow_features": "flow_features",
+            "warp_error": "warp_error",
         },
         {
             "num_features": 32,
@@ -74,10 +75,11 @@ ARCHS: dict[str, ArchEntry] = {
             "alignment": "learned",
             "flow_levels": 3,
             "flow_features": 16,
+            "warp_error": 0,
         },
         "scale",
         temporal=True,
-        absent={"alignment": "none", "flow_levels": 3, "flow_features": 16},
+        absent={"alignment": "none", "flow_levels": 3, "flow_features": 16, "warp_error": 0},
     ),
 }
 BY_ZOO_NAME = {entry.zoo_name: name for name, entry in ARCHS.items()}

@@ -175,6 +175,7 @@ num_blocks = 4
 alignment = "learned"          # learned flow network, "dis" (OpenCV DIS on LR), or "none"
 flow_levels = 3                # learned flow: pyramid levels
 flow_features = 16             # learned flow: channels per level
+warp_error = false             # aligned: also feed each cell the flow's per-pixel error
 # init = "runs/vsr_old"        # start from a trained run or weights file
 
 [optim]                        # Adam
