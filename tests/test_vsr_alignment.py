@@ -233,3 +233,13 @@ def test_the_warp_error_cue_is_zero_where_the_flow_is_right_and_survives_a_check
     assert isinstance(loaded, BidirectionalRecurrentVSR) and loaded.warp_error
     with torch.no_grad():
         assert torch.allclose(loaded(clip), cued(clip), atol=1e-6)
+
+
+def test_a_config_with_warp_error_but_no_alignment_is_refused_in_words():
+    from pydantic import ValidationError
+
+    from srgan.training.config import ModelConfig
+
+    with pytest.raises(ValidationError, match="set alignment to learned or dis"):
+        ModelConfig(arch="vsr", alignment="none", warp_error=True)
+    assert ModelConfig(arch="vsr", alignment="dis", warp_error=True).warp_error

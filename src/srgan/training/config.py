@@ -123,6 +123,8 @@ class ModelConfig(Section):
         for name in ("alignment", "flow_levels", "flow_features", "warp_error"):
             if getattr(self, name) is not None and self.arch != "vsr":
                 raise ValueError(f"{name} is a vsr hyper-parameter")
+        if self.warp_error and self.alignment == "none":
+            raise ValueError("warp_error measures the flow: set alignment to learned or dis")
         if self.init is not None and not self.init.strip():
             raise ValueError("init: give a model name or a path, or leave it out")
         return self
