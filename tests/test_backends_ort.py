@@ -97,3 +97,41 @@ def test_a_crafted_remembered_descriptor_is_ignored(tmp_path):
         assert resolve_source(str(weights)).descriptor is None
     model = open_model(str(weights), backend="onnxruntime")
     assert model.descriptor.scale == 4 and model.descriptor.name == "other"
+
+
+@pytest.mark.parametrize("arch", ["rrdbnet", "srvgg"])
+def test_export_keeps_onnxruntime_in_its_blocked_layout(tmp_path, arch):
+    """PReLU and RRDB's residual scale are exported so that ONNX Runtime's optimiser keeps
+    every layer in NCHWc (no PRelu, no reorder between layers), same values, and the module
+    itself is left as it was."""
+    import onnx
+    import onnxruntime
+    import torch
+    from torch import nn
+
+    from srgan.archs.rrdbnet import RRDBNet
+    from srgan.archs.srvgg import SRVGGNetCompact
+    from srgan.zoo.onnx_model import export_onnx
+
+    torch.manual_seed(0)
+    if arch == "rrdbnet":
+        network: nn.Module = RRDBNet(num_feat=16, num_block=2, num_grow_ch=16)
+    else:
+        network = SRVGGNetCompact(num_feat=16, num_conv=3, upscale=4)
+        for layer in network.body:
+            if isinstance(layer, nn.PReLU):  # slopes below 0 and above 1, as in the releases
+                layer.weight.data.uniform_(-1.3, 1.6)
+    path, optimised = tmp_path / "m.onnx", tmp_path / "m.opt.onnx"
+    export_onnx(network, path)
+    if arch == "srvgg":
+        assert sum(isinstance(m, nn.PReLU) for m in network.modules()) == 4
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(optimised)
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    kinds = [node.op_type for node in onnx.load(str(optimised)).graph.node]
+    assert "PRelu" not in kinds and "ReorderInput" not in kinds
+    x = torch.randn(1, 3, 20, 24)
+    with torch.no_grad():
+        expected = network(x).numpy()
+    (got,) = session.run(None, {"input": x.numpy()})
+    assert np.abs(got - expected).max() < 1e-4

@@ -38,6 +38,29 @@ def test_console_script_entry_point_and_exit_codes(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_command_imports_its_own_module_only(tmp_path):
+    """`srgan upscale` does not import the training, video or server commands (start-up);
+    an unknown command still gets Typer's suggestion from the full list."""
+    code = (
+        "import sys\n"
+        "from srgan.cli.main import run\n"
+        "try:\n"
+        f"    run(['upscale', {str(tmp_path / 'missing.png')!r}, 'o.png'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('srgan.cli.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = done.stdout
+    assert "srgan.cli.resize_cmds" in loaded
+    for other in ("train_cmd", "train_vsr_cmd", "video_cmd", "serve_cmd", "bench_cmds"):
+        assert f"srgan.cli.{other}'" not in loaded
+    typo = subprocess.run(
+        [sys.executable, "-m", "srgan", "upscal", "a", "b"], capture_output=True, text=True
+    )
+    assert typo.returncode == 2 and "Did you mean 'upscale'?" in typo.stderr
+
+
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory) -> Path:
     from skimage import data

@@ -57,10 +57,15 @@ class RRDB(nn.Module):
         self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
         self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
         self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
+        self.num_feat = num_feat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.rdb3(self.rdb2(self.rdb1(x)))
-        return out * _RESIDUAL_SCALE + x
+        # A per-channel scale, not a scalar: exported to ONNX, ONNX Runtime folds it into
+        # a convolution and keeps the whole trunk in its blocked (NCHWc) layout; with a
+        # scalar it leaves that layout at every block (about 10 % slower on the CPU).
+        scale = out.new_full((1, self.num_feat, 1, 1), _RESIDUAL_SCALE)
+        return out * scale + x
 
 
 class RRDBNet(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Annotated
@@ -10,48 +11,59 @@ import typer
 
 from srgan import __version__
 from srgan.cli import console
-from srgan.cli.bench_cmds import benchmark, profile_memory
-from srgan.cli.compare_cmd import compare
-from srgan.cli.convert_cmd import convert
-from srgan.cli.dataset_cmds import dataset_app
-from srgan.cli.devices_cmd import devices
-from srgan.cli.metric_cmds import evaluate, psnr
-from srgan.cli.models_cmd import models
-from srgan.cli.quantize_cmd import quantize
-from srgan.cli.resize_cmds import downscale, upscale
-from srgan.cli.serve_cmd import serve_app
-from srgan.cli.train_cmd import train
-from srgan.cli.train_vsr_cmd import train_vsr
-from srgan.cli.video_cmd import video
 from srgan.errors import SrganError
 
-app = typer.Typer(
-    name="srgan",
-    help="Image and video super-resolution: upscale, evaluate, train.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# name -> (module, attribute, hidden). Only the command being run is imported: the others'
+# modules would add a tenth of a second to every start-up.
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "upscale": ("srgan.cli.resize_cmds", "upscale", False),
+    "batch-process": ("srgan.cli.resize_cmds", "upscale", False),
+    "batch": ("srgan.cli.resize_cmds", "upscale", True),
+    "downscale": ("srgan.cli.resize_cmds", "downscale", False),
+    "video": ("srgan.cli.video_cmd", "video", False),
+    "psnr": ("srgan.cli.metric_cmds", "psnr", False),
+    "eval": ("srgan.cli.metric_cmds", "evaluate", False),
+    "compare": ("srgan.cli.compare_cmd", "compare", False),
+    "convert": ("srgan.cli.convert_cmd", "convert", False),
+    "models": ("srgan.cli.models_cmd", "models", False),
+    "devices": ("srgan.cli.devices_cmd", "devices", False),
+    "benchmark": ("srgan.cli.bench_cmds", "benchmark", False),
+    "quantize": ("srgan.cli.quantize_cmd", "quantize", False),
+    "dataset": ("srgan.cli.dataset_cmds", "dataset_app", False),
+    "train": ("srgan.cli.train_cmd", "train", False),
+    "train-vsr": ("srgan.cli.train_vsr_cmd", "train_vsr", False),
+    "profile-memory": ("srgan.cli.bench_cmds", "profile_memory", False),
+    "serve": ("srgan.cli.serve_cmd", "serve_app", False),
+}
 
-app.command("upscale")(upscale)
-app.command("batch-process")(upscale)
-app.command("batch", hidden=True)(upscale)
-app.command("downscale")(downscale)
-app.command("video")(video)
-app.command("psnr")(psnr)
-app.command("eval")(evaluate)
-app.command("compare")(compare)
-app.command("convert")(convert)
-app.command("models")(models)
-app.command("devices")(devices)
-app.command("benchmark")(benchmark)
-app.command("quantize")(quantize)
-app.add_typer(dataset_app, name="dataset")
-app.command("train")(train)
-app.command("train-vsr")(train_vsr)
-app.command("profile-memory")(profile_memory)
-app.add_typer(serve_app, name="serve")
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The `srgan` app with every command, or with command `only` alone."""
+    app = typer.Typer(
+        name="srgan",
+        help="Image and video super-resolution: upscale, evaluate, train.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(main)
+    for name, (module, attribute, hidden) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        command = getattr(importlib.import_module(module), attribute)
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=name)
+        else:
+            app.command(name, hidden=hidden)(command)
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
+
 
 GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose", "--version"}
 
@@ -62,7 +74,6 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only errors: no progress, no warnings.")
@@ -88,11 +99,20 @@ def hoist_global_flags(argv: list[str]) -> list[str]:
     return flags + rest + argv[end:]
 
 
+def _command_named(args: list[str]) -> str | None:
+    """The command `args` run, when it is one srgan has (else None: every command is
+    registered, for `--help` and for Typer's "no such command")."""
+    words = [arg for arg in args if arg not in GLOBAL_FLAGS]
+    if not words or words[0] not in COMMANDS:
+        return None
+    return words[0]
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: maps srgan errors to one line and an exit code."""
     args = hoist_global_flags(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=args, prog_name="srgan")
+        build_app(only=_command_named(args))(args=args, prog_name="srgan")
     except SrganError as exc:
         console.error(str(exc))
         sys.exit(exc.exit_code)

@@ -149,11 +149,11 @@ def family_source(variant: NcnnVariant) -> ModelSource:
     def export(with_statistics: bool) -> Path:
         from srgan.zoo.cache import cached_file
         from srgan.zoo.ncnn_loader import export_variant_onnx
-        from srgan.zoo.onnx_model import ONNX_OPSET, check_onnx_start
+        from srgan.zoo.onnx_model import EXPORT_SUFFIX, check_onnx_start
 
         kind = "-stats" if with_statistics else ""
         return cached_file(
-            f"{identity}{kind}-opset{ONNX_OPSET}.onnx",
+            f"{identity}{kind}{EXPORT_SUFFIX}",
             lambda path: export_variant_onnx(variant, path, with_statistics),
             check_onnx_start,
         )
