@@ -14,7 +14,14 @@ import pytest
 
 from srgan.errors import BadInputError, SrganError
 from srgan.inference.backends import select_backend, with_known_descriptor
-from srgan.inference.backends.choice import ChoiceCache, ChoiceKey, Probe, choose, fastest
+from srgan.inference.backends.choice import (
+    FORMAT_VERSION,
+    ChoiceCache,
+    ChoiceKey,
+    Probe,
+    choose,
+    fastest,
+)
 from srgan.zoo.sources import resolve_source
 
 INTEL_AVX512 = {"onnxruntime": 0.030, "ncnn": 0.041, "torch": 0.120}
@@ -141,7 +148,7 @@ def test_a_damaged_or_foreign_cache_file_counts_as_empty(cache):
         cache.path.write_text(text)
         measure = FakeMeasure(INTEL_AVX512)
         assert choose(key(threads=threads), measure, cache).backend == "onnxruntime"
-        assert measure.calls == 1 and json.loads(cache.path.read_text())["format"] == 1
+        assert measure.calls == 1 and json.loads(cache.path.read_text())["format"] == FORMAT_VERSION
     # an entry with wrong types is ignored, the rest of the file still counts
     choose(key(), FakeMeasure(INTEL_AVX512), cache)
     document = json.loads(cache.path.read_text())
@@ -234,3 +241,58 @@ def test_one_candidate_needs_no_measurement_and_forcing_is_checked(monkeypatch, 
     assert select_backend(bicubic, measure=never).backend == "torch"
     with pytest.raises(BadInputError, match="cannot be exported"):
         select_backend(bicubic, backend="onnxruntime", measure=never)
+
+
+def test_the_larger_tile_decides_between_close_backends(cache):
+    """ncnn leads on the small probe, ONNX Runtime on the tile of twice the side: the
+    larger tile decides, and the cache keeps both tables."""
+    probe = Probe(
+        {"ncnn": 0.036, "onnxruntime": 0.042, "torch": 0.052},
+        112,
+        0.6,
+        large_times={"ncnn": 0.140, "onnxruntime": 0.121, "torch": 0.190},
+        large_side=224,
+    )
+    choice = choose(key(), lambda names: probe, cache)
+    assert choice.backend == "onnxruntime" and "decided on a 224x224 tile" in choice.explain()
+    again = choose(key(), FakeMeasure({}), ChoiceCache(cache.path.parent))
+    assert again.from_cache and again.backend == "onnxruntime"
+    assert again.probe.large_times == probe.large_times and again.probe.large_side == 224
+
+
+class SleepingRunner:
+    """A backend whose run costs `fixed` seconds plus `per_pixel` per input pixel."""
+
+    def __init__(self, fixed: float, per_pixel: float) -> None:
+        self.fixed, self.per_pixel = fixed, per_pixel
+
+    def __call__(self, tile):
+        import time
+
+        time.sleep(self.fixed + self.per_pixel * tile.shape[-1] * tile.shape[-2])
+        return tile
+
+
+def test_measure_times_the_finalists_on_a_tile_of_twice_the_side():
+    """A backend with a fixed cost per run loses on the small probe and wins on the
+    larger tile; one far behind is not timed again."""
+    from types import SimpleNamespace
+
+    from srgan.inference.backends import probe
+
+    costs = {  # at the 32 px probe: 50, 56 and 100 ms; at 64 px: 62, 57 (and 131) ms
+        "lean": (0.046, 4e-6),
+        "fixed": (0.055, 5e-7),
+        "slow": (0.09, 1e-5),
+    }
+    backends = [SimpleNamespace(name=name) for name in costs]
+    measured = probe.measure(
+        backends,
+        prepare=lambda backend: backend.name,
+        make_runner=lambda backend, model: SleepingRunner(*costs[model]),
+        channels=3,
+    )
+    assert measured.side == 32 and measured.large_side == 64
+    assert set(measured.times) == set(costs) and set(measured.large_times) == {"lean", "fixed"}
+    assert measured.times["lean"] < measured.times["fixed"]
+    assert measured.winner() == "fixed"

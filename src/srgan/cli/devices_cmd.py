@@ -59,9 +59,15 @@ def choices_table(choices: Sequence[Choice]) -> str:
         times = ", ".join(f"{name} {seconds * 1000:.1f}" for name, seconds in ordered)
         times += "".join(f", {name} failed" for name in choice.probe.errors)
         side = choice.probe.side
+        times += f" ({side}x{side})"
+        if choice.probe.large_times:
+            large = sorted(choice.probe.large_times.items(), key=lambda item: (item[1], item[0]))
+            big = choice.probe.large_side
+            times += "; " + ", ".join(f"{name} {s * 1000:.1f}" for name, s in large)
+            times += f" ({big}x{big}, decides)"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(choice.measured_at))
         lines.append(
             f"{choice.key.name:<16}{choice.key.precision:<10}{choice.key.threads:>7}  "
-            f"{choice.backend:<13}{when:<18}{times} ({side}x{side})"
+            f"{choice.backend:<13}{when:<18}{times}"
         )
     return "\n".join(lines)

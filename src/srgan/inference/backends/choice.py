@@ -43,7 +43,7 @@ except ImportError:  # Windows: the atomic rename alone keeps the file consisten
 log = logging.getLogger(__name__)
 
 CHOICES_FILE = "backend-choices.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: finalists timed again on a larger tile (1's choices are stale)
 MAX_ENTRIES = 256
 BUSY_LOAD_PER_CORE = 1.5
 QUIET_LOAD_PER_CORE = 0.75
@@ -92,7 +92,9 @@ class ChoiceKey:
 
 @dataclass(frozen=True)
 class Probe:
-    """One measurement: seconds per probe tile for each backend that ran."""
+    """One measurement: seconds per probe tile for each backend that ran, and for the
+    backends that came close to the fastest, seconds per tile of a larger side, which
+    decides between them (a backend's fixed cost per run favours it on small tiles only)."""
 
     times: dict[str, float]
     side: int  # the probe tile's side in input pixels
@@ -100,6 +102,11 @@ class Probe:
     errors: dict[str, str] = field(default_factory=dict)
     eliminated: tuple[str, ...] = ()  # timed once only: already far slower than the best
     setup_seconds: float = 0.0  # preparing the backends: cached conversions, sessions
+    large_times: dict[str, float] = field(default_factory=dict)  # the finalists
+    large_side: int = 0
+
+    def winner(self) -> str:
+        return fastest(self.large_times or self.times)
 
 
 @dataclass(frozen=True)
@@ -128,9 +135,22 @@ class Choice:
                 "measured again once it is quiet)"
             )
         side = self.probe.side
+        large = self.probe.large_times
+        decider = ""
+        if large:
+            rivals = ", ".join(
+                f"{name} {seconds * 1000:.0f} ms"
+                for name, seconds in sorted(large.items(), key=lambda item: (item[1], item[0]))
+                if name != self.backend
+            )
+            big = self.probe.large_side
+            decider = (
+                f"; decided on a {big}x{big} tile: {large[self.backend] * 1000:.0f} ms, "
+                f"against {rivals}"
+            )
         return (
             f"{self.backend} ({self.probe.times[self.backend] * 1000:.0f} ms per {side}x{side} "
-            f"probe{', against ' + others if others else ''}{failed}) for "
+            f"probe{', against ' + others if others else ''}{failed}{decider}) for "
             f"{self.key.name} in {self.key.precision} with {self.key.threads} threads; {how} "
             f"(timing took {self.probe.seconds:.1f} s, preparing the backends "
             f"{self.probe.setup_seconds:.1f} s; "
@@ -145,6 +165,8 @@ class Choice:
             "errors": self.probe.errors,
             "eliminated": list(self.probe.eliminated),
             "probe_side": self.probe.side,
+            "large_times": self.probe.large_times,
+            "large_side": self.probe.large_side,
             "probe_seconds": round(self.probe.seconds, 3),
             "setup_seconds": round(self.probe.setup_seconds, 3),
             "measured_at": self.measured_at,
@@ -194,7 +216,7 @@ def choose(
         if not probe.times:
             reasons = "; ".join(f"{name}: {why}" for name, why in probe.errors.items())
             raise SrganError(f"no backend could run {key.name} ({reasons})")
-        choice = Choice(key, fastest(probe.times), probe, time.time(), load_per_core=load())
+        choice = Choice(key, probe.winner(), probe, time.time(), load_per_core=load())
         _IN_PROCESS[memo] = choice
         try:
             cache.store(choice)
@@ -304,7 +326,14 @@ def _parse(entry: object) -> Choice | None:
             errors={str(k): str(v) for k, v in dict(entry.get("errors", {})).items()},
             eliminated=tuple(str(name) for name in entry.get("eliminated", [])),
             setup_seconds=float(entry.get("setup_seconds", 0.0)),
+            large_times={
+                str(name): float(seconds)
+                for name, seconds in dict(entry.get("large_times", {})).items()
+            },
+            large_side=int(entry.get("large_side", 0)),
         )
+        if probe.large_times and backend not in probe.large_times:
+            return None
         load = float(entry.get("load_per_core", 0.0))
         return Choice(key, backend, probe, float(entry["measured_at"]), True, load)
     except (KeyError, TypeError, ValueError):
