@@ -125,7 +125,9 @@ class Choice:
     def explain(self) -> str:
         """One line: what was picked, the times behind it, and when they were measured."""
         ordered = sorted(self.probe.times.items(), key=lambda item: (item[1], item[0]))
-        others = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in ordered[1:])
+        others = ", ".join(
+            f"{name} {seconds * 1000:.0f} ms" for name, seconds in ordered if name != self.backend
+        )
         failed = "".join(f"; {name} failed: {why}" for name, why in self.probe.errors.items())
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.measured_at))
         how = f"measured {when}, cached" if self.from_cache else "measured now"

@@ -36,7 +36,7 @@ ELIMINATE = 3.0
 ELIMINATE_WARM, WARM_FLOOR_S = 10.0, 1.0
 MIN_SIDE, SIZING_SIDE, MAX_SIDE = 32, 32, 128
 FINALIST_MARGIN = 1.5  # within this factor of the fastest: timed on the larger tile too
-LARGE_REPEATS = 2  # timed runs per finalist on the larger tile (after a warm-up)
+LARGE_REPEATS = 1  # timed runs per finalist on the larger tile (after a warm-up)
 
 
 def probe_tile(side: int, channels: int) -> np.ndarray:
