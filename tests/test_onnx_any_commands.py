@@ -157,7 +157,9 @@ def test_srgan_video_network_as_onnx_runs_on_video(cli, tmp_path):
     clip = make_video(tmp_path / "in.mp4", frames=5, size=(32, 32), audio=None)
     # The automatic tile follows the memory free at the time, and a backend measured and
     # cached for these weights by another test must not decide: the ONNX file runs in PyTorch.
-    whole = ("--tile", "0")
+    # --crf 0: lossless h264, so that the two runs' frames are compared, not the encoder's
+    # decisions (a one-level difference of its input can move a block by several levels).
+    whole = ("--tile", "0", "--crf", "0")
     cli("video", clip, tmp_path / "out.mp4", "-m", tmp_path / "vsr.onnx", "--window", "3", "-q",
         *whole)  # fmt: skip
     summary = summarise(tmp_path / "out.mp4")
@@ -166,9 +168,10 @@ def test_srgan_video_network_as_onnx_runs_on_video(cli, tmp_path):
         "3", "-q", "--backend", "torch", *whole)  # fmt: skip
     for ours, reference in zip(pictures(tmp_path / "out.mp4"), pictures(tmp_path / "ref.mp4"),
                                strict=True):  # fmt: skip
-        # ONNX Runtime and PyTorch round differently in the last float bits, and the lossy
-        # encoder can turn a one-level difference of its input into a few levels of output.
-        assert np.abs(ours.astype(np.int16) - reference).mean() < 1.0
+        # the two runs may round differently in the last float bits: one level at most
+        # (the lossless encoder's YUV 4:2:0 conversion is the same for both)
+        difference = np.abs(ours.astype(np.int16) - reference)
+        assert difference.mean() < 0.2 and difference.max() <= 3
 
 
 def test_compare_takes_an_onnx_file(cli, oddball, tmp_path):

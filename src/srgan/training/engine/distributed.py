@@ -91,4 +91,5 @@ def start(context: Distributed, device: torch.device) -> None:
 
 def stop(context: Distributed) -> None:
     if context.enabled and dist.is_initialized():
+        dist.barrier()  # every rank is done with the group before it goes
         dist.destroy_process_group()

@@ -183,7 +183,11 @@ class Engine:
                 self.config.data.workers,
             )
             with self.stop.listening():
-                return self._loop(batches, end)
+                last = self._loop(batches, end)
+            # Left to the interpreter's exit, gloo's threads are still running and abort the
+            # process ("terminate called without an active exception") now and then.
+            distributed.stop(self.context)
+            return last
         finally:
             if self.log is not None:
                 self.log.close()
