@@ -109,7 +109,7 @@ def test_export_keeps_onnxruntime_in_its_blocked_layout(tmp_path, arch):
     import torch
     from torch import nn
 
-    from srgan.archs.rrdbnet import RRDBNet
+    from srgan.archs.rrdbnet import RRDB, RRDBNet
     from srgan.archs.srvgg import SRVGGNetCompact
     from srgan.zoo.onnx_model import export_onnx
 
@@ -123,8 +123,8 @@ def test_export_keeps_onnxruntime_in_its_blocked_layout(tmp_path, arch):
                 layer.weight.data.uniform_(-1.3, 1.6)
     path, optimised = tmp_path / "m.onnx", tmp_path / "m.opt.onnx"
     export_onnx(network, path)
-    if arch == "srvgg":
-        assert sum(isinstance(m, nn.PReLU) for m in network.modules()) == 4
+    restored, count = {"srvgg": (nn.PReLU, 4), "rrdbnet": (RRDB, 2)}[arch]
+    assert sum(isinstance(m, restored) for m in network.modules()) == count
     options = onnxruntime.SessionOptions()
     options.optimized_model_filepath = str(optimised)
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -24,7 +24,7 @@ from srgan.archs.spec import ArchSpec, Hyperparameters, StateDict, dims, indices
 
 __all__ = ["RRDB", "SPEC", "RRDBNet", "ResidualDenseBlock", "rrdbnet_guess"]
 
-_RESIDUAL_SCALE = 0.2
+RESIDUAL_SCALE = 0.2
 _LEAKY_SLOPE = 0.2
 
 
@@ -46,7 +46,7 @@ class ResidualDenseBlock(nn.Module):
         x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
         x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
         x5: torch.Tensor = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * _RESIDUAL_SCALE + x
+        return x5 * RESIDUAL_SCALE + x
 
 
 class RRDB(nn.Module):
@@ -57,15 +57,10 @@ class RRDB(nn.Module):
         self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
         self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
         self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
-        self.num_feat = num_feat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.rdb3(self.rdb2(self.rdb1(x)))
-        # A per-channel scale, not a scalar: exported to ONNX, ONNX Runtime folds it into
-        # a convolution and keeps the whole trunk in its blocked (NCHWc) layout; with a
-        # scalar it leaves that layout at every block (about 10 % slower on the CPU).
-        scale = out.new_full((1, self.num_feat, 1, 1), _RESIDUAL_SCALE)
-        return out * scale + x
+        return out * RESIDUAL_SCALE + x
 
 
 class RRDBNet(nn.Module):

@@ -124,10 +124,7 @@ class Choice:
 
     def explain(self) -> str:
         """One line: what was picked, the times behind it, and when they were measured."""
-        ordered = sorted(self.probe.times.items(), key=lambda item: (item[1], item[0]))
-        others = ", ".join(
-            f"{name} {seconds * 1000:.0f} ms" for name, seconds in ordered if name != self.backend
-        )
+        others = _listed(self.probe.times, leaving_out=self.backend)
         failed = "".join(f"; {name} failed: {why}" for name, why in self.probe.errors.items())
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.measured_at))
         how = f"measured {when}, cached" if self.from_cache else "measured now"
@@ -140,15 +137,10 @@ class Choice:
         large = self.probe.large_times
         decider = ""
         if large:
-            rivals = ", ".join(
-                f"{name} {seconds * 1000:.0f} ms"
-                for name, seconds in sorted(large.items(), key=lambda item: (item[1], item[0]))
-                if name != self.backend
-            )
             big = self.probe.large_side
             decider = (
                 f"; decided on a {big}x{big} tile: {large[self.backend] * 1000:.0f} ms, "
-                f"against {rivals}"
+                f"against {_listed(large, leaving_out=self.backend)}"
             )
         return (
             f"{self.backend} ({self.probe.times[self.backend] * 1000:.0f} ms per {side}x{side} "
@@ -174,6 +166,12 @@ class Choice:
             "measured_at": self.measured_at,
             "load_per_core": round(self.load_per_core, 2),
         }
+
+
+def _listed(times: Mapping[str, float], leaving_out: str) -> str:
+    """'name N ms, ...' fastest first, without `leaving_out`."""
+    ordered = sorted(times.items(), key=lambda item: (item[1], item[0]))
+    return ", ".join(f"{name} {s * 1000:.0f} ms" for name, s in ordered if name != leaving_out)
 
 
 def fastest(times: Mapping[str, float]) -> str:

@@ -78,10 +78,9 @@ def measure(
     setup = timing = 0.0
     runners: dict[str, Runner] = {}
     for backend in backends:
-        context = threads_context(backend) if threads_context else nullcontext()
         started = time.perf_counter()
         try:
-            with context:
+            with _threads(threads_context, backend):
                 runner = make_runner(backend, prepare(backend))
                 runners[backend.name] = runner
                 ready = time.perf_counter()
@@ -107,36 +106,13 @@ def measure(
                 times[backend.name] = min(runs)
                 timing += time.perf_counter() - ready
         except Exception as exc:  # one backend failing must not stop the others
-            errors[backend.name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            errors[backend.name] = _failure(exc)
             setup += time.perf_counter() - started
-    best = min(times.values(), default=math.inf)
-    finalists = [
-        backend
-        for backend in backends
-        if backend.name in times
-        and backend.name not in eliminated
-        and times[backend.name] <= FINALIST_MARGIN * best
-    ]
-    large_times: dict[str, float] = {}
-    large_side = 0
-    if len(finalists) > 1:
-        started = time.perf_counter()
-        large_side = 2 * side
-        tile = probe_tile(large_side, channels)
-        for backend in finalists:
-            context = threads_context(backend) if threads_context else nullcontext()
-            try:
-                with context:
-                    runners[backend.name](tile)  # warm-up: buffers for the new size
-                    large_times[backend.name] = min(
-                        _timed(runners[backend.name], tile) for _ in range(LARGE_REPEATS)
-                    )
-            except Exception as exc:
-                errors[backend.name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-                times.pop(backend.name, None)
-        timing += time.perf_counter() - started
-        if len(large_times) < 2:  # nothing left to decide between
-            large_times, large_side = {}, 0
+    started = time.perf_counter()
+    large_times = _time_finalists(
+        backends, times, eliminated, runners, channels, 2 * side, threads_context, errors
+    )
+    timing += time.perf_counter() - started
     return Probe(
         times,
         side or SIZING_SIDE,
@@ -145,8 +121,54 @@ def measure(
         tuple(eliminated),
         setup,
         large_times,
-        large_side,
+        2 * side if large_times else 0,
     )
+
+
+def _time_finalists(
+    backends: Sequence[Backend],
+    times: dict[str, float],
+    eliminated: Sequence[str],
+    runners: dict[str, Runner],
+    channels: int,
+    side: int,
+    threads_context: Callable[[Backend], AbstractContextManager[object]] | None,
+    errors: dict[str, str],
+) -> dict[str, float]:
+    """Seconds per `side` tile for the backends within FINALIST_MARGIN of the fastest, when
+    there are two or more (else empty); one that fails there leaves `times` for `errors`."""
+    best = min(times.values(), default=math.inf)
+    finalists = [
+        backend
+        for backend in backends
+        if backend.name in times
+        and backend.name not in eliminated
+        and times[backend.name] <= FINALIST_MARGIN * best
+    ]
+    if len(finalists) < 2:
+        return {}
+    tile = probe_tile(side, channels)
+    large_times: dict[str, float] = {}
+    for backend in finalists:
+        runner = runners[backend.name]
+        try:
+            with _threads(threads_context, backend):
+                runner(tile)  # warm-up: buffers for the new size
+                large_times[backend.name] = min(_timed(runner, tile) for _ in range(LARGE_REPEATS))
+        except Exception as exc:  # as in the first round: the others go on
+            errors[backend.name] = _failure(exc)
+            times.pop(backend.name, None)
+    return large_times if len(large_times) > 1 else {}
+
+
+def _threads(
+    threads_context: Callable[[Backend], AbstractContextManager[object]] | None, backend: Backend
+) -> AbstractContextManager[object]:
+    return threads_context(backend) if threads_context else nullcontext()
+
+
+def _failure(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
 def _size_probe(runner: Runner, channels: int, multiple: int) -> tuple[int, float | None]:
